@@ -1,0 +1,80 @@
+//! The shared state every request sees.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::errors::OciError;
+use crate::metadata::{self, Db, registries::RegistryRow};
+use crate::storage::BlobStore;
+use crate::storage::registry_stores::RegistryStores;
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub stores: RegistryStores,
+}
+
+/// Cheap to clone; derefs to [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The registry a request is for, and its blob store.
+#[derive(Clone)]
+pub struct RegistryCtx {
+    pub row: RegistryRow,
+    pub blobs: BlobStore,
+}
+
+impl App {
+    /// Picks the registry of a request from its `Host` (port stripped, lowercase): `<name>.<domain>` is
+    /// registry `<name>`; any other host is the default registry, if one is configured.
+    pub async fn registry_for_host(&self, host: Option<&str>) -> Result<RegistryCtx, OciError> {
+        let host = host.map(strip_port).unwrap_or_default().to_ascii_lowercase();
+        let suffix = format!(".{}", self.config.registry.domain.to_ascii_lowercase());
+        let by_login_server = match host.strip_suffix(&suffix) {
+            Some(name) if !name.is_empty() && !name.contains('.') => metadata::registries::find(&self.db, name).await?,
+            _ => None,
+        };
+        let row = match by_login_server {
+            Some(row) => row,
+            None => self.default_registry().await?,
+        };
+        let blobs = self.stores.get(&row.name, row.storage_url.as_deref()).map_err(OciError::Internal)?;
+        Ok(RegistryCtx { row, blobs })
+    }
+
+    async fn default_registry(&self) -> Result<RegistryRow, OciError> {
+        let name = &self.config.registry.default_registry;
+        let unknown = || OciError::NameUnknown("no registry is served at this host".into());
+        if name.is_empty() {
+            return Err(unknown());
+        }
+        metadata::registries::find(&self.db, &name.to_ascii_lowercase()).await?.ok_or_else(unknown)
+    }
+}
+
+/// `host:port` or `[v6]:port` → host.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        for (host, want) in [("a.localhost:5000", "a.localhost"), ("a.b", "a.b"), ("[::1]:5000", "::1"), ("[::1]", "::1")] {
+            assert_eq!(super::strip_port(host), want);
+        }
+    }
+}

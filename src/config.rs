@@ -1,0 +1,172 @@
+//! Configuration: the embedded `config/berth.toml` gives every default, an optional file overrides
+//! some options, and `BERTH_*` environment variables override both.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The documented configuration file, compiled in as the defaults.
+const EMBEDDED: &str = include_str!("../config/berth.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub database: DatabaseConfig,
+    pub registry: RegistryConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub default_registry: String,
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// The embedded defaults, overridden by `file` (if any), then by the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut merged: toml::Table = toml::from_str(EMBEDDED).context("embedded config")?;
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let overrides: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            merge(&mut merged, overrides);
+        }
+        let mut config: Config = merged.try_into().context("invalid configuration")?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `BERTH_*` overrides read through `var`.
+    fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = var("BERTH_HTTP_BIND") {
+            self.http.bind = v.parse().with_context(|| format!("BERTH_HTTP_BIND={v:?} is not an address:port"))?;
+        }
+        if let Some(v) = var("BERTH_DATA_DIR") {
+            self.storage.data_dir = v.into();
+        }
+        if let Some(v) = var("BERTH_DATABASE_URL") {
+            self.database.url = v;
+        }
+        if let Some(v) = var("BERTH_DATABASE_MAX_CONNECTIONS") {
+            self.database.max_connections = v.parse().with_context(|| format!("BERTH_DATABASE_MAX_CONNECTIONS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_DEFAULT_REGISTRY") {
+            self.registry.default_registry = v;
+        }
+        if let Some(v) = var("BERTH_DOMAIN") {
+            self.registry.domain = v;
+        }
+        if let Some(v) = var("BERTH_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        if let Some(v) = var("BERTH_LOG_FORMAT") {
+            self.log.format = toml::Value::String(v.clone()).try_into().with_context(|| format!("BERTH_LOG_FORMAT={v:?} (text or json)"))?;
+        }
+        Ok(())
+    }
+
+    /// A configuration for tests: SQLite and blobs under `dir`, an ephemeral port.
+    pub fn for_tests(dir: &Path) -> Config {
+        let mut config: Config = toml::from_str(EMBEDDED).expect("embedded config parses");
+        config.http.bind = ([127, 0, 0, 1], 0).into();
+        config.storage.data_dir = dir.to_path_buf();
+        config.log.level = "warn".into();
+        config
+    }
+
+    /// The metadata database URL, defaulting to SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.storage.data_dir.join("berth.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+/// Overlays `overrides` on `base`, table by table.
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => merge(base_table, over_table),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_serve_port_5000_with_sqlite_under_data() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.http.bind.port(), 5000);
+        assert_eq!(config.database_url(), "sqlite://./data/berth.db");
+        assert_eq!(config.registry.default_registry, "default");
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_file_overrides_some_options_and_the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "[http]\nbind = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n").unwrap();
+        let mut config = Config::load(Some(&file)).unwrap();
+        assert_eq!(config.http.bind.port(), 6000);
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+        config
+            .apply_env(|name| match name {
+                "BERTH_HTTP_BIND" => Some("127.0.0.1:7000".into()),
+                "BERTH_LOG_FORMAT" => Some("text".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.http.bind.port(), 7000);
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert!(config.apply_env(|n| (n == "BERTH_LOG_FORMAT").then(|| "xml".into())).is_err());
+        std::fs::write(&file, "[http]\nport = 1\n").unwrap();
+        assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
+    }
+}

@@ -1,0 +1,190 @@
+//! The one error type of the data plane: every failure becomes an OCI error code, an HTTP status and the
+//! spec's JSON envelope `{"errors":[{"code","message","detail"}]}`. Code and status are decided together,
+//! in one table (`OciError::code_and_status`), never apart.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered in the distribution spec's format.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    #[error("blob unknown to registry")]
+    BlobUnknown,
+    #[error("blob upload invalid: {0}")]
+    BlobUploadInvalid(String),
+    #[error("blob upload unknown to registry")]
+    BlobUploadUnknown,
+    #[error("provided digest did not match uploaded content")]
+    DigestInvalid(String),
+    #[error("manifest references a blob unknown to the repository: {0}")]
+    ManifestBlobUnknown(String),
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    #[error("manifest is larger than the {0} byte limit")]
+    ManifestTooLarge(usize),
+    #[error("manifest unknown")]
+    ManifestUnknown(String),
+    #[error("invalid repository name")]
+    NameInvalid(String),
+    #[error("repository name not known to registry")]
+    NameUnknown(String),
+    #[error("provided length did not match content length")]
+    SizeInvalid(String),
+    #[error("requested range not satisfiable")]
+    RangeNotSatisfiable { size: u64 },
+    /// A chunk that does not start where the upload stands; answered with the upload's current `Range`.
+    #[error("chunk out of order")]
+    UploadRangeInvalid { location: String, offset: u64 },
+    #[error("invalid pagination parameter: {0}")]
+    PaginationInvalid(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("requested access to the resource is denied")]
+    Denied,
+    #[error("the operation is unsupported")]
+    Unsupported,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl OciError {
+    /// The spec's error code and the HTTP status that goes with it.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        use OciError::*;
+        match self {
+            BlobUnknown => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+            BlobUploadInvalid(_) => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST),
+            BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", StatusCode::NOT_FOUND),
+            DigestInvalid(_) => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
+            ManifestBlobUnknown(_) => ("MANIFEST_BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+            ManifestInvalid(_) => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST),
+            ManifestTooLarge(_) => ("MANIFEST_INVALID", StatusCode::PAYLOAD_TOO_LARGE),
+            ManifestUnknown(_) => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
+            NameInvalid(_) => ("NAME_INVALID", StatusCode::BAD_REQUEST),
+            NameUnknown(_) => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
+            SizeInvalid(_) => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
+            RangeNotSatisfiable { .. } => ("BLOB_UNKNOWN", StatusCode::RANGE_NOT_SATISFIABLE),
+            UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
+            PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
+            Unauthorized => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
+            Denied => ("DENIED", StatusCode::FORBIDDEN),
+            Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+            Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The `detail` member: what exactly was wrong, for the client to show. Internal causes stay in the log.
+    fn detail(&self) -> serde_json::Value {
+        use OciError::*;
+        match self {
+            BlobUploadInvalid(d) | DigestInvalid(d) | ManifestBlobUnknown(d) | ManifestInvalid(d)
+            | ManifestUnknown(d) | NameInvalid(d) | NameUnknown(d) | SizeInvalid(d)
+            | PaginationInvalid(d) | Unavailable(d) => json!(d),
+            RangeNotSatisfiable { size } => json!({ "size": size }),
+            UploadRangeInvalid { offset, .. } => json!({ "offset": offset }),
+            ManifestTooLarge(limit) => json!({ "limit": limit }),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        match self {
+            OciError::RangeNotSatisfiable { size } => {
+                insert(&mut headers, header::CONTENT_RANGE, format!("bytes */{size}"));
+            }
+            OciError::UploadRangeInvalid { location, offset } => {
+                insert(&mut headers, header::LOCATION, location.clone());
+                insert(&mut headers, header::RANGE, upload_range(*offset));
+            }
+            OciError::TooManyRequests { retry_after_secs } => {
+                insert(&mut headers, header::RETRY_AFTER, retry_after_secs.to_string());
+            }
+            _ => {}
+        }
+        headers
+    }
+}
+
+/// The `Range` header value of an upload that has received `offset` bytes (`0-0` when empty, as Distribution).
+pub fn upload_range(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        if let OciError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let body = json!({ "errors": [{ "code": code, "message": self.to_string(), "detail": self.detail() }] });
+        (status, self.headers(), axum::Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for OciError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                OciError::Unavailable("metadata database unreachable".into())
+            }
+            other => OciError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for OciError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::NotFound => OciError::BlobUnknown,
+            other => OciError::Internal(other.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_follow_the_spec_table() {
+        let table: &[(OciError, &str, u16)] = &[
+            (OciError::BlobUnknown, "BLOB_UNKNOWN", 404),
+            (OciError::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
+            (OciError::DigestInvalid("x".into()), "DIGEST_INVALID", 400),
+            (OciError::ManifestBlobUnknown("x".into()), "MANIFEST_BLOB_UNKNOWN", 404),
+            (OciError::ManifestInvalid("x".into()), "MANIFEST_INVALID", 400),
+            (OciError::ManifestUnknown("x".into()), "MANIFEST_UNKNOWN", 404),
+            (OciError::NameInvalid("x".into()), "NAME_INVALID", 400),
+            (OciError::NameUnknown("x".into()), "NAME_UNKNOWN", 404),
+            (OciError::SizeInvalid("x".into()), "SIZE_INVALID", 400),
+            (OciError::Unauthorized, "UNAUTHORIZED", 401),
+            (OciError::Denied, "DENIED", 403),
+            (OciError::Unsupported, "UNSUPPORTED", 405),
+            (OciError::TooManyRequests { retry_after_secs: 1 }, "TOOMANYREQUESTS", 429),
+        ];
+        for (error, code, status) in table {
+            assert_eq!(error.code_and_status(), (*code, StatusCode::from_u16(*status).unwrap()), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn upload_range_of_an_empty_upload_is_zero_zero() {
+        assert_eq!(upload_range(0), "0-0");
+        assert_eq!(upload_range(1), "0-0");
+        assert_eq!(upload_range(100), "0-99");
+    }
+}

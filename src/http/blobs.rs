@@ -1,0 +1,75 @@
+//! Blob reads (`GET`/`HEAD`, with `Range`) and unlinking (`DELETE`).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::header_str;
+use crate::app::{AppState, RegistryCtx};
+use crate::errors::OciError;
+use crate::metadata;
+use crate::oci::digest::Digest;
+use crate::oci::range::{RangeRequest, resolve_range};
+use crate::oci::reference::RepoName;
+use crate::storage::BlobLayout;
+
+async fn repository_id(app: &AppState, reg: &RegistryCtx, repo: &RepoName) -> Result<i64, OciError> {
+    metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
+        .await?
+        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))
+}
+
+/// Streams a blob (or the requested range of it); `with_body` is false for `HEAD`.
+pub async fn get(app: &AppState, reg: &RegistryCtx, repo: &RepoName, digest: &Digest, headers: &HeaderMap, with_body: bool) -> Result<Response, OciError> {
+    let repository_id = repository_id(app, reg, repo).await?;
+    let blob = metadata::blobs::linked(&app.db, repository_id, &digest.to_string()).await?.ok_or(OciError::BlobUnknown)?;
+    let size = blob.size as u64;
+    let range = resolve_range(header_str(headers, &header::RANGE), size)?;
+    let (status, span) = match range {
+        RangeRequest::Whole => (StatusCode::OK, None),
+        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+    };
+    let length = span.map_or(size, |r| r.len());
+    let mut response_headers = vec![
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (header::CONTENT_LENGTH, length.to_string()),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+        (header::ETAG, format!("\"{digest}\"")),
+        (docker_content_digest(), digest.to_string()),
+    ];
+    if let Some(r) = span {
+        response_headers.push((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end)));
+    }
+    let body = if with_body {
+        let layout = BlobLayout::from_stored(blob.object_key, blob.part_sizes.as_deref()).map_err(|e| OciError::Internal(e.into()))?;
+        let stream = reg.blobs.read(&layout, span.map(|r| r.start..r.end + 1)).await?;
+        Body::from_stream(stream)
+    } else {
+        Body::empty()
+    };
+    Ok(with_headers(status, response_headers, body))
+}
+
+/// Removes the blob from the repository (other repositories that link it keep it).
+pub async fn delete(app: &AppState, reg: &RegistryCtx, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
+    let repository_id = repository_id(app, reg, repo).await?;
+    if !metadata::blobs::unlink(&app.db, repository_id, &digest.to_string()).await? {
+        return Err(OciError::BlobUnknown);
+    }
+    Ok(with_headers(StatusCode::ACCEPTED, vec![(header::CONTENT_LENGTH, "0".into())], Body::empty()))
+}
+
+pub fn docker_content_digest() -> header::HeaderName {
+    header::HeaderName::from_static("docker-content-digest")
+}
+
+/// A response with a status, headers (values that cannot be headers are dropped) and a body.
+pub fn with_headers(status: StatusCode, headers: Vec<(header::HeaderName, String)>, body: Body) -> Response {
+    let mut response = (status, body).into_response();
+    for (name, value) in headers {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}

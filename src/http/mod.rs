@@ -1,0 +1,74 @@
+//! The HTTP edge (the only module that knows axum): the router, its layers, and the one dispatcher all
+//! `/v2/` data-plane requests go through.
+
+mod base;
+mod blobs;
+mod extract;
+mod manifests;
+mod referrers;
+mod tags;
+mod uploads;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State, rejection::PathRejection};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::errors::OciError;
+use crate::oci::route::{V2Route, parse_v2};
+use extract::V2Query;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v2/", get(base::get))
+        .route("/v2", get(base::get))
+        .route("/v2/_catalog", get(tags::catalog))
+        .route("/v2/{*rest}", any(v2_dispatch))
+        .fallback(|| async { OciError::NameInvalid("no such endpoint".into()) })
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("docker-distribution-api-version"),
+            HeaderValue::from_static("registry/2.0"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Parses the route, picks the registry by `Host`, and runs the one handler for (method, route).
+async fn v2_dispatch(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    rest: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Result<Response, OciError> {
+    let Path(rest) = rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
+    let route = parse_v2(&rest)?;
+    let query = V2Query::parse(&uri);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let reg = app.registry_for_host(host).await?;
+    let response = match (method, route) {
+        (Method::GET, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, true).await?,
+        (Method::HEAD, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, false).await?,
+        (Method::DELETE, V2Route::Blob { repo, digest }) => blobs::delete(&app, &reg, &repo, &digest).await?,
+        (Method::POST, V2Route::UploadStart { repo }) => uploads::start(&app, &reg, &repo, &query, &headers, body).await?,
+        (Method::PATCH, V2Route::Upload { repo, id }) => uploads::patch(&app, &reg, &repo, &id, &headers, body).await?,
+        (Method::PUT, V2Route::Upload { repo, id }) => uploads::put(&app, &reg, &repo, &id, &query, &headers, body).await?,
+        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&app, &reg, &repo, &id).await?,
+        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&app, &reg, &repo, &id).await?,
+        (Method::GET, V2Route::Manifest { repo, reference }) => manifests::get(&app, &reg, &repo, &reference, &headers, true).await?,
+        (Method::HEAD, V2Route::Manifest { repo, reference }) => manifests::get(&app, &reg, &repo, &reference, &headers, false).await?,
+        (Method::PUT, V2Route::Manifest { repo, reference }) => manifests::put(&app, &reg, &repo, &reference, &headers, body).await?,
+        (Method::DELETE, V2Route::Manifest { repo, reference }) => manifests::delete(&app, &reg, &repo, &reference).await?,
+        (Method::GET, V2Route::TagsList { repo }) => tags::list(&app, &reg, &repo, &query).await?,
+        (Method::GET, V2Route::Referrers { repo, digest }) => referrers::list(&app, &reg, &repo, &digest, &query).await?,
+        _ => return Err(OciError::Unsupported),
+    };
+    Ok(response.into_response())
+}

@@ -1,0 +1,48 @@
+//! Listings read from metadata: `GET /v2/<name>/tags/list` and `GET /v2/_catalog`, both in lexical order
+//! with `n`/`last` pagination and a `Link` to the next page.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::blobs::with_headers;
+use super::extract::{Page, V2Query};
+use crate::app::{AppState, RegistryCtx};
+use crate::errors::OciError;
+use crate::metadata;
+use crate::oci::reference::RepoName;
+
+/// Tags without `n` come whole up to this many; `n` is capped at it too.
+const MAX_TAGS: usize = 10_000;
+/// Catalog entries per page without `n`, and the cap on `n`.
+const CATALOG_PAGE: usize = 1_000;
+const MAX_CATALOG: usize = 10_000;
+
+pub async fn list(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
+    let page = Page::from_query(query, MAX_TAGS, MAX_TAGS)?;
+    let repository_id = metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
+        .await?
+        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+    let rows = metadata::tags::list(&app.db, repository_id, page.last.as_deref(), page.n as i64 + 1).await?;
+    let (tags, link) = page.finish(rows, &format!("/v2/{repo}/tags/list"));
+    Ok(listing(json!({ "name": repo.as_str(), "tags": tags }), link))
+}
+
+pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let reg = app.registry_for_host(host).await?;
+    let page = Page::from_query(&V2Query::parse(&uri), CATALOG_PAGE, MAX_CATALOG)?;
+    let rows = metadata::repositories::list(&app.db, reg.row.id, page.last.as_deref(), page.n as i64 + 1).await?;
+    let (repositories, link) = page.finish(rows, "/v2/_catalog");
+    Ok(listing(json!({ "repositories": repositories }), link))
+}
+
+fn listing(body: serde_json::Value, link: Option<String>) -> Response {
+    match link {
+        Some(link) => with_headers(StatusCode::OK, vec![(header::LINK, link), (header::CONTENT_TYPE, "application/json".into())], Body::from(body.to_string())),
+        None => Json(body).into_response(),
+    }
+}

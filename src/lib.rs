@@ -1,0 +1,73 @@
+//! Berth: a self-hosted, multi-tenant container registry speaking the OCI distribution API v1.1.
+//!
+//! Layers, each depending only on those before it: `oci` (pure grammar) ← `storage`, `metadata` ←
+//! `ops` (multi-step workflows) ← `http` (axum) ← this crate root and `main`.
+
+pub mod app;
+pub mod config;
+pub mod errors;
+pub mod http;
+pub mod metadata;
+pub mod oci;
+pub mod ops;
+pub mod storage;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::app::{App, AppState};
+use crate::config::{Config, LogFormat};
+use crate::storage::registry_stores::RegistryStores;
+
+/// Connects the database (migrating it), prepares storage and the default registry, and builds the router.
+pub async fn build_app(config: Config) -> anyhow::Result<Router> {
+    std::fs::create_dir_all(&config.storage.data_dir)?;
+    let db = metadata::connect(&config.database_url(), config.database.max_connections).await?;
+    let default_registry = &config.registry.default_registry;
+    if !default_registry.is_empty() {
+        metadata::registries::ensure(&db, default_registry, "Basic").await?;
+    }
+    let stores = RegistryStores::new(config.storage.data_dir.clone());
+    let state = AppState(Arc::new(App { config, db, stores }));
+    Ok(http::router(state))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets running requests finish.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: no new connections, finishing running requests");
+}
+
+/// Installs the log subscriber: `level` is an EnvFilter directive (RUST_LOG wins when set).
+pub fn init_tracing(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

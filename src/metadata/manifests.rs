@@ -1,0 +1,89 @@
+//! Manifests (bytes as pushed, media type, subject) and what they reference.
+
+use super::{Db, Tx, now, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ManifestRow {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest whose `subject` is some digest, as the referrers API lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReferrerRow {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+/// A manifest to store.
+pub struct NewManifest<'a> {
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub annotations: Option<&'a str>,
+    pub content: &'a [u8],
+    /// `(child digest, kind)` with kind `blob` or `manifest`.
+    pub refs: Vec<(String, &'static str)>,
+}
+
+pub async fn by_digest(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
+    const SQL: &str = "SELECT digest, media_type, content FROM manifests WHERE repository_id = $1 AND digest = $2";
+    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
+}
+
+pub async fn by_tag(db: &Db, repository_id: i64, tag: &str) -> sqlx::Result<Option<ManifestRow>> {
+    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM tags t \
+                       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest \
+                       WHERE t.repository_id = $1 AND t.name = $2";
+    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(tag).fetch_optional(p).await)
+}
+
+/// Stores a manifest and its references; pushing the same bytes again changes nothing.
+pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sqlx::Result<()> {
+    const SQL: &str = "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, \
+                       annotations, size, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                       ON CONFLICT (repository_id, digest) DO NOTHING";
+    const REF: &str = "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) \
+                       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    let inserted = on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).bind(m.digest).bind(m.media_type)
+        .bind(m.artifact_type).bind(m.subject).bind(m.annotations).bind(m.content.len() as i64)
+        .bind(m.content).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+    if inserted == 1 {
+        for (child, kind) in &m.refs {
+            on_tx!(tx, c => sqlx::query(REF).bind(repository_id).bind(m.digest).bind(child).bind(*kind).execute(c).await.map(|r| r.rows_affected()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Of `digests`, the first that is not a manifest of the repository.
+pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
+    const SQL: &str = "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2";
+    for digest in digests {
+        let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+        if found.is_none() {
+            return Ok(Some(digest.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes a manifest with its tags and references; `false` if there was none.
+pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
+    let done = on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Manifests of a repository whose subject is `subject`, optionally of one artifact type, by digest.
+pub async fn referrers(db: &Db, repository_id: i64, subject: &str, artifact_type: Option<&str>) -> sqlx::Result<Vec<ReferrerRow>> {
+    const SQL: &str = "SELECT digest, media_type, size, artifact_type, annotations FROM manifests \
+                       WHERE repository_id = $1 AND subject_digest = $2 AND ($3 IS NULL OR artifact_type = $3) \
+                       ORDER BY digest";
+    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(subject).bind(artifact_type).fetch_all(p).await)
+}

@@ -1,0 +1,29 @@
+//! Repositories inside a registry, created on first push; the catalog reads them from here.
+
+use super::{Db, Tx, now, on_db, on_tx};
+
+/// The id of repository `name` in registry `registry_id`.
+pub async fn id(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<Option<i64>> {
+    const SQL: &str = "SELECT id FROM repositories WHERE registry_id = $1 AND name = $2";
+    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(name).fetch_optional(p).await)
+}
+
+const ENSURE: &str = "INSERT INTO repositories (registry_id, name, created_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (registry_id, name) DO UPDATE SET name = excluded.name RETURNING id";
+
+/// The id of repository `name`, creating it if needed.
+pub async fn ensure(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<i64> {
+    on_db!(db, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
+}
+
+/// [`ensure`] inside a transaction.
+pub async fn ensure_in(tx: &mut Tx, registry_id: i64, name: &str) -> sqlx::Result<i64> {
+    on_tx!(tx, c => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(c).await)
+}
+
+/// Repository names of a registry in lexical order after `last`, at most `limit` of them.
+pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
+    const SQL: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+    let last = last.unwrap_or("");
+    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(last).bind(limit).fetch_all(p).await)
+}

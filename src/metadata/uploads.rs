@@ -1,0 +1,51 @@
+//! Upload sessions: how far each upload has come, its chunks and its saved hash state.
+
+use super::{Db, Tx, now, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: String,
+    pub registry_id: i64,
+    pub repository_id: i64,
+    pub byte_offset: i64,
+    /// The chunks received so far, as [`crate::storage::Chunk::encode_list`] wrote them.
+    pub chunks: String,
+    pub hash_state: Option<Vec<u8>>,
+}
+
+pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64) -> sqlx::Result<()> {
+    const SQL: &str = "INSERT INTO upload_sessions (id, registry_id, repository_id, started_at, updated_at) \
+                       VALUES ($1, $2, $3, $4, $4)";
+    on_db!(db, p => sqlx::query(SQL).bind(id).bind(registry_id).bind(repository_id).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<UploadRow>> {
+    const SQL: &str = "SELECT id, registry_id, repository_id, byte_offset, chunks, hash_state \
+                       FROM upload_sessions WHERE id = $1";
+    on_db!(db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await)
+}
+
+/// Records a received chunk, only if the session still stands at `expected_offset`; `false` means another
+/// request moved it first.
+pub async fn advance(db: &Db, id: &str, expected_offset: i64, new_offset: i64, chunks: &str, hash_state: Option<&[u8]>) -> sqlx::Result<bool> {
+    const SQL: &str = "UPDATE upload_sessions SET byte_offset = $1, chunks = $2, hash_state = $3, updated_at = $4 \
+                       WHERE id = $5 AND byte_offset = $6";
+    let done = on_db!(db, p => sqlx::query(SQL).bind(new_offset).bind(chunks).bind(hash_state).bind(now())
+        .bind(id).bind(expected_offset).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Ends a session; `false` if it was already gone.
+pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
+    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Ends a session inside a transaction, only if it still stands at `expected_offset`.
+pub async fn finish(tx: &mut Tx, id: &str, expected_offset: i64) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1 AND byte_offset = $2";
+    let done = on_tx!(tx, c => sqlx::query(SQL).bind(id).bind(expected_offset).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}

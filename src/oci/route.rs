@@ -1,0 +1,143 @@
+//! Splits the path after `/v2/` into a data-plane route. Repository names contain slashes, so the
+//! parser works from the right: the last `/manifests/`, `/blobs/`, … marker ends the name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::digest::{Digest, truncate};
+use super::reference::{Reference, RepoName};
+use crate::errors::OciError;
+
+/// An upload session id: letters, digits, `-` and `_`, at most 128 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UploadId(String);
+
+impl UploadId {
+    pub fn generate() -> Self {
+        UploadId(uuid::Uuid::new_v4().to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for UploadId {
+    type Err = OciError;
+    fn from_str(s: &str) -> Result<Self, OciError> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok { Ok(UploadId(s.to_owned())) } else { Err(OciError::BlobUploadUnknown) }
+    }
+}
+
+/// A data-plane endpoint below `/v2/` (the base and `_catalog` routes are matched before this parser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V2Route {
+    Manifest { repo: RepoName, reference: Reference },
+    Blob { repo: RepoName, digest: Digest },
+    UploadStart { repo: RepoName },
+    Upload { repo: RepoName, id: UploadId },
+    TagsList { repo: RepoName },
+    Referrers { repo: RepoName, digest: Digest },
+}
+
+impl V2Route {
+    pub fn repo(&self) -> &RepoName {
+        match self {
+            V2Route::Manifest { repo, .. }
+            | V2Route::Blob { repo, .. }
+            | V2Route::UploadStart { repo }
+            | V2Route::Upload { repo, .. }
+            | V2Route::TagsList { repo }
+            | V2Route::Referrers { repo, .. } => repo,
+        }
+    }
+}
+
+/// Parses `rest`, the path after `/v2/` with no leading slash.
+pub fn parse_v2(rest: &str) -> Result<V2Route, OciError> {
+    if let Some(repo) = rest.strip_suffix("/tags/list") {
+        return Ok(V2Route::TagsList { repo: repo.parse()? });
+    }
+    if let Some(repo) = rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads")) {
+        return Ok(V2Route::UploadStart { repo: repo.parse()? });
+    }
+    if let Some((repo, id)) = rest.rsplit_once("/blobs/uploads/") {
+        return Ok(V2Route::Upload { repo: repo.parse()?, id: id.parse()? });
+    }
+    if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
+        return Ok(V2Route::Manifest { repo: repo.parse()?, reference: reference.parse()? });
+    }
+    if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
+        return Ok(V2Route::Blob { repo: repo.parse()?, digest: digest.parse()? });
+    }
+    if let Some((repo, digest)) = rest.rsplit_once("/referrers/") {
+        return Ok(V2Route::Referrers { repo: repo.parse()?, digest: digest.parse()? });
+    }
+    Err(OciError::NameInvalid(format!("no registry endpoint at /v2/{}", truncate(rest))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn repo(s: &str) -> RepoName {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn routes_are_split_from_the_right() {
+        let digest: Digest = D.parse().unwrap();
+        let table = vec![
+            (
+                "a/b/c/manifests/v1".to_string(),
+                V2Route::Manifest { repo: repo("a/b/c"), reference: Reference::Tag("v1".parse().unwrap()) },
+            ),
+            (
+                format!("x/manifests/{D}"),
+                V2Route::Manifest { repo: repo("x"), reference: Reference::Digest(digest.clone()) },
+            ),
+            (format!("x/y/blobs/{D}"), V2Route::Blob { repo: repo("x/y"), digest: digest.clone() }),
+            ("x/blobs/uploads/".into(), V2Route::UploadStart { repo: repo("x") }),
+            ("x/blobs/uploads".into(), V2Route::UploadStart { repo: repo("x") }),
+            ("x/blobs/uploads/abc-1".into(), V2Route::Upload { repo: repo("x"), id: "abc-1".parse().unwrap() }),
+            ("x/tags/list".into(), V2Route::TagsList { repo: repo("x") }),
+            ("manifests/tags/list".into(), V2Route::TagsList { repo: repo("manifests") }),
+            ("blobs/blobs/uploads/".into(), V2Route::UploadStart { repo: repo("blobs") }),
+            (format!("r/referrers/{D}"), V2Route::Referrers { repo: repo("r"), digest }),
+        ];
+        for (path, want) in table {
+            assert_eq!(parse_v2(&path).unwrap(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn bad_paths_are_client_errors() {
+        let long = format!("{}/tags/list", "a".repeat(256));
+        let cases: Vec<(String, &str)> = vec![
+            ("../x/tags/list".into(), "NAME_INVALID"),
+            ("Upper/tags/list".into(), "NAME_INVALID"),
+            (long, "NAME_INVALID"),
+            ("x/manifests/bad:digest".into(), "DIGEST_INVALID"),
+            ("x/manifests/-tag".into(), "MANIFEST_INVALID"),
+            ("x/blobs/notadigest".into(), "DIGEST_INVALID"),
+            ("x/blobs/uploads/../../etc".into(), "BLOB_UPLOAD_UNKNOWN"),
+            ("x/something".into(), "NAME_INVALID"),
+            ("".into(), "NAME_INVALID"),
+        ];
+        for (path, code) in cases {
+            let err = parse_v2(&path).unwrap_err();
+            assert_eq!(err.code_and_status().0, code, "{path}");
+            assert!(err.code_and_status().1.is_client_error());
+        }
+    }
+}

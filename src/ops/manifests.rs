@@ -1,0 +1,93 @@
+//! Storing manifests (verified against their references) and resolving them by tag or digest.
+
+use crate::app::RegistryCtx;
+use crate::errors::OciError;
+use crate::metadata::{self, Db, manifests::{ManifestRow, NewManifest}};
+use crate::oci::digest::{Algorithm, Digest};
+use crate::oci::manifest::{self, ManifestInfo};
+use crate::oci::reference::{Reference, RepoName};
+
+/// A stored manifest's digest and, when it has one, its subject.
+pub struct Stored {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// Validates and stores a pushed manifest under `reference` (a tag, or a digest it must hash to).
+pub async fn put(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference, content_type: Option<&str>, body: &[u8]) -> Result<Stored, OciError> {
+    let info = manifest::parse(content_type, body)?;
+    let digest = match reference {
+        Reference::Digest(expected) => {
+            let actual = Digest::of(expected.algorithm(), body);
+            if &actual != expected {
+                return Err(OciError::DigestInvalid(format!("manifest hashes to {actual}, not {expected}")));
+            }
+            actual
+        }
+        Reference::Tag(_) => Digest::of(Algorithm::Sha256, body),
+    };
+    let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
+    check_references(db, repository_id, &info).await?;
+    let digest_text = digest.to_string();
+    let subject_text = info.subject.as_ref().map(Digest::to_string);
+    let refs = info
+        .blobs
+        .iter()
+        .map(|d| (d.to_string(), "blob"))
+        .chain(info.children.iter().map(|d| (d.to_string(), "manifest")))
+        .collect();
+    let new = NewManifest {
+        digest: &digest_text,
+        media_type: &info.media_type,
+        artifact_type: info.artifact_type.as_deref(),
+        subject: subject_text.as_deref(),
+        annotations: info.annotations.as_deref(),
+        content: body,
+        refs,
+    };
+    let mut tx = db.begin().await?;
+    metadata::manifests::insert(&mut tx, repository_id, &new).await?;
+    if let Reference::Tag(tag) = reference {
+        metadata::tags::upsert(&mut tx, repository_id, tag.as_str(), &digest_text).await?;
+    }
+    tx.commit().await?;
+    Ok(Stored { digest, subject: info.subject })
+}
+
+/// Every blob must be linked to the repository, every child manifest stored in it.
+async fn check_references(db: &Db, repository_id: i64, info: &ManifestInfo) -> Result<(), OciError> {
+    let blobs: Vec<String> = info.blobs.iter().map(Digest::to_string).collect();
+    if let Some(missing) = metadata::blobs::first_unlinked(db, repository_id, &blobs).await? {
+        return Err(OciError::ManifestBlobUnknown(missing));
+    }
+    let children: Vec<String> = info.children.iter().map(Digest::to_string).collect();
+    if let Some(missing) = metadata::manifests::first_missing(db, repository_id, &children).await? {
+        return Err(OciError::ManifestUnknown(format!("referenced manifest {missing} is not in the repository")));
+    }
+    Ok(())
+}
+
+/// The manifest `reference` points at in `repo`.
+pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
+    let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
+    let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
+        .await?
+        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+    let row = match reference {
+        Reference::Tag(tag) => metadata::manifests::by_tag(db, repository_id, tag.as_str()).await?,
+        Reference::Digest(d) => metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?,
+    };
+    row.ok_or_else(unknown)
+}
+
+/// Deletes a manifest (by digest: with its tags) or just a tag (by tag).
+pub async fn delete(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
+    let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
+        .await?
+        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+    let deleted = match reference {
+        Reference::Tag(tag) => metadata::tags::delete(db, repository_id, tag.as_str()).await?,
+        Reference::Digest(d) => metadata::manifests::delete(db, repository_id, &d.to_string()).await?,
+    };
+    if deleted { Ok(()) } else { Err(OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"))) }
+}

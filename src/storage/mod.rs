@@ -1,0 +1,294 @@
+//! Blob bytes in object storage. This module alone builds object paths; it knows digests and upload ids,
+//! never repositories (which blobs a repository may read is metadata's business).
+//!
+//! Layout inside a registry's store:
+//! - `uploads/<id>/<chunk name>`: one object per received chunk of an upload session (a fresh name per
+//!   request, so two racing requests never write the same object);
+//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here);
+//! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
+//!   renamed, never concatenated, so finishing an upload never copies its data.
+
+pub mod registry_stores;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, WriteMultipart};
+
+use crate::oci::digest::Digest;
+use crate::oci::route::UploadId;
+
+/// Size of the buffers a local blob file is read with.
+const READ_BUFFER: usize = 256 * 1024;
+/// Size of the parts a chunk is written in, and how many may be in flight at once.
+const WRITE_PART: usize = 8 * 1024 * 1024;
+const WRITE_CONCURRENCY: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found")]
+    NotFound,
+    #[error("I/O: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("invalid stored blob layout: {0}")]
+    Layout(String),
+}
+
+/// A stream of blob bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
+
+/// Where a committed blob's bytes are: one object, or several parts read in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLayout {
+    pub key: String,
+    /// Sizes of the parts below `key`; empty when `key` is a single object.
+    pub parts: Vec<u64>,
+}
+
+impl BlobLayout {
+    /// The part sizes as stored in metadata (`None` for a single object).
+    pub fn parts_text(&self) -> Option<String> {
+        (!self.parts.is_empty()).then(|| self.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+    }
+
+    pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
+        let parts = match parts {
+            None | Some("") => Vec::new(),
+            Some(text) => text
+                .split(',')
+                .map(|p| p.parse().map_err(|_| StorageError::Layout(format!("bad part size {p:?}"))))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(BlobLayout { key, parts })
+    }
+}
+
+/// A received chunk of an upload: its object name under the session's folder and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub name: String,
+    pub size: u64,
+}
+
+impl Chunk {
+    /// A chunk name that sorts by `index` and is unique to the request writing it.
+    pub fn new_name(index: usize) -> String {
+        format!("{index:08}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Encodes chunks as `name:size,name:size` for metadata.
+    pub fn encode_list(chunks: &[Chunk]) -> String {
+        chunks.iter().map(|c| format!("{}:{}", c.name, c.size)).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn decode_list(text: &str) -> Result<Vec<Chunk>, StorageError> {
+        text.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|item| {
+                let bad = || StorageError::Layout(format!("bad chunk entry {item:?}"));
+                let (name, size) = item.rsplit_once(':').ok_or_else(bad)?;
+                let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !valid_name {
+                    return Err(bad());
+                }
+                Ok(Chunk { name: name.to_owned(), size: size.parse().map_err(|_| bad())? })
+            })
+            .collect()
+    }
+}
+
+/// One registry's blob storage.
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+fn blob_key(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex)
+}
+
+fn upload_prefix(id: &UploadId) -> String {
+    format!("uploads/{id}")
+}
+
+fn part_key(prefix: &str, index: usize) -> Path {
+    Path::from(format!("{prefix}/{index:08}"))
+}
+
+fn chunk_key(id: &UploadId, name: &str) -> Path {
+    Path::from(format!("{}/{name}", upload_prefix(id)))
+}
+
+impl BlobStore {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        BlobStore { store }
+    }
+
+    /// Writes one chunk of an upload, streaming: at most a few parts of the body are in memory at once.
+    /// On any error the partial chunk is removed. Returns the number of bytes written.
+    pub async fn put_chunk<S>(&self, id: &UploadId, name: &str, body: S) -> Result<u64, StorageError>
+    where
+        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send,
+    {
+        let path = chunk_key(id, name);
+        let upload = self.store.put_multipart(&path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, WRITE_PART);
+        let mut written = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(next) = body.next().await {
+            let result = match next {
+                Ok(bytes) => writer.wait_for_capacity(WRITE_CONCURRENCY).await.map(|()| bytes).map_err(StorageError::from),
+                Err(e) => Err(StorageError::Io(e)),
+            };
+            match result {
+                Ok(bytes) => {
+                    written += bytes.len() as u64;
+                    writer.put(bytes);
+                }
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        writer.finish().await?;
+        Ok(written)
+    }
+
+    /// Streams the chunks of an upload in order (to re-hash them when no hash state could be used).
+    pub fn read_chunks(&self, id: &UploadId, chunks: &[Chunk]) -> ByteStream {
+        let paths: Vec<Path> = chunks.iter().map(|c| chunk_key(id, &c.name)).collect();
+        let store = self.clone();
+        stream::iter(paths)
+            .then(move |path| {
+                let store = store.clone();
+                async move { store.read_object(path, None).await }
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Moves an upload's chunks to their place as the blob `digest` and returns where they are.
+    /// Anything else staged for the upload (chunks of requests that lost a race) is removed.
+    pub async fn commit(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
+        let layout = self.place(id, chunks, digest).await?;
+        self.abort(id).await?;
+        Ok(layout)
+    }
+
+    async fn place(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
+        match chunks {
+            [] => {
+                let key = blob_key(digest);
+                self.store.put(&Path::from(key.as_str()), Bytes::new().into()).await?;
+                Ok(BlobLayout { key, parts: Vec::new() })
+            }
+            [only] => {
+                let key = blob_key(digest);
+                self.rename(&chunk_key(id, &only.name), &Path::from(key.as_str())).await?;
+                Ok(BlobLayout { key, parts: Vec::new() })
+            }
+            _ => {
+                let key = format!("{}.parts/{id}", blob_key(digest));
+                for (i, chunk) in chunks.iter().enumerate() {
+                    self.rename(&chunk_key(id, &chunk.name), &part_key(&key, i)).await?;
+                }
+                Ok(BlobLayout { key, parts: chunks.iter().map(|c| c.size).collect() })
+            }
+        }
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        match self.store.rename(from, to).await {
+            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
+            other => Ok(other?),
+        }
+    }
+
+    /// Removes whatever an upload session has staged.
+    pub async fn abort(&self, id: &UploadId) -> Result<(), StorageError> {
+        self.delete_prefix(&upload_prefix(id)).await
+    }
+
+    /// Removes a committed blob's objects.
+    pub async fn delete(&self, layout: &BlobLayout) -> Result<(), StorageError> {
+        if layout.parts.is_empty() {
+            match self.store.delete(&Path::from(layout.key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        } else {
+            self.delete_prefix(&layout.key).await
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        let prefix = Path::from(prefix);
+        let paths = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
+        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
+        Ok(())
+    }
+
+    /// Streams `range` (exclusive end) of a committed blob, or all of it.
+    pub async fn read(&self, layout: &BlobLayout, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        if layout.parts.is_empty() {
+            return self.read_object(Path::from(layout.key.as_str()), range).await;
+        }
+        let total: u64 = layout.parts.iter().sum();
+        let wanted = range.unwrap_or(0..total);
+        let mut pieces = Vec::new();
+        let mut part_start = 0u64;
+        for (i, size) in layout.parts.iter().enumerate() {
+            let part_end = part_start + size;
+            let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
+            if from < to {
+                pieces.push((part_key(&layout.key, i), (from - part_start)..(to - part_start)));
+            }
+            part_start = part_end;
+        }
+        let store = self.clone();
+        Ok(stream::iter(pieces)
+            .then(move |(path, range)| {
+                let store = store.clone();
+                async move { store.read_object(path, Some(range)).await }
+            })
+            .try_flatten()
+            .boxed())
+    }
+
+    async fn read_object(&self, path: Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        let result = match self.store.get_opts(&path, options).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(StorageError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let range = result.range.clone();
+        match result.payload {
+            GetResultPayload::File(file, _) => Ok(read_file(file, range)),
+            GetResultPayload::Stream(s) => Ok(s.map_err(StorageError::from).boxed()),
+        }
+    }
+}
+
+/// Streams a byte range of a local file with large buffers (object_store's own file stream reads 8 KiB).
+fn read_file(file: std::fs::File, range: Range<u64>) -> ByteStream {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    stream::once(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(StorageError::Io)?;
+        let reader = file.take(range.end - range.start);
+        Ok::<_, StorageError>(tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).map_err(StorageError::Io))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+#[cfg(test)]
+mod conformance;

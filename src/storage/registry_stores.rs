@@ -1,0 +1,51 @@
+//! Which object store holds each registry's blobs: by default a folder per registry under the data
+//! directory (`<data>/registries/<name>/`); a registry may name another location by URL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+
+use super::BlobStore;
+
+/// Builds and caches one [`BlobStore`] per registry.
+pub struct RegistryStores {
+    data_dir: PathBuf,
+    cache: RwLock<HashMap<String, BlobStore>>,
+}
+
+impl RegistryStores {
+    pub fn new(data_dir: PathBuf) -> Self {
+        RegistryStores { data_dir, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// The store of registry `name`, whose configured location is `url` (`None`: the default folder).
+    pub fn get(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {
+        let cache_key = format!("{name}\n{}", url.unwrap_or(""));
+        if let Some(store) = self.cache.read().map_err(|_| anyhow::anyhow!("store cache poisoned"))?.get(&cache_key) {
+            return Ok(store.clone());
+        }
+        let store = BlobStore::new(self.open(name, url)?);
+        self.cache
+            .write()
+            .map_err(|_| anyhow::anyhow!("store cache poisoned"))?
+            .insert(cache_key, store.clone());
+        Ok(store)
+    }
+
+    fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        let dir = match url {
+            None => self.data_dir.join("registries").join(name.to_ascii_lowercase()),
+            Some("memory://") => return Ok(Arc::new(InMemory::new())),
+            Some(url) => match url.strip_prefix("file://") {
+                Some(path) => PathBuf::from(path),
+                None => anyhow::bail!("unsupported storage location {url:?} (use file:///path)"),
+            },
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true)))
+    }
+}
