@@ -1,1 +1,8 @@
-fn main(){}
+//! Black-box tests of the HTTP API: a real server on an ephemeral port, real HTTP, real SQLite and files.
+
+mod blobs;
+mod common;
+mod listings;
+mod manifests;
+mod names;
+mod uploads;

@@ -1,0 +1,151 @@
+//! The test server (real HTTP on an ephemeral port, SQLite and blobs in a temp dir) and HTTP-only helpers.
+
+use std::path::PathBuf;
+
+use berth::config::Config;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let tempdir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(tempdir.path().to_path_buf(), tweak).await;
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Starts a server on an existing data folder (to restart one).
+    pub async fn start_in(dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_tests(&dir);
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = berth::build_app(config).await.unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            berth::serve(listener, app, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer { base, client: reqwest::Client::new(), dir, _tempdir: None, stop: Some(tx), task: Some(task) }
+    }
+
+    /// Stops the server and waits until it has closed, keeping the data folder.
+    pub async fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        (self.dir.clone(), self._tempdir.take())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Pushes `data` as a blob of `repo` with one monolithic POST; returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = sha256(data);
+        let resp = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+        digest
+    }
+
+    /// Pushes a manifest under `reference`; returns the response.
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> reqwest::Response {
+        self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .header("content-type", media_type)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Pushes a config and one layer, then an OCI image manifest tagged `tag`; returns the manifest digest.
+    pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> String {
+        let body = self.image_manifest(repo, layer, "").await;
+        let resp = self.put_manifest(repo, tag, OCI_MANIFEST, &body).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+        sha256(body.as_bytes())
+    }
+
+    /// Pushes a config and `layer` and returns an OCI image manifest for them (not pushed), with `extra`
+    /// JSON members appended.
+    pub async fn image_manifest(&self, repo: &str, layer: &[u8], extra: &str) -> String {
+        let config = br#"{"architecture":"amd64","os":"linux"}"#;
+        let config_digest = self.push_blob(repo, config).await;
+        let layer_digest = self.push_blob(repo, layer).await;
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]{extra}}}"#,
+            config.len(),
+            layer.len()
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// The `errors[0].code` of an error response.
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let body: serde_json::Value = resp.json().await.expect("error body is JSON");
+    body["errors"][0]["code"].as_str().expect("errors[0].code").to_string()
+}
+
+pub fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
+    resp.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
+}
