@@ -32,6 +32,9 @@ impl TestServer {
     /// Starts a server on an existing data folder (to restart one).
     pub async fn start_in(dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_tests(&dir);
+        if let Some(url) = postgres_database_for(&dir).await {
+            config.database.url = url;
+        }
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -110,6 +113,26 @@ impl TestServer {
             layer.len()
         )
     }
+}
+
+/// With `TEST_POSTGRES_URL` set (a Postgres URL whose user may create databases), every test server runs
+/// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
+async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
+    use sqlx::{Connection, Executor};
+    let admin_url = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+    let suffix: String = dir.file_name().unwrap().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let name = format!("berth_test_{}", suffix.to_ascii_lowercase());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("TEST_POSTGRES_URL reachable");
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut admin)
+        .await
+        .unwrap();
+    if exists.is_none() {
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    }
+    let (base, _db) = admin_url.rsplit_once('/').expect("TEST_POSTGRES_URL ends with /<database>");
+    Some(format!("{base}/{name}"))
 }
 
 impl Drop for TestServer {
