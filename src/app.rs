@@ -37,17 +37,25 @@ impl App {
     /// Picks the registry of a request from its `Host` (port stripped, lowercase): `<name>.<domain>` is
     /// registry `<name>`; any other host is the default registry, if one is configured.
     pub async fn registry_for_host(&self, host: Option<&str>) -> Result<RegistryCtx, OciError> {
-        let host = host.map(strip_port).unwrap_or_default().to_ascii_lowercase();
+        let host = host
+            .map(strip_port)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let suffix = format!(".{}", self.config.registry.domain.to_ascii_lowercase());
         let by_login_server = match host.strip_suffix(&suffix) {
-            Some(name) if !name.is_empty() && !name.contains('.') => metadata::registries::find(&self.db, name).await?,
+            Some(name) if !name.is_empty() && !name.contains('.') => {
+                metadata::registries::find(&self.db, name).await?
+            }
             _ => None,
         };
         let row = match by_login_server {
             Some(row) => row,
             None => self.default_registry().await?,
         };
-        let blobs = self.stores.get(&row.name, row.storage_url.as_deref()).map_err(OciError::Internal)?;
+        let blobs = self
+            .stores
+            .get(&row.name, row.storage_url.as_deref())
+            .map_err(OciError::Internal)?;
         Ok(RegistryCtx { row, blobs })
     }
 
@@ -57,7 +65,9 @@ impl App {
         if name.is_empty() {
             return Err(unknown());
         }
-        metadata::registries::find(&self.db, &name.to_ascii_lowercase()).await?.ok_or_else(unknown)
+        metadata::registries::find(&self.db, &name.to_ascii_lowercase())
+            .await?
+            .ok_or_else(unknown)
     }
 }
 
@@ -73,7 +83,12 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     #[test]
     fn ports_are_stripped_from_hosts() {
-        for (host, want) in [("a.localhost:5000", "a.localhost"), ("a.b", "a.b"), ("[::1]:5000", "::1"), ("[::1]", "::1")] {
+        for (host, want) in [
+            ("a.localhost:5000", "a.localhost"),
+            ("a.b", "a.b"),
+            ("[::1]:5000", "::1"),
+            ("[::1]", "::1"),
+        ] {
             assert_eq!(super::strip_port(host), want);
         }
     }

@@ -65,8 +65,10 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut merged: toml::Table = toml::from_str(EMBEDDED).context("embedded config")?;
         if let Some(file) = file {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-            let overrides: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let overrides: toml::Table =
+                toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
             merge(&mut merged, overrides);
         }
         let mut config: Config = merged.try_into().context("invalid configuration")?;
@@ -77,7 +79,9 @@ impl Config {
     /// Applies `BERTH_*` overrides read through `var`.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         if let Some(v) = var("BERTH_HTTP_BIND") {
-            self.http.bind = v.parse().with_context(|| format!("BERTH_HTTP_BIND={v:?} is not an address:port"))?;
+            self.http.bind = v
+                .parse()
+                .with_context(|| format!("BERTH_HTTP_BIND={v:?} is not an address:port"))?;
         }
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();
@@ -86,7 +90,9 @@ impl Config {
             self.database.url = v;
         }
         if let Some(v) = var("BERTH_DATABASE_MAX_CONNECTIONS") {
-            self.database.max_connections = v.parse().with_context(|| format!("BERTH_DATABASE_MAX_CONNECTIONS={v:?}"))?;
+            self.database.max_connections = v
+                .parse()
+                .with_context(|| format!("BERTH_DATABASE_MAX_CONNECTIONS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DEFAULT_REGISTRY") {
             self.registry.default_registry = v;
@@ -98,7 +104,9 @@ impl Config {
             self.log.level = v;
         }
         if let Some(v) = var("BERTH_LOG_FORMAT") {
-            self.log.format = toml::Value::String(v.clone()).try_into().with_context(|| format!("BERTH_LOG_FORMAT={v:?} (text or json)"))?;
+            self.log.format = toml::Value::String(v.clone())
+                .try_into()
+                .with_context(|| format!("BERTH_LOG_FORMAT={v:?} (text or json)"))?;
         }
         Ok(())
     }
@@ -115,7 +123,10 @@ impl Config {
     /// The metadata database URL, defaulting to SQLite in the data folder.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!("sqlite://{}", self.storage.data_dir.join("berth.db").display())
+            format!(
+                "sqlite://{}",
+                self.storage.data_dir.join("berth.db").display()
+            )
         } else {
             self.database.url.clone()
         }
@@ -126,7 +137,9 @@ impl Config {
 fn merge(base: &mut toml::Table, overrides: toml::Table) {
     for (key, value) in overrides {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => merge(base_table, over_table),
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => {
+                merge(base_table, over_table)
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -151,7 +164,11 @@ mod tests {
     fn a_file_overrides_some_options_and_the_environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");
-        std::fs::write(&file, "[http]\nbind = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[http]\nbind = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
         let mut config = Config::load(Some(&file)).unwrap();
         assert_eq!(config.http.bind.port(), 6000);
         assert_eq!(config.log.format, LogFormat::Json);
@@ -165,8 +182,15 @@ mod tests {
             .unwrap();
         assert_eq!(config.http.bind.port(), 7000);
         assert_eq!(config.log.format, LogFormat::Text);
-        assert!(config.apply_env(|n| (n == "BERTH_LOG_FORMAT").then(|| "xml".into())).is_err());
+        assert!(
+            config
+                .apply_env(|n| (n == "BERTH_LOG_FORMAT").then(|| "xml".into()))
+                .is_err()
+        );
         std::fs::write(&file, "[http]\nport = 1\n").unwrap();
-        assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
+        assert!(
+            Config::load(Some(&file)).is_err(),
+            "unknown options are refused"
+        );
     }
 }

@@ -84,9 +84,16 @@ impl OciError {
     fn detail(&self) -> serde_json::Value {
         use OciError::*;
         match self {
-            BlobUploadInvalid(d) | DigestInvalid(d) | ManifestBlobUnknown(d) | ManifestInvalid(d)
-            | ManifestUnknown(d) | NameInvalid(d) | NameUnknown(d) | SizeInvalid(d)
-            | PaginationInvalid(d) | Unavailable(d) => json!(d),
+            BlobUploadInvalid(d)
+            | DigestInvalid(d)
+            | ManifestBlobUnknown(d)
+            | ManifestInvalid(d)
+            | ManifestUnknown(d)
+            | NameInvalid(d)
+            | NameUnknown(d)
+            | SizeInvalid(d)
+            | PaginationInvalid(d)
+            | Unavailable(d) => json!(d),
             RangeNotSatisfiable { size } => json!({ "size": size }),
             UploadRangeInvalid { offset, .. } => json!({ "offset": offset }),
             ManifestTooLarge(limit) => json!({ "limit": limit }),
@@ -98,14 +105,22 @@ impl OciError {
         let mut headers = HeaderMap::new();
         match self {
             OciError::RangeNotSatisfiable { size } => {
-                insert(&mut headers, header::CONTENT_RANGE, format!("bytes */{size}"));
+                insert(
+                    &mut headers,
+                    header::CONTENT_RANGE,
+                    format!("bytes */{size}"),
+                );
             }
             OciError::UploadRangeInvalid { location, offset } => {
                 insert(&mut headers, header::LOCATION, location.clone());
                 insert(&mut headers, header::RANGE, upload_range(*offset));
             }
             OciError::TooManyRequests { retry_after_secs } => {
-                insert(&mut headers, header::RETRY_AFTER, retry_after_secs.to_string());
+                insert(
+                    &mut headers,
+                    header::RETRY_AFTER,
+                    retry_after_secs.to_string(),
+                );
             }
             _ => {}
         }
@@ -165,19 +180,41 @@ mod tests {
             (OciError::BlobUnknown, "BLOB_UNKNOWN", 404),
             (OciError::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
             (OciError::DigestInvalid("x".into()), "DIGEST_INVALID", 400),
-            (OciError::ManifestBlobUnknown("x".into()), "MANIFEST_BLOB_UNKNOWN", 404),
-            (OciError::ManifestInvalid("x".into()), "MANIFEST_INVALID", 400),
-            (OciError::ManifestUnknown("x".into()), "MANIFEST_UNKNOWN", 404),
+            (
+                OciError::ManifestBlobUnknown("x".into()),
+                "MANIFEST_BLOB_UNKNOWN",
+                404,
+            ),
+            (
+                OciError::ManifestInvalid("x".into()),
+                "MANIFEST_INVALID",
+                400,
+            ),
+            (
+                OciError::ManifestUnknown("x".into()),
+                "MANIFEST_UNKNOWN",
+                404,
+            ),
             (OciError::NameInvalid("x".into()), "NAME_INVALID", 400),
             (OciError::NameUnknown("x".into()), "NAME_UNKNOWN", 404),
             (OciError::SizeInvalid("x".into()), "SIZE_INVALID", 400),
             (OciError::Unauthorized, "UNAUTHORIZED", 401),
             (OciError::Denied, "DENIED", 403),
             (OciError::Unsupported, "UNSUPPORTED", 405),
-            (OciError::TooManyRequests { retry_after_secs: 1 }, "TOOMANYREQUESTS", 429),
+            (
+                OciError::TooManyRequests {
+                    retry_after_secs: 1,
+                },
+                "TOOMANYREQUESTS",
+                429,
+            ),
         ];
         for (error, code, status) in table {
-            assert_eq!(error.code_and_status(), (*code, StatusCode::from_u16(*status).unwrap()), "{error:?}");
+            assert_eq!(
+                error.code_and_status(),
+                (*code, StatusCode::from_u16(*status).unwrap()),
+                "{error:?}"
+            );
         }
     }
 

@@ -42,7 +42,11 @@ pub fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a s
 /// The request's `Content-Length`, if it sent one.
 pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, OciError> {
     header_str(headers, &header::CONTENT_LENGTH)
-        .map(|v| v.trim().parse().map_err(|_| OciError::SizeInvalid("invalid Content-Length".into())))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| OciError::SizeInvalid("invalid Content-Length".into()))
+        })
         .transpose()
 }
 
@@ -57,9 +61,15 @@ impl Page {
     pub fn from_query(query: &V2Query, default_n: usize, max_n: usize) -> Result<Page, OciError> {
         let n = match &query.n {
             None => default_n,
-            Some(n) => n.parse::<usize>().map_err(|_| OciError::PaginationInvalid(format!("n={n:?} is not a count")))?.min(max_n),
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| OciError::PaginationInvalid(format!("n={n:?} is not a count")))?
+                .min(max_n),
         };
-        Ok(Page { n, last: query.last.clone() })
+        Ok(Page {
+            n,
+            last: query.last.clone(),
+        })
     }
 
     /// Trims a listing fetched with `n + 1` rows to `n`, and gives the RFC 5988 `Link` to the next page
@@ -69,7 +79,13 @@ impl Page {
             return (items, None);
         }
         items.truncate(self.n);
-        let link = items.last().map(|last| format!("<{path}?n={}&last={}>; rel=\"next\"", self.n, encode_query(last)));
+        let link = items.last().map(|last| {
+            format!(
+                "<{path}?n={}&last={}>; rel=\"next\"",
+                self.n,
+                encode_query(last)
+            )
+        });
         (items, link)
     }
 }

@@ -12,10 +12,20 @@ use crate::oci::manifest::MAX_MANIFEST_BYTES;
 use crate::oci::reference::{Reference, RepoName};
 use crate::ops::manifests;
 
-pub async fn get(app: &AppState, reg: &RegistryCtx, repo: &RepoName, reference: &Reference, headers: &HeaderMap, with_body: bool) -> Result<Response, OciError> {
+pub async fn get(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    with_body: bool,
+) -> Result<Response, OciError> {
     let row = manifests::get(&app.db, reg, repo, reference).await?;
     if !accepts(headers, &row.media_type) {
-        return Err(OciError::ManifestUnknown(format!("manifest {reference} is a {}, which the request does not accept", row.media_type)));
+        return Err(OciError::ManifestUnknown(format!(
+            "manifest {reference} is a {}, which the request does not accept",
+            row.media_type
+        )));
     }
     let response_headers = vec![
         (header::CONTENT_TYPE, row.media_type),
@@ -23,7 +33,11 @@ pub async fn get(app: &AppState, reg: &RegistryCtx, repo: &RepoName, reference: 
         (header::ETAG, format!("\"{}\"", row.digest)),
         (docker_content_digest(), row.digest),
     ];
-    let body = if with_body { Body::from(row.content) } else { Body::empty() };
+    let body = if with_body {
+        Body::from(row.content)
+    } else {
+        Body::empty()
+    };
     Ok(with_headers(StatusCode::OK, response_headers, body))
 }
 
@@ -43,24 +57,48 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     offered.any(|item| item == media_type || item == "*/*" || item == "application/*")
 }
 
-pub async fn put(app: &AppState, reg: &RegistryCtx, repo: &RepoName, reference: &Reference, headers: &HeaderMap, body: Body) -> Result<Response, OciError> {
+pub async fn put(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| OciError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;
-    let content_type = header_str(headers, &header::CONTENT_TYPE).map(|ct| ct.split(';').next().unwrap_or("").trim());
+    let content_type = header_str(headers, &header::CONTENT_TYPE)
+        .map(|ct| ct.split(';').next().unwrap_or("").trim());
     let stored = manifests::put(&app.db, reg, repo, reference, content_type, &bytes).await?;
     let mut response_headers = vec![
-        (header::LOCATION, format!("/v2/{repo}/manifests/{}", stored.digest)),
+        (
+            header::LOCATION,
+            format!("/v2/{repo}/manifests/{}", stored.digest),
+        ),
         (docker_content_digest(), stored.digest.to_string()),
         (header::CONTENT_LENGTH, "0".into()),
     ];
     if let Some(subject) = stored.subject {
         response_headers.push((HeaderName::from_static("oci-subject"), subject.to_string()));
     }
-    Ok(with_headers(StatusCode::CREATED, response_headers, Body::empty()))
+    Ok(with_headers(
+        StatusCode::CREATED,
+        response_headers,
+        Body::empty(),
+    ))
 }
 
-pub async fn delete(app: &AppState, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<Response, OciError> {
+pub async fn delete(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<Response, OciError> {
     manifests::delete(&app.db, reg, repo, reference).await?;
-    Ok(with_headers(StatusCode::ACCEPTED, vec![(header::CONTENT_LENGTH, "0".into())], Body::empty()))
+    Ok(with_headers(
+        StatusCode::ACCEPTED,
+        vec![(header::CONTENT_LENGTH, "0".into())],
+        Body::empty(),
+    ))
 }

@@ -48,26 +48,53 @@ async fn v2_dispatch(
     rest: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, OciError> {
-    let Path(rest) = rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
+    let Path(rest) =
+        rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
     let route = parse_v2(&rest)?;
     let query = V2Query::parse(&uri);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let reg = app.registry_for_host(host).await?;
     let response = match (method, route) {
-        (Method::GET, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, true).await?,
-        (Method::HEAD, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, false).await?,
-        (Method::DELETE, V2Route::Blob { repo, digest }) => blobs::delete(&app, &reg, &repo, &digest).await?,
-        (Method::POST, V2Route::UploadStart { repo }) => uploads::start(&app, &reg, &repo, &query, &headers, body).await?,
-        (Method::PATCH, V2Route::Upload { repo, id }) => uploads::patch(&app, &reg, &repo, &id, &headers, body).await?,
-        (Method::PUT, V2Route::Upload { repo, id }) => uploads::put(&app, &reg, &repo, &id, &query, &headers, body).await?,
-        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&app, &reg, &repo, &id).await?,
-        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&app, &reg, &repo, &id).await?,
-        (Method::GET, V2Route::Manifest { repo, reference }) => manifests::get(&app, &reg, &repo, &reference, &headers, true).await?,
-        (Method::HEAD, V2Route::Manifest { repo, reference }) => manifests::get(&app, &reg, &repo, &reference, &headers, false).await?,
-        (Method::PUT, V2Route::Manifest { repo, reference }) => manifests::put(&app, &reg, &repo, &reference, &headers, body).await?,
-        (Method::DELETE, V2Route::Manifest { repo, reference }) => manifests::delete(&app, &reg, &repo, &reference).await?,
+        (Method::GET, V2Route::Blob { repo, digest }) => {
+            blobs::get(&app, &reg, &repo, &digest, &headers, true).await?
+        }
+        (Method::HEAD, V2Route::Blob { repo, digest }) => {
+            blobs::get(&app, &reg, &repo, &digest, &headers, false).await?
+        }
+        (Method::DELETE, V2Route::Blob { repo, digest }) => {
+            blobs::delete(&app, &reg, &repo, &digest).await?
+        }
+        (Method::POST, V2Route::UploadStart { repo }) => {
+            uploads::start(&app, &reg, &repo, &query, &headers, body).await?
+        }
+        (Method::PATCH, V2Route::Upload { repo, id }) => {
+            uploads::patch(&app, &reg, &repo, &id, &headers, body).await?
+        }
+        (Method::PUT, V2Route::Upload { repo, id }) => {
+            uploads::put(&app, &reg, &repo, &id, &query, &headers, body).await?
+        }
+        (Method::GET, V2Route::Upload { repo, id }) => {
+            uploads::status(&app, &reg, &repo, &id).await?
+        }
+        (Method::DELETE, V2Route::Upload { repo, id }) => {
+            uploads::cancel(&app, &reg, &repo, &id).await?
+        }
+        (Method::GET, V2Route::Manifest { repo, reference }) => {
+            manifests::get(&app, &reg, &repo, &reference, &headers, true).await?
+        }
+        (Method::HEAD, V2Route::Manifest { repo, reference }) => {
+            manifests::get(&app, &reg, &repo, &reference, &headers, false).await?
+        }
+        (Method::PUT, V2Route::Manifest { repo, reference }) => {
+            manifests::put(&app, &reg, &repo, &reference, &headers, body).await?
+        }
+        (Method::DELETE, V2Route::Manifest { repo, reference }) => {
+            manifests::delete(&app, &reg, &repo, &reference).await?
+        }
         (Method::GET, V2Route::TagsList { repo }) => tags::list(&app, &reg, &repo, &query).await?,
-        (Method::GET, V2Route::Referrers { repo, digest }) => referrers::list(&app, &reg, &repo, &digest, &query).await?,
+        (Method::GET, V2Route::Referrers { repo, digest }) => {
+            referrers::list(&app, &reg, &repo, &digest, &query).await?
+        }
         _ => return Err(OciError::Unsupported),
     };
     Ok(response.into_response())

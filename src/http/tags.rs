@@ -21,28 +21,55 @@ const MAX_TAGS: usize = 10_000;
 const CATALOG_PAGE: usize = 1_000;
 const MAX_CATALOG: usize = 10_000;
 
-pub async fn list(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
+pub async fn list(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    query: &V2Query,
+) -> Result<Response, OciError> {
     let page = Page::from_query(query, MAX_TAGS, MAX_TAGS)?;
     let repository_id = metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
-    let rows = metadata::tags::list(&app.db, repository_id, page.last.as_deref(), page.n as i64 + 1).await?;
+    let rows = metadata::tags::list(
+        &app.db,
+        repository_id,
+        page.last.as_deref(),
+        page.n as i64 + 1,
+    )
+    .await?;
     let (tags, link) = page.finish(rows, &format!("/v2/{repo}/tags/list"));
-    Ok(listing(json!({ "name": repo.as_str(), "tags": tags }), link))
+    Ok(listing(
+        json!({ "name": repo.as_str(), "tags": tags }),
+        link,
+    ))
 }
 
-pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
+pub async fn catalog(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, OciError> {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let reg = app.registry_for_host(host).await?;
     let page = Page::from_query(&V2Query::parse(&uri), CATALOG_PAGE, MAX_CATALOG)?;
-    let rows = metadata::repositories::list(&app.db, reg.row.id, page.last.as_deref(), page.n as i64 + 1).await?;
+    let rows =
+        metadata::repositories::list(&app.db, reg.row.id, page.last.as_deref(), page.n as i64 + 1)
+            .await?;
     let (repositories, link) = page.finish(rows, "/v2/_catalog");
     Ok(listing(json!({ "repositories": repositories }), link))
 }
 
 fn listing(body: serde_json::Value, link: Option<String>) -> Response {
     match link {
-        Some(link) => with_headers(StatusCode::OK, vec![(header::LINK, link), (header::CONTENT_TYPE, "application/json".into())], Body::from(body.to_string())),
+        Some(link) => with_headers(
+            StatusCode::OK,
+            vec![
+                (header::LINK, link),
+                (header::CONTENT_TYPE, "application/json".into()),
+            ],
+            Body::from(body.to_string()),
+        ),
         None => Json(body).into_response(),
     }
 }

@@ -51,17 +51,31 @@ fn created(repo: &RepoName, digest: &Digest) -> Response {
 }
 
 fn required_digest(query: &V2Query) -> Result<Digest, OciError> {
-    query.digest.as_deref().ok_or_else(|| OciError::DigestInvalid("the digest query parameter is required".into()))?.parse()
+    query
+        .digest
+        .as_deref()
+        .ok_or_else(|| OciError::DigestInvalid("the digest query parameter is required".into()))?
+        .parse()
 }
 
-pub async fn start(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2Query, headers: &HeaderMap, body: Body) -> Result<Response, OciError> {
+pub async fn start(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    query: &V2Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
     if let Some(mount) = &query.mount {
         let digest: Digest = mount.parse()?;
-        let from = query.from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
-        if let Some(from) = from {
-            if uploads::mount(&app.db, reg, repo, &from, &digest).await? {
-                return Ok(created(repo, &digest));
-            }
+        let from = query
+            .from
+            .as_deref()
+            .and_then(|f| f.parse::<RepoName>().ok());
+        if let Some(from) = from
+            && uploads::mount(&app.db, reg, repo, &from, &digest).await?
+        {
+            return Ok(created(repo, &digest));
         }
     }
     let session = uploads::start(&app.db, reg, repo).await?;
@@ -81,24 +95,62 @@ pub async fn start(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V
 }
 
 /// Streams a request body into the session as its next chunk and returns the session as it now stands.
-async fn receive(app: &AppState, reg: &RegistryCtx, repo: &RepoName, session: Session, headers: &HeaderMap, body: Body) -> Result<Session, OciError> {
-    let declared = header_str(headers, &header::CONTENT_RANGE).map(parse_content_range).transpose()?;
+async fn receive(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    session: Session,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Session, OciError> {
+    let declared = header_str(headers, &header::CONTENT_RANGE)
+        .map(parse_content_range)
+        .transpose()?;
     let length = content_length(headers)?;
     if declared.is_none() && length == Some(0) {
         return Ok(session);
     }
     let at = location(repo, &session.id);
-    uploads::receive_chunk(&app.db, reg, &session, &at, declared, length, body.into_data_stream()).await?;
+    uploads::receive_chunk(
+        &app.db,
+        reg,
+        &session,
+        &at,
+        declared,
+        length,
+        body.into_data_stream(),
+    )
+    .await?;
     uploads::find(&app.db, reg, repo, &session.id).await
 }
 
-pub async fn patch(app: &AppState, reg: &RegistryCtx, repo: &RepoName, id: &UploadId, headers: &HeaderMap, body: Body) -> Result<Response, OciError> {
+pub async fn patch(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    id: &UploadId,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
     let session = uploads::find(&app.db, reg, repo, id).await?;
     let session = receive(app, reg, repo, session, headers, body).await?;
-    Ok(in_progress(StatusCode::ACCEPTED, repo, id, session.offset()))
+    Ok(in_progress(
+        StatusCode::ACCEPTED,
+        repo,
+        id,
+        session.offset(),
+    ))
 }
 
-pub async fn put(app: &AppState, reg: &RegistryCtx, repo: &RepoName, id: &UploadId, query: &V2Query, headers: &HeaderMap, body: Body) -> Result<Response, OciError> {
+pub async fn put(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    id: &UploadId,
+    query: &V2Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OciError> {
     let session = uploads::find(&app.db, reg, repo, id).await?;
     let digest = required_digest(query)?;
     let session = receive(app, reg, repo, session, headers, body).await?;
@@ -106,12 +158,27 @@ pub async fn put(app: &AppState, reg: &RegistryCtx, repo: &RepoName, id: &Upload
     Ok(created(repo, &digest))
 }
 
-pub async fn status(app: &AppState, reg: &RegistryCtx, repo: &RepoName, id: &UploadId) -> Result<Response, OciError> {
+pub async fn status(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    id: &UploadId,
+) -> Result<Response, OciError> {
     let session = uploads::find(&app.db, reg, repo, id).await?;
-    Ok(in_progress(StatusCode::NO_CONTENT, repo, id, session.offset()))
+    Ok(in_progress(
+        StatusCode::NO_CONTENT,
+        repo,
+        id,
+        session.offset(),
+    ))
 }
 
-pub async fn cancel(app: &AppState, reg: &RegistryCtx, repo: &RepoName, id: &UploadId) -> Result<Response, OciError> {
+pub async fn cancel(
+    app: &AppState,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    id: &UploadId,
+) -> Result<Response, OciError> {
     let session = uploads::find(&app.db, reg, repo, id).await?;
     uploads::cancel(&app.db, reg, &session).await?;
     Ok(with_headers(StatusCode::NO_CONTENT, vec![], Body::empty()))

@@ -19,7 +19,14 @@ pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<O
 }
 
 /// Records a committed blob; `false` if the registry already had it (the caller's copy is then redundant).
-pub async fn insert(tx: &mut Tx, registry_id: i64, digest: &str, size: i64, object_key: &str, part_sizes: Option<&str>) -> sqlx::Result<bool> {
+pub async fn insert(
+    tx: &mut Tx,
+    registry_id: i64,
+    digest: &str,
+    size: i64,
+    object_key: &str,
+    part_sizes: Option<&str>,
+) -> sqlx::Result<bool> {
     const SQL: &str = "INSERT INTO blobs (registry_id, digest, size, object_key, part_sizes, created_at) \
                        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (registry_id, digest) DO NOTHING";
     let done = on_tx!(tx, c => sqlx::query(SQL).bind(registry_id).bind(digest).bind(size).bind(object_key)
@@ -43,7 +50,11 @@ pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<b
 }
 
 /// Of `digests`, the first that repository `repository_id` cannot serve.
-pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
+pub async fn first_unlinked(
+    db: &Db,
+    repository_id: i64,
+    digests: &[String],
+) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
     for digest in digests {
         let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
@@ -56,6 +67,7 @@ pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> 
 
 /// The registry's record of blob `digest`, whichever repositories link it.
 pub async fn in_registry(db: &Db, registry_id: i64, digest: &str) -> sqlx::Result<Option<BlobRow>> {
-    const SQL: &str = "SELECT size, object_key, part_sizes FROM blobs WHERE registry_id = $1 AND digest = $2";
+    const SQL: &str =
+        "SELECT size, object_key, part_sizes FROM blobs WHERE registry_id = $1 AND digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(digest).fetch_optional(p).await)
 }

@@ -31,7 +31,11 @@ pub struct NewManifest<'a> {
     pub refs: Vec<(String, &'static str)>,
 }
 
-pub async fn by_digest(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
+pub async fn by_digest(
+    db: &Db,
+    repository_id: i64,
+    digest: &str,
+) -> sqlx::Result<Option<ManifestRow>> {
     const SQL: &str = "SELECT digest, media_type, content FROM manifests WHERE repository_id = $1 AND digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
 }
@@ -62,7 +66,11 @@ pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sql
 }
 
 /// Of `digests`, the first that is not a manifest of the repository.
-pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
+pub async fn first_missing(
+    db: &Db,
+    repository_id: i64,
+    digests: &[String],
+) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2";
     for digest in digests {
         let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
@@ -81,7 +89,12 @@ pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<b
 }
 
 /// Manifests of a repository whose subject is `subject`, optionally of one artifact type, by digest.
-pub async fn referrers(db: &Db, repository_id: i64, subject: &str, artifact_type: Option<&str>) -> sqlx::Result<Vec<ReferrerRow>> {
+pub async fn referrers(
+    db: &Db,
+    repository_id: i64,
+    subject: &str,
+    artifact_type: Option<&str>,
+) -> sqlx::Result<Vec<ReferrerRow>> {
     const SQL: &str = "SELECT digest, media_type, size, artifact_type, annotations FROM manifests \
                        WHERE repository_id = $1 AND subject_digest = $2 AND ($3 IS NULL OR artifact_type = $3) \
                        ORDER BY digest";

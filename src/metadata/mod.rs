@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// A connection pool on one of the supported backends.
 #[derive(Clone, Debug)]
@@ -131,6 +133,9 @@ mod tests {
         };
         let sqlite = names(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"));
         assert!(!sqlite.is_empty());
-        assert_eq!(sqlite, names(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")));
+        assert_eq!(
+            sqlite,
+            names(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        );
     }
 }

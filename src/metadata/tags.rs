@@ -3,7 +3,12 @@
 use super::{Db, Tx, now, on_db, on_tx};
 
 /// Points `tag` at `manifest_digest`, moving it if it pointed elsewhere.
-pub async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest: &str) -> sqlx::Result<()> {
+pub async fn upsert(
+    tx: &mut Tx,
+    repository_id: i64,
+    tag: &str,
+    manifest_digest: &str,
+) -> sqlx::Result<()> {
     const SQL: &str = "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
                        updated_at = excluded.updated_at";
@@ -12,8 +17,14 @@ pub async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest:
 }
 
 /// Tag names in lexical order after `last`, at most `limit` of them.
-pub async fn list(db: &Db, repository_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
-    const SQL: &str = "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+pub async fn list(
+    db: &Db,
+    repository_id: i64,
+    last: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<String>> {
+    const SQL: &str =
+        "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3";
     let last = last.unwrap_or("");
     on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(last).bind(limit).fetch_all(p).await)
 }

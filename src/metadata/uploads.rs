@@ -28,7 +28,14 @@ pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<UploadRow>> {
 
 /// Records a received chunk, only if the session still stands at `expected_offset`; `false` means another
 /// request moved it first.
-pub async fn advance(db: &Db, id: &str, expected_offset: i64, new_offset: i64, chunks: &str, hash_state: Option<&[u8]>) -> sqlx::Result<bool> {
+pub async fn advance(
+    db: &Db,
+    id: &str,
+    expected_offset: i64,
+    new_offset: i64,
+    chunks: &str,
+    hash_state: Option<&[u8]>,
+) -> sqlx::Result<bool> {
     const SQL: &str = "UPDATE upload_sessions SET byte_offset = $1, chunks = $2, hash_state = $3, updated_at = $4 \
                        WHERE id = $5 AND byte_offset = $6";
     let done = on_db!(db, p => sqlx::query(SQL).bind(new_offset).bind(chunks).bind(hash_state).bind(now())
@@ -39,7 +46,8 @@ pub async fn advance(db: &Db, id: &str, expected_offset: i64, new_offset: i64, c
 /// Ends a session; `false` if it was already gone.
 pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    let done =
+        on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 

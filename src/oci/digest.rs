@@ -67,21 +67,32 @@ impl FromStr for Digest {
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            _ => return Err(OciError::DigestInvalid(format!("unsupported digest algorithm {:?}", truncate(alg)))),
+            _ => {
+                return Err(OciError::DigestInvalid(format!(
+                    "unsupported digest algorithm {:?}",
+                    truncate(alg)
+                )));
+            }
         };
         let well_formed = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(invalid());
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(|e: OciError| serde::de::Error::custom(e.to_string()))
+        s.parse()
+            .map_err(|e: OciError| serde::de::Error::custom(e.to_string()))
     }
 }
 
@@ -169,7 +180,8 @@ impl Hasher {
 mod tests {
     use super::*;
 
-    const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn parses_valid_and_rejects_invalid_digests() {

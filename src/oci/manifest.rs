@@ -62,9 +62,12 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
     if body.len() > MAX_MANIFEST_BYTES {
         return Err(OciError::ManifestTooLarge(MAX_MANIFEST_BYTES));
     }
-    let doc: Document = serde_json::from_slice(body).map_err(|e| OciError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
+    let doc: Document = serde_json::from_slice(body)
+        .map_err(|e| OciError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
     if doc.schema_version != Some(2) {
-        return Err(OciError::ManifestInvalid("schemaVersion must be 2 (schema 1 manifests are not supported)".into()));
+        return Err(OciError::ManifestInvalid(
+            "schemaVersion must be 2 (schema 1 manifests are not supported)".into(),
+        ));
     }
     let media_type = media_type_of(content_type, &doc)?;
     let is_index = matches!(media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST);
@@ -74,31 +77,53 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
         children: Vec::new(),
         subject: doc.subject.map(|s| s.digest),
         artifact_type: doc.artifact_type,
-        annotations: doc.annotations.map(|a| serde_json::Value::Object(a).to_string()),
+        annotations: doc
+            .annotations
+            .map(|a| serde_json::Value::Object(a).to_string()),
     };
-    for d in doc.layers.iter().flatten().chain(doc.manifests.iter().flatten()).chain(doc.config.iter()) {
+    for d in doc
+        .layers
+        .iter()
+        .flatten()
+        .chain(doc.manifests.iter().flatten())
+        .chain(doc.config.iter())
+    {
         if d.size < 0 {
-            return Err(OciError::ManifestInvalid(format!("descriptor {} has a negative size", d.digest)));
+            return Err(OciError::ManifestInvalid(format!(
+                "descriptor {} has a negative size",
+                d.digest
+            )));
         }
     }
     if is_index {
         if doc.config.is_some() || doc.layers.is_some() {
-            return Err(OciError::ManifestInvalid("an index has no config or layers".into()));
+            return Err(OciError::ManifestInvalid(
+                "an index has no config or layers".into(),
+            ));
         }
-        let manifests = doc.manifests.ok_or_else(|| OciError::ManifestInvalid("an index needs a manifests array".into()))?;
+        let manifests = doc
+            .manifests
+            .ok_or_else(|| OciError::ManifestInvalid("an index needs a manifests array".into()))?;
         info.children = manifests.into_iter().map(|d| d.digest).collect();
     } else {
         if doc.manifests.is_some() {
-            return Err(OciError::ManifestInvalid("an image manifest has no manifests array".into()));
+            return Err(OciError::ManifestInvalid(
+                "an image manifest has no manifests array".into(),
+            ));
         }
-        let config = doc.config.ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a config".into()))?;
-        let layers = doc.layers.ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a layers array".into()))?;
+        let config = doc
+            .config
+            .ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a config".into()))?;
+        let layers = doc.layers.ok_or_else(|| {
+            OciError::ManifestInvalid("an image manifest needs a layers array".into())
+        })?;
         if info.artifact_type.is_none() && info.subject.is_some() {
             info.artifact_type = Some(config.media_type.clone());
         }
         info.blobs.push(config.digest);
         for layer in layers {
-            let foreign = FOREIGN_LAYERS.contains(&layer.media_type.as_str()) && layer.urls.as_ref().is_some_and(|u| !u.is_empty());
+            let foreign = FOREIGN_LAYERS.contains(&layer.media_type.as_str())
+                && layer.urls.as_ref().is_some_and(|u| !u.is_empty());
             if !foreign {
                 info.blobs.push(layer.digest);
             }
@@ -113,7 +138,9 @@ fn media_type_of(content_type: Option<&str>, doc: &Document) -> Result<String, O
     let header = content_type.filter(|ct| is_manifest_type(ct));
     let media_type = match (header, doc.media_type.as_deref()) {
         (Some(h), Some(m)) if h != m => {
-            return Err(OciError::ManifestInvalid(format!("Content-Type {h} does not match mediaType {m}")));
+            return Err(OciError::ManifestInvalid(format!(
+                "Content-Type {h} does not match mediaType {m}"
+            )));
         }
         (Some(h), _) => h.to_owned(),
         (None, Some(m)) => m.to_owned(),
@@ -121,14 +148,20 @@ fn media_type_of(content_type: Option<&str>, doc: &Document) -> Result<String, O
         (None, None) => OCI_MANIFEST.to_owned(),
     };
     if !is_manifest_type(&media_type) {
-        return Err(OciError::ManifestInvalid(format!("unsupported manifest media type {}", super::digest::truncate(&media_type))));
+        return Err(OciError::ManifestInvalid(format!(
+            "unsupported manifest media type {}",
+            super::digest::truncate(&media_type)
+        )));
     }
     Ok(media_type)
 }
 
 /// Whether `media_type` is one of the manifest types this registry stores.
 pub fn is_manifest_type(media_type: &str) -> bool {
-    matches!(media_type, DOCKER_MANIFEST | DOCKER_MANIFEST_LIST | OCI_MANIFEST | OCI_INDEX)
+    matches!(
+        media_type,
+        DOCKER_MANIFEST | DOCKER_MANIFEST_LIST | OCI_MANIFEST | OCI_INDEX
+    )
 }
 
 #[cfg(test)]
@@ -155,10 +188,15 @@ mod tests {
 
     #[test]
     fn artifacts_with_a_subject_get_an_artifact_type() {
-        let extra = format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":9}},"annotations":{{"k":"v"}}"#);
+        let extra = format!(
+            r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":9}},"annotations":{{"k":"v"}}"#
+        );
         let info = parse(None, image(OCI_MANIFEST, &extra).as_bytes()).unwrap();
         assert_eq!(info.subject, Some(C.parse().unwrap()));
-        assert_eq!(info.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            info.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
         assert_eq!(info.annotations.as_deref(), Some(r#"{"k":"v"}"#));
     }
 
@@ -177,7 +215,10 @@ mod tests {
         let body = format!(
             r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{A}","size":2}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{B}","size":3,"urls":["https://example.invalid/layer"]}}]}}"#
         );
-        assert_eq!(parse(Some(DOCKER_MANIFEST), body.as_bytes()).unwrap().blobs, vec![A.parse().unwrap()]);
+        assert_eq!(
+            parse(Some(DOCKER_MANIFEST), body.as_bytes()).unwrap().blobs,
+            vec![A.parse().unwrap()]
+        );
     }
 
     #[test]
@@ -186,17 +227,37 @@ mod tests {
             (Some(OCI_MANIFEST), "not json".to_string()),
             (Some(OCI_MANIFEST), r#"{"schemaVersion":1}"#.to_string()),
             (Some(OCI_INDEX), image(OCI_MANIFEST, "")),
-            (Some(OCI_MANIFEST), format!(r#"{{"schemaVersion":2,"layers":[]}}"#)),
-            (Some(OCI_INDEX), r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#.to_string()),
+            (
+                Some(OCI_MANIFEST),
+                r#"{"schemaVersion":2,"layers":[]}"#.to_string(),
+            ),
+            (
+                Some(OCI_INDEX),
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+                    .to_string(),
+            ),
             (None, image("text/plain", "")),
-            (Some(OCI_MANIFEST), image(OCI_MANIFEST, "").replace(A, "sha256:zz")),
-            (Some(OCI_MANIFEST), image(OCI_MANIFEST, "").replace("\"size\":2", "\"size\":-2")),
+            (
+                Some(OCI_MANIFEST),
+                image(OCI_MANIFEST, "").replace(A, "sha256:zz"),
+            ),
+            (
+                Some(OCI_MANIFEST),
+                image(OCI_MANIFEST, "").replace("\"size\":2", "\"size\":-2"),
+            ),
         ];
         for (ct, body) in cases {
             let err = parse(ct, body.as_bytes()).unwrap_err();
             assert_eq!(err.code_and_status().0, "MANIFEST_INVALID", "{body}");
         }
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
-        assert_eq!(parse(Some(OCI_MANIFEST), &huge).unwrap_err().code_and_status().1.as_u16(), 413);
+        assert_eq!(
+            parse(Some(OCI_MANIFEST), &huge)
+                .unwrap_err()
+                .code_and_status()
+                .1
+                .as_u16(),
+            413
+        );
     }
 }

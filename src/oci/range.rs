@@ -11,6 +11,11 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
+    /// The number of bytes in the range (never zero: the end is inclusive).
+    #[expect(
+        clippy::len_without_is_empty,
+        reason = "an inclusive range always holds at least one byte"
+    )]
     pub fn len(&self) -> u64 {
         self.end - self.start + 1
     }
@@ -42,15 +47,25 @@ pub fn resolve_range(header: Option<&str>, size: u64) -> Result<RangeRequest, Oc
             if suffix == 0 || size == 0 {
                 return Err(unsatisfiable());
             }
-            ByteRange { start: size.saturating_sub(suffix), end: size - 1 }
+            ByteRange {
+                start: size.saturating_sub(suffix),
+                end: size - 1,
+            }
         }
         (false, _) => {
             let start: u64 = first.parse().map_err(|_| unsatisfiable())?;
-            let end = if last.is_empty() { u64::MAX } else { last.parse().map_err(|_| unsatisfiable())? };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                last.parse().map_err(|_| unsatisfiable())?
+            };
             if start >= size || end < start {
                 return Err(unsatisfiable());
             }
-            ByteRange { start, end: end.min(size - 1) }
+            ByteRange {
+                start,
+                end: end.min(size - 1),
+            }
         }
         (true, true) => return Err(unsatisfiable()),
     };
@@ -60,9 +75,17 @@ pub fn resolve_range(header: Option<&str>, size: u64) -> Result<RangeRequest, Oc
 /// Parses an upload chunk's `Content-Range` (`<start>-<end>`, inclusive; a `bytes ` or `bytes=` prefix and a
 /// `/<total>` suffix are tolerated since clients send them).
 pub fn parse_content_range(header: &str) -> Result<ByteRange, OciError> {
-    let invalid = || OciError::BlobUploadInvalid(format!("invalid Content-Range {:?}", crate::oci::digest::truncate(header)));
+    let invalid = || {
+        OciError::BlobUploadInvalid(format!(
+            "invalid Content-Range {:?}",
+            crate::oci::digest::truncate(header)
+        ))
+    };
     let spec = header.trim();
-    let spec = spec.strip_prefix("bytes=").or_else(|| spec.strip_prefix("bytes ")).unwrap_or(spec);
+    let spec = spec
+        .strip_prefix("bytes=")
+        .or_else(|| spec.strip_prefix("bytes "))
+        .unwrap_or(spec);
     let spec = spec.split_once('/').map_or(spec, |(range, _total)| range);
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
     let start: u64 = start.trim().parse().map_err(|_| invalid())?;
@@ -108,8 +131,17 @@ mod tests {
 
     #[test]
     fn content_ranges_of_chunks() {
-        assert_eq!(parse_content_range("0-99").unwrap(), ByteRange { start: 0, end: 99 });
-        assert_eq!(parse_content_range("bytes 100-199/*").unwrap(), ByteRange { start: 100, end: 199 });
+        assert_eq!(
+            parse_content_range("0-99").unwrap(),
+            ByteRange { start: 0, end: 99 }
+        );
+        assert_eq!(
+            parse_content_range("bytes 100-199/*").unwrap(),
+            ByteRange {
+                start: 100,
+                end: 199
+            }
+        );
         assert_eq!(parse_content_range("bytes=5-5").unwrap().len(), 1);
         for bad in ["", "5", "a-b", "9-3", "-3"] {
             assert!(parse_content_range(bad).is_err(), "{bad:?}");

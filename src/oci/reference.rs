@@ -29,10 +29,15 @@ impl FromStr for RepoName {
     type Err = OciError;
     fn from_str(s: &str) -> Result<Self, OciError> {
         if s.len() > MAX_NAME_LEN {
-            return Err(OciError::NameInvalid(format!("repository name longer than {MAX_NAME_LEN} characters")));
+            return Err(OciError::NameInvalid(format!(
+                "repository name longer than {MAX_NAME_LEN} characters"
+            )));
         }
         if s.is_empty() || !s.split('/').all(valid_component) {
-            return Err(OciError::NameInvalid(format!("invalid repository name {:?}", truncate(s))));
+            return Err(OciError::NameInvalid(format!(
+                "invalid repository name {:?}",
+                truncate(s)
+            )));
         }
         Ok(RepoName(s.to_owned()))
     }
@@ -42,7 +47,9 @@ impl FromStr for RepoName {
 fn valid_component(c: &str) -> bool {
     let bytes = c.as_bytes();
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return false };
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
     if !alnum(first) || !alnum(last) {
         return false;
     }
@@ -85,10 +92,17 @@ impl FromStr for Tag {
     type Err = OciError;
     fn from_str(s: &str) -> Result<Self, OciError> {
         let bytes = s.as_bytes();
-        let head_ok = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        let rest_ok = bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        let head_ok = bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let rest_ok = bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !head_ok || !rest_ok || bytes.len() > 128 {
-            return Err(OciError::ManifestInvalid(format!("invalid tag {:?}", truncate(s))));
+            return Err(OciError::ManifestInvalid(format!(
+                "invalid tag {:?}",
+                truncate(s)
+            )));
         }
         Ok(Tag(s.to_owned()))
     }
@@ -104,7 +118,11 @@ pub enum Reference {
 impl FromStr for Reference {
     type Err = OciError;
     fn from_str(s: &str) -> Result<Self, OciError> {
-        if s.contains(':') { s.parse().map(Reference::Digest) } else { s.parse().map(Reference::Tag) }
+        if s.contains(':') {
+            s.parse().map(Reference::Digest)
+        } else {
+            s.parse().map(Reference::Tag)
+        }
     }
 }
 
@@ -155,7 +173,10 @@ mod tests {
             "a\\b",
             too_long.as_str(),
         ] {
-            assert!(bad.parse::<RepoName>().is_err(), "{bad:?} should be refused");
+            assert!(
+                bad.parse::<RepoName>().is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -32,20 +32,41 @@ impl FromStr for UploadId {
     fn from_str(s: &str) -> Result<Self, OciError> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok { Ok(UploadId(s.to_owned())) } else { Err(OciError::BlobUploadUnknown) }
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(UploadId(s.to_owned()))
+        } else {
+            Err(OciError::BlobUploadUnknown)
+        }
     }
 }
 
 /// A data-plane endpoint below `/v2/` (the base and `_catalog` routes are matched before this parser).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2Route {
-    Manifest { repo: RepoName, reference: Reference },
-    Blob { repo: RepoName, digest: Digest },
-    UploadStart { repo: RepoName },
-    Upload { repo: RepoName, id: UploadId },
-    TagsList { repo: RepoName },
-    Referrers { repo: RepoName, digest: Digest },
+    Manifest {
+        repo: RepoName,
+        reference: Reference,
+    },
+    Blob {
+        repo: RepoName,
+        digest: Digest,
+    },
+    UploadStart {
+        repo: RepoName,
+    },
+    Upload {
+        repo: RepoName,
+        id: UploadId,
+    },
+    TagsList {
+        repo: RepoName,
+    },
+    Referrers {
+        repo: RepoName,
+        digest: Digest,
+    },
 }
 
 impl V2Route {
@@ -64,24 +85,46 @@ impl V2Route {
 /// Parses `rest`, the path after `/v2/` with no leading slash.
 pub fn parse_v2(rest: &str) -> Result<V2Route, OciError> {
     if let Some(repo) = rest.strip_suffix("/tags/list") {
-        return Ok(V2Route::TagsList { repo: repo.parse()? });
+        return Ok(V2Route::TagsList {
+            repo: repo.parse()?,
+        });
     }
-    if let Some(repo) = rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads")) {
-        return Ok(V2Route::UploadStart { repo: repo.parse()? });
+    if let Some(repo) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    {
+        return Ok(V2Route::UploadStart {
+            repo: repo.parse()?,
+        });
     }
     if let Some((repo, id)) = rest.rsplit_once("/blobs/uploads/") {
-        return Ok(V2Route::Upload { repo: repo.parse()?, id: id.parse()? });
+        return Ok(V2Route::Upload {
+            repo: repo.parse()?,
+            id: id.parse()?,
+        });
     }
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
-        return Ok(V2Route::Manifest { repo: repo.parse()?, reference: reference.parse()? });
+        return Ok(V2Route::Manifest {
+            repo: repo.parse()?,
+            reference: reference.parse()?,
+        });
     }
     if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
-        return Ok(V2Route::Blob { repo: repo.parse()?, digest: digest.parse()? });
+        return Ok(V2Route::Blob {
+            repo: repo.parse()?,
+            digest: digest.parse()?,
+        });
     }
     if let Some((repo, digest)) = rest.rsplit_once("/referrers/") {
-        return Ok(V2Route::Referrers { repo: repo.parse()?, digest: digest.parse()? });
+        return Ok(V2Route::Referrers {
+            repo: repo.parse()?,
+            digest: digest.parse()?,
+        });
     }
-    Err(OciError::NameInvalid(format!("no registry endpoint at /v2/{}", truncate(rest))))
+    Err(OciError::NameInvalid(format!(
+        "no registry endpoint at /v2/{}",
+        truncate(rest)
+    )))
 }
 
 #[cfg(test)]
@@ -100,20 +143,60 @@ mod tests {
         let table = vec![
             (
                 "a/b/c/manifests/v1".to_string(),
-                V2Route::Manifest { repo: repo("a/b/c"), reference: Reference::Tag("v1".parse().unwrap()) },
+                V2Route::Manifest {
+                    repo: repo("a/b/c"),
+                    reference: Reference::Tag("v1".parse().unwrap()),
+                },
             ),
             (
                 format!("x/manifests/{D}"),
-                V2Route::Manifest { repo: repo("x"), reference: Reference::Digest(digest.clone()) },
+                V2Route::Manifest {
+                    repo: repo("x"),
+                    reference: Reference::Digest(digest.clone()),
+                },
             ),
-            (format!("x/y/blobs/{D}"), V2Route::Blob { repo: repo("x/y"), digest: digest.clone() }),
-            ("x/blobs/uploads/".into(), V2Route::UploadStart { repo: repo("x") }),
-            ("x/blobs/uploads".into(), V2Route::UploadStart { repo: repo("x") }),
-            ("x/blobs/uploads/abc-1".into(), V2Route::Upload { repo: repo("x"), id: "abc-1".parse().unwrap() }),
+            (
+                format!("x/y/blobs/{D}"),
+                V2Route::Blob {
+                    repo: repo("x/y"),
+                    digest: digest.clone(),
+                },
+            ),
+            (
+                "x/blobs/uploads/".into(),
+                V2Route::UploadStart { repo: repo("x") },
+            ),
+            (
+                "x/blobs/uploads".into(),
+                V2Route::UploadStart { repo: repo("x") },
+            ),
+            (
+                "x/blobs/uploads/abc-1".into(),
+                V2Route::Upload {
+                    repo: repo("x"),
+                    id: "abc-1".parse().unwrap(),
+                },
+            ),
             ("x/tags/list".into(), V2Route::TagsList { repo: repo("x") }),
-            ("manifests/tags/list".into(), V2Route::TagsList { repo: repo("manifests") }),
-            ("blobs/blobs/uploads/".into(), V2Route::UploadStart { repo: repo("blobs") }),
-            (format!("r/referrers/{D}"), V2Route::Referrers { repo: repo("r"), digest }),
+            (
+                "manifests/tags/list".into(),
+                V2Route::TagsList {
+                    repo: repo("manifests"),
+                },
+            ),
+            (
+                "blobs/blobs/uploads/".into(),
+                V2Route::UploadStart {
+                    repo: repo("blobs"),
+                },
+            ),
+            (
+                format!("r/referrers/{D}"),
+                V2Route::Referrers {
+                    repo: repo("r"),
+                    digest,
+                },
+            ),
         ];
         for (path, want) in table {
             assert_eq!(parse_v2(&path).unwrap(), want, "{path}");

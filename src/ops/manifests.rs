@@ -2,7 +2,10 @@
 
 use crate::app::RegistryCtx;
 use crate::errors::OciError;
-use crate::metadata::{self, Db, manifests::{ManifestRow, NewManifest}};
+use crate::metadata::{
+    self, Db,
+    manifests::{ManifestRow, NewManifest},
+};
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::manifest::{self, ManifestInfo};
 use crate::oci::reference::{Reference, RepoName};
@@ -14,13 +17,22 @@ pub struct Stored {
 }
 
 /// Validates and stores a pushed manifest under `reference` (a tag, or a digest it must hash to).
-pub async fn put(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference, content_type: Option<&str>, body: &[u8]) -> Result<Stored, OciError> {
+pub async fn put(
+    db: &Db,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Stored, OciError> {
     let info = manifest::parse(content_type, body)?;
     let digest = match reference {
         Reference::Digest(expected) => {
             let actual = Digest::of(expected.algorithm(), body);
             if &actual != expected {
-                return Err(OciError::DigestInvalid(format!("manifest hashes to {actual}, not {expected}")));
+                return Err(OciError::DigestInvalid(format!(
+                    "manifest hashes to {actual}, not {expected}"
+                )));
             }
             actual
         }
@@ -51,43 +63,73 @@ pub async fn put(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Refere
         metadata::tags::upsert(&mut tx, repository_id, tag.as_str(), &digest_text).await?;
     }
     tx.commit().await?;
-    Ok(Stored { digest, subject: info.subject })
+    Ok(Stored {
+        digest,
+        subject: info.subject,
+    })
 }
 
 /// Every blob must be linked to the repository, every child manifest stored in it.
-async fn check_references(db: &Db, repository_id: i64, info: &ManifestInfo) -> Result<(), OciError> {
+async fn check_references(
+    db: &Db,
+    repository_id: i64,
+    info: &ManifestInfo,
+) -> Result<(), OciError> {
     let blobs: Vec<String> = info.blobs.iter().map(Digest::to_string).collect();
     if let Some(missing) = metadata::blobs::first_unlinked(db, repository_id, &blobs).await? {
         return Err(OciError::ManifestBlobUnknown(missing));
     }
     let children: Vec<String> = info.children.iter().map(Digest::to_string).collect();
     if let Some(missing) = metadata::manifests::first_missing(db, repository_id, &children).await? {
-        return Err(OciError::ManifestUnknown(format!("referenced manifest {missing} is not in the repository")));
+        return Err(OciError::ManifestUnknown(format!(
+            "referenced manifest {missing} is not in the repository"
+        )));
     }
     Ok(())
 }
 
 /// The manifest `reference` points at in `repo`.
-pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
-    let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
+pub async fn get(
+    db: &Db,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<ManifestRow, OciError> {
+    let unknown =
+        || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
     let row = match reference {
         Reference::Tag(tag) => metadata::manifests::by_tag(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?,
+        Reference::Digest(d) => {
+            metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?
+        }
     };
     row.ok_or_else(unknown)
 }
 
 /// Deletes a manifest (by digest: with its tags) or just a tag (by tag).
-pub async fn delete(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
+pub async fn delete(
+    db: &Db,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    reference: &Reference,
+) -> Result<(), OciError> {
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
     let deleted = match reference {
         Reference::Tag(tag) => metadata::tags::delete(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => metadata::manifests::delete(db, repository_id, &d.to_string()).await?,
+        Reference::Digest(d) => {
+            metadata::manifests::delete(db, repository_id, &d.to_string()).await?
+        }
     };
-    if deleted { Ok(()) } else { Err(OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"))) }
+    if deleted {
+        Ok(())
+    } else {
+        Err(OciError::ManifestUnknown(format!(
+            "manifest {reference} is not in repository {repo}"
+        )))
+    }
 }

@@ -29,18 +29,30 @@ pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName) -> Result<Sessio
     let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
     let id = UploadId::generate();
     metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id).await?;
-    let row = metadata::uploads::find(db, id.as_str()).await?.ok_or(OciError::BlobUploadUnknown)?;
+    let row = metadata::uploads::find(db, id.as_str())
+        .await?
+        .ok_or(OciError::BlobUploadUnknown)?;
     Ok(Session { id, row })
 }
 
 /// The session `id`, if it exists and was started on `repo` of this registry.
-pub async fn find(db: &Db, reg: &RegistryCtx, repo: &RepoName, id: &UploadId) -> Result<Session, OciError> {
-    let row = metadata::uploads::find(db, id.as_str()).await?.ok_or(OciError::BlobUploadUnknown)?;
+pub async fn find(
+    db: &Db,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    id: &UploadId,
+) -> Result<Session, OciError> {
+    let row = metadata::uploads::find(db, id.as_str())
+        .await?
+        .ok_or(OciError::BlobUploadUnknown)?;
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str()).await?;
     if row.registry_id != reg.row.id || Some(row.repository_id) != repository_id {
         return Err(OciError::BlobUploadUnknown);
     }
-    Ok(Session { id: id.clone(), row })
+    Ok(Session {
+        id: id.clone(),
+        row,
+    })
 }
 
 /// Appends one chunk to the session: checks it starts where the upload stands, streams it to storage
@@ -60,18 +72,22 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let offset = session.offset();
-    let out_of_order = || OciError::UploadRangeInvalid { location: location.to_owned(), offset };
-    if let Some(range) = declared {
-        if range.start != offset || length.is_some_and(|l| l != range.len()) {
-            return Err(out_of_order());
-        }
+    let out_of_order = || OciError::UploadRangeInvalid {
+        location: location.to_owned(),
+        offset,
+    };
+    if let Some(range) = declared
+        && (range.start != offset || length.is_some_and(|l| l != range.len()))
+    {
+        return Err(out_of_order());
     }
     let mut hasher = match &session.row.hash_state {
         Some(state) => Hasher::restore(state),
         None if offset == 0 => Some(Hasher::new(Algorithm::Sha256)),
         None => None,
     };
-    let mut chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
+    let mut chunks =
+        Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let name = Chunk::new_name(chunks.len());
     let hashed = body.map_err(std::io::Error::other).inspect_ok(|bytes| {
         if let Some(h) = hasher.as_mut() {
@@ -80,17 +96,27 @@ where
     });
     let written = match reg.blobs.put_chunk(&session.id, &name, hashed).await {
         Ok(n) => n,
-        Err(StorageError::Io(e)) => return Err(OciError::BlobUploadInvalid(format!("request body ended early: {e}"))),
+        Err(StorageError::Io(e)) => {
+            return Err(OciError::BlobUploadInvalid(format!(
+                "request body ended early: {e}"
+            )));
+        }
         Err(e) => return Err(e.into()),
     };
     let expected = declared.map(|r| r.len()).or(length);
     if expected.is_some_and(|e| e != written) {
-        return Err(OciError::SizeInvalid(format!("received {written} bytes, expected {}", expected.unwrap_or(0))));
+        return Err(OciError::SizeInvalid(format!(
+            "received {written} bytes, expected {}",
+            expected.unwrap_or(0)
+        )));
     }
     if written == 0 {
         return Ok(offset);
     }
-    chunks.push(Chunk { name, size: written });
+    chunks.push(Chunk {
+        name,
+        size: written,
+    });
     let new_offset = offset + written;
     let state = hasher.map(|h| h.save());
     let recorded = metadata::uploads::advance(
@@ -102,14 +128,24 @@ where
         state.as_deref(),
     )
     .await?;
-    if recorded { Ok(new_offset) } else { Err(out_of_order()) }
+    if recorded {
+        Ok(new_offset)
+    } else {
+        Err(out_of_order())
+    }
 }
 
 /// Finishes an upload as blob `digest` of the session's repository, in Distribution's commit order:
 /// finish the hash, refuse a mismatch (discarding everything staged), move the bytes into place, then
 /// record blob, link and session end in one transaction.
-pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Digest) -> Result<(), OciError> {
-    let chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
+pub async fn commit(
+    db: &Db,
+    reg: &RegistryCtx,
+    session: &Session,
+    digest: &Digest,
+) -> Result<(), OciError> {
+    let chunks =
+        Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let computed = match session.row.hash_state.as_deref().and_then(Hasher::restore) {
         Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
         None if chunks.is_empty() => Digest::of(digest.algorithm(), b""),
@@ -117,7 +153,9 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
     };
     if &computed != digest {
         cancel(db, reg, session).await?;
-        return Err(OciError::DigestInvalid(format!("content hashes to {computed}, not {digest}")));
+        return Err(OciError::DigestInvalid(format!(
+            "content hashes to {computed}, not {digest}"
+        )));
     }
     let size = session.offset() as i64;
     let layout = match reg.blobs.commit(&session.id, &chunks, digest).await {
@@ -128,7 +166,15 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
     let digest_text = digest.to_string();
     let mut tx = db.begin().await?;
     let parts = layout.parts_text();
-    let inserted = metadata::blobs::insert(&mut tx, reg.row.id, &digest_text, size, &layout.key, parts.as_deref()).await?;
+    let inserted = metadata::blobs::insert(
+        &mut tx,
+        reg.row.id,
+        &digest_text,
+        size,
+        &layout.key,
+        parts.as_deref(),
+    )
+    .await?;
     metadata::blobs::link(&mut tx, session.row.repository_id, &digest_text).await?;
     let ended = metadata::uploads::finish(&mut tx, session.id.as_str(), size).await?;
     if !ended {
@@ -143,7 +189,12 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
 
 /// When the registry already had the blob, the copy just placed is redundant; remove it unless it is the
 /// very object the existing row points at.
-async fn discard_duplicate(db: &Db, reg: &RegistryCtx, digest: &str, ours: &BlobLayout) -> Result<(), OciError> {
+async fn discard_duplicate(
+    db: &Db,
+    reg: &RegistryCtx,
+    digest: &str,
+    ours: &BlobLayout,
+) -> Result<(), OciError> {
     let existing = metadata::blobs::in_registry(db, reg.row.id, digest).await?;
     if existing.is_some_and(|row| row.object_key != ours.key) {
         reg.blobs.delete(ours).await?;
@@ -151,7 +202,12 @@ async fn discard_duplicate(db: &Db, reg: &RegistryCtx, digest: &str, ours: &Blob
     Ok(())
 }
 
-async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: Algorithm) -> Result<Digest, OciError> {
+async fn rehash(
+    reg: &RegistryCtx,
+    id: &UploadId,
+    chunks: &[Chunk],
+    algorithm: Algorithm,
+) -> Result<Digest, OciError> {
     let mut hasher = Hasher::new(algorithm);
     let mut stream = reg.blobs.read_chunks(id, chunks);
     while let Some(bytes) = stream.next().await {
@@ -169,14 +225,26 @@ pub async fn cancel(db: &Db, reg: &RegistryCtx, session: &Session) -> Result<(),
 
 /// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not
 /// (the caller then falls back to a plain upload).
-pub async fn mount(db: &Db, reg: &RegistryCtx, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool, OciError> {
-    let Some(from_id) = metadata::repositories::id(db, reg.row.id, from.as_str()).await? else { return Ok(false) };
+pub async fn mount(
+    db: &Db,
+    reg: &RegistryCtx,
+    repo: &RepoName,
+    from: &RepoName,
+    digest: &Digest,
+) -> Result<bool, OciError> {
+    let Some(from_id) = metadata::repositories::id(db, reg.row.id, from.as_str()).await? else {
+        return Ok(false);
+    };
     let digest = digest.to_string();
-    if metadata::blobs::linked(db, from_id, &digest).await?.is_none() {
+    if metadata::blobs::linked(db, from_id, &digest)
+        .await?
+        .is_none()
+    {
         return Ok(false);
     }
     let mut tx = db.begin().await?;
-    let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
+    let repository_id =
+        metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
     metadata::blobs::link(&mut tx, repository_id, &digest).await?;
     tx.commit().await?;
     Ok(true)

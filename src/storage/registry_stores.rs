@@ -19,13 +19,21 @@ pub struct RegistryStores {
 
 impl RegistryStores {
     pub fn new(data_dir: PathBuf) -> Self {
-        RegistryStores { data_dir, cache: RwLock::new(HashMap::new()) }
+        RegistryStores {
+            data_dir,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The store of registry `name`, whose configured location is `url` (`None`: the default folder).
     pub fn get(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {
         let cache_key = format!("{name}\n{}", url.unwrap_or(""));
-        if let Some(store) = self.cache.read().map_err(|_| anyhow::anyhow!("store cache poisoned"))?.get(&cache_key) {
+        if let Some(store) = self
+            .cache
+            .read()
+            .map_err(|_| anyhow::anyhow!("store cache poisoned"))?
+            .get(&cache_key)
+        {
             return Ok(store.clone());
         }
         let store = BlobStore::new(self.open(name, url)?);
@@ -38,14 +46,20 @@ impl RegistryStores {
 
     fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
         let dir = match url {
-            None => self.data_dir.join("registries").join(name.to_ascii_lowercase()),
+            None => self
+                .data_dir
+                .join("registries")
+                .join(name.to_ascii_lowercase()),
             Some("memory://") => return Ok(Arc::new(InMemory::new())),
             Some(url) => match url.strip_prefix("file://") {
                 Some(path) => PathBuf::from(path),
                 None => anyhow::bail!("unsupported storage location {url:?} (use file:///path)"),
             },
         };
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        Ok(Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true)))
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        Ok(Arc::new(
+            LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
+        ))
     }
 }

@@ -10,11 +10,21 @@ async fn base_endpoint_answers_with_the_api_version_header() {
     for path in ["/v2/", "/v2"] {
         let resp = server.req(Method::GET, path).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
+        assert_eq!(
+            header(&resp, "docker-distribution-api-version"),
+            "registry/2.0"
+        );
     }
-    let resp = server.req(Method::GET, "/nothing/here").send().await.unwrap();
+    let resp = server
+        .req(Method::GET, "/nothing/here")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
+    assert_eq!(
+        header(&resp, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
 }
 
 #[tokio::test]
@@ -42,13 +52,35 @@ async fn ranges_give_206_and_unsatisfiable_ranges_give_416() {
     let data = bytes(1000, 2);
     let digest = server.push_blob("r", &data).await;
     let path = format!("/v2/r/blobs/{digest}");
-    for (range, start, end) in [("bytes=0-9", 0, 9), ("bytes=990-", 990, 999), ("bytes=-5", 995, 999), ("bytes=500-2000", 500, 999)] {
-        let resp = server.req(Method::GET, &path).header("range", range).send().await.unwrap();
+    for (range, start, end) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=990-", 990, 999),
+        ("bytes=-5", 995, 999),
+        ("bytes=500-2000", 500, 999),
+    ] {
+        let resp = server
+            .req(Method::GET, &path)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-        assert_eq!(header(&resp, "content-range"), format!("bytes {start}-{end}/1000"));
-        assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[start..=end], "{range}");
+        assert_eq!(
+            header(&resp, "content-range"),
+            format!("bytes {start}-{end}/1000")
+        );
+        assert_eq!(
+            resp.bytes().await.unwrap().as_ref(),
+            &data[start..=end],
+            "{range}"
+        );
     }
-    let resp = server.req(Method::GET, &path).header("range", "bytes=1000-").send().await.unwrap();
+    let resp = server
+        .req(Method::GET, &path)
+        .header("range", "bytes=1000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(header(&resp, "content-range"), "bytes */1000");
 }
@@ -58,21 +90,39 @@ async fn a_blob_is_readable_only_through_repositories_it_was_pushed_or_mounted_t
     let server = TestServer::start().await;
     let digest = server.push_blob("team-a/app", b"secret layer").await;
     server.push_blob("team-b/app", b"something else").await;
-    let other = server.req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}")).send().await.unwrap();
+    let other = server
+        .req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(other).await, "BLOB_UNKNOWN");
-    let unknown_repo = server.req(Method::HEAD, &format!("/v2/nobody/blobs/{digest}")).send().await.unwrap();
+    let unknown_repo = server
+        .req(Method::HEAD, &format!("/v2/nobody/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown_repo.status(), StatusCode::NOT_FOUND);
 
     let mount = server
-        .req(Method::POST, &format!("/v2/team-b/app/blobs/uploads/?mount={digest}&from=team-a/app"))
+        .req(
+            Method::POST,
+            &format!("/v2/team-b/app/blobs/uploads/?mount={digest}&from=team-a/app"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(mount.status(), StatusCode::CREATED);
-    assert_eq!(header(&mount, "location"), format!("/v2/team-b/app/blobs/{digest}"));
+    assert_eq!(
+        header(&mount, "location"),
+        format!("/v2/team-b/app/blobs/{digest}")
+    );
     assert_eq!(header(&mount, "docker-content-digest"), digest);
-    let now = server.req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}")).send().await.unwrap();
+    let now = server
+        .req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(now.bytes().await.unwrap().as_ref(), b"secret layer");
 }
 
@@ -80,8 +130,16 @@ async fn a_blob_is_readable_only_through_repositories_it_was_pushed_or_mounted_t
 async fn a_mount_of_an_unknown_blob_falls_back_to_an_upload_session() {
     let server = TestServer::start().await;
     let missing = sha256(b"never pushed");
-    for query in [format!("mount={missing}&from=elsewhere"), format!("mount={missing}"), format!("mount={missing}&from=NOT..valid")] {
-        let resp = server.req(Method::POST, &format!("/v2/target/blobs/uploads/?{query}")).send().await.unwrap();
+    for query in [
+        format!("mount={missing}&from=elsewhere"),
+        format!("mount={missing}"),
+        format!("mount={missing}&from=NOT..valid"),
+    ] {
+        let resp = server
+            .req(Method::POST, &format!("/v2/target/blobs/uploads/?{query}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::ACCEPTED, "{query}");
         assert!(header(&resp, "location").starts_with("/v2/target/blobs/uploads/"));
     }
@@ -92,13 +150,29 @@ async fn delete_unlinks_the_blob_from_one_repository_only() {
     let server = TestServer::start().await;
     let digest = server.push_blob("one", b"shared").await;
     server.push_blob("two", b"shared").await;
-    let resp = server.req(Method::DELETE, &format!("/v2/one/blobs/{digest}")).send().await.unwrap();
+    let resp = server
+        .req(Method::DELETE, &format!("/v2/one/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let gone = server.req(Method::GET, &format!("/v2/one/blobs/{digest}")).send().await.unwrap();
+    let gone = server
+        .req(Method::GET, &format!("/v2/one/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(gone).await, "BLOB_UNKNOWN");
-    let again = server.req(Method::DELETE, &format!("/v2/one/blobs/{digest}")).send().await.unwrap();
+    let again = server
+        .req(Method::DELETE, &format!("/v2/one/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-    let kept = server.req(Method::GET, &format!("/v2/two/blobs/{digest}")).send().await.unwrap();
+    let kept = server
+        .req(Method::GET, &format!("/v2/two/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.bytes().await.unwrap().as_ref(), b"shared");
 }
 
@@ -108,9 +182,21 @@ async fn sha512_blobs_are_verified_and_served() {
     let server = TestServer::start().await;
     let data = bytes(5000, 3);
     let digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
-    let resp = server.req(Method::POST, &format!("/v2/s/blobs/uploads/?digest={digest}")).body(data.clone()).send().await.unwrap();
+    let resp = server
+        .req(
+            Method::POST,
+            &format!("/v2/s/blobs/uploads/?digest={digest}"),
+        )
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let got = server.req(Method::GET, &format!("/v2/s/blobs/{digest}")).send().await.unwrap();
+    let got = server
+        .req(Method::GET, &format!("/v2/s/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&got, "docker-content-digest"), digest);
     assert_eq!(got.bytes().await.unwrap().as_ref(), data.as_slice());
 }
@@ -119,7 +205,11 @@ async fn sha512_blobs_are_verified_and_served() {
 async fn unsupported_methods_are_405_unsupported() {
     let server = TestServer::start().await;
     let digest = sha256(b"x");
-    let resp = server.req(Method::PUT, &format!("/v2/x/blobs/{digest}")).send().await.unwrap();
+    let resp = server
+        .req(Method::PUT, &format!("/v2/x/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(resp).await, "UNSUPPORTED");
 }

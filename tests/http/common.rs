@@ -1,4 +1,5 @@
 //! The test server (real HTTP on an ephemeral port, SQLite and blobs in a temp dir) and HTTP-only helpers.
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::path::PathBuf;
 
@@ -47,7 +48,14 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer { base, client: reqwest::Client::new(), dir, _tempdir: None, stop: Some(tx), task: Some(task) }
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            _tempdir: None,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and waits until it has closed, keeping the data folder.
@@ -73,18 +81,32 @@ impl TestServer {
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let digest = sha256(data);
         let resp = self
-            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .req(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
+            )
             .header("content-type", "application/octet-stream")
             .body(data.to_vec())
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "{}",
+            resp.text().await.unwrap()
+        );
         digest
     }
 
     /// Pushes a manifest under `reference`; returns the response.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> reqwest::Response {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &str,
+    ) -> reqwest::Response {
         self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .header("content-type", media_type)
             .body(body.to_string())
@@ -97,7 +119,12 @@ impl TestServer {
     pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> String {
         let body = self.image_manifest(repo, layer, "").await;
         let resp = self.put_manifest(repo, tag, OCI_MANIFEST, &body).await;
-        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "{}",
+            resp.text().await.unwrap()
+        );
         sha256(body.as_bytes())
     }
 
@@ -119,19 +146,34 @@ impl TestServer {
 /// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
 async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
     use sqlx::{Connection, Executor};
-    let admin_url = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
-    let suffix: String = dir.file_name().unwrap().to_string_lossy().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let suffix: String = dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
     let name = format!("berth_test_{}", suffix.to_ascii_lowercase());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("TEST_POSTGRES_URL reachable");
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("TEST_POSTGRES_URL reachable");
     let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(&name)
         .fetch_optional(&mut admin)
         .await
         .unwrap();
     if exists.is_none() {
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
     }
-    let (base, _db) = admin_url.rsplit_once('/').expect("TEST_POSTGRES_URL ends with /<database>");
+    let (base, _db) = admin_url
+        .rsplit_once('/')
+        .expect("TEST_POSTGRES_URL ends with /<database>");
     Some(format!("{base}/{name}"))
 }
 
@@ -166,9 +208,15 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
 /// The `errors[0].code` of an error response.
 pub async fn error_code(resp: reqwest::Response) -> String {
     let body: serde_json::Value = resp.json().await.expect("error body is JSON");
-    body["errors"][0]["code"].as_str().expect("errors[0].code").to_string()
+    body["errors"][0]["code"]
+        .as_str()
+        .expect("errors[0].code")
+        .to_string()
 }
 
 pub fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
-    resp.headers().get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no {name} header"))
 }

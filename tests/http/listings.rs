@@ -7,7 +7,10 @@ use crate::common::{OCI_MANIFEST, TestServer, error_code, header};
 async fn get_json(server: &TestServer, path: &str) -> (Option<String>, serde_json::Value) {
     let resp = server.req(Method::GET, path).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "{path}");
-    let link = resp.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+    let link = resp
+        .headers()
+        .get("link")
+        .map(|l| l.to_str().unwrap().to_string());
     (link, resp.json().await.unwrap())
 }
 
@@ -17,7 +20,13 @@ async fn tags_are_listed_in_lexical_order_with_pages_and_links() {
     let body = server.image_manifest("tagged/repo", b"layer", "").await;
     let tags = ["v10", "v2", "latest", "A", "_under", "v1.0"];
     for tag in tags {
-        assert_eq!(server.put_manifest("tagged/repo", tag, OCI_MANIFEST, &body).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            server
+                .put_manifest("tagged/repo", tag, OCI_MANIFEST, &body)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
     }
     let mut sorted: Vec<&str> = tags.to_vec();
     sorted.sort();
@@ -31,12 +40,22 @@ async fn tags_are_listed_in_lexical_order_with_pages_and_links() {
     let mut path = "/v2/tagged/repo/tags/list?n=4".to_string();
     loop {
         let (link, page) = get_json(&server, &path).await;
-        let names: Vec<String> = page["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+        let names: Vec<String> = page["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
         assert!(names.len() <= 4);
         collected.extend(names);
         let Some(link) = link else { break };
         assert!(link.ends_with("rel=\"next\""), "{link}");
-        path = link.trim_start_matches('<').split('>').next().unwrap().to_string();
+        path = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap()
+            .to_string();
     }
     assert_eq!(collected, sorted);
 
@@ -44,9 +63,17 @@ async fn tags_are_listed_in_lexical_order_with_pages_and_links() {
     assert_eq!(after["tags"], serde_json::json!(["v10", "v2"]));
     let (_, zero) = get_json(&server, "/v2/tagged/repo/tags/list?n=0").await;
     assert_eq!(zero["tags"], serde_json::json!([]));
-    let bad_n = server.req(Method::GET, "/v2/tagged/repo/tags/list?n=many").send().await.unwrap();
+    let bad_n = server
+        .req(Method::GET, "/v2/tagged/repo/tags/list?n=many")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad_n.status(), StatusCode::BAD_REQUEST);
-    let unknown = server.req(Method::GET, "/v2/untagged/tags/list").send().await.unwrap();
+    let unknown = server
+        .req(Method::GET, "/v2/untagged/tags/list")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(unknown).await, "NAME_UNKNOWN");
 }
 
@@ -63,11 +90,24 @@ async fn the_catalog_lists_repositories_in_order_with_pages() {
     assert!(link.is_none());
     assert_eq!(all["repositories"], serde_json::json!(sorted));
 
-    let resp = server.req(Method::GET, "/v2/_catalog?n=2").send().await.unwrap();
-    assert_eq!(header(&resp, "link"), "</v2/_catalog?n=2&last=alpha/one>; rel=\"next\"");
+    let resp = server
+        .req(Method::GET, "/v2/_catalog?n=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&resp, "link"),
+        "</v2/_catalog?n=2&last=alpha/one>; rel=\"next\""
+    );
     let first: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(first["repositories"], serde_json::json!(["alpha", "alpha/one"]));
+    assert_eq!(
+        first["repositories"],
+        serde_json::json!(["alpha", "alpha/one"])
+    );
     let (link, rest) = get_json(&server, "/v2/_catalog?n=10&last=alpha/one").await;
     assert!(link.is_none());
-    assert_eq!(rest["repositories"], serde_json::json!(["alpha/two", "mid", "zeta"]));
+    assert_eq!(
+        rest["repositories"],
+        serde_json::json!(["alpha/two", "mid", "zeta"])
+    );
 }

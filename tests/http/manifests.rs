@@ -21,7 +21,10 @@ fn index(media_type: &str, children: &[(&str, &str, usize)]) -> String {
             format!(r#"{{"mediaType":"{mt}","digest":"{d}","size":{size},"platform":{{"architecture":"arch{i}","os":"linux"}}}}"#)
         })
         .collect();
-    format!(r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]}}"#, manifests.join(","))
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]}}"#,
+        manifests.join(",")
+    )
 }
 
 #[tokio::test]
@@ -30,18 +33,32 @@ async fn an_oci_image_is_stored_byte_for_byte_and_served_by_tag_and_digest() {
     let body = server.image_manifest("apps/web", &bytes(2048, 1), "").await;
     let body = format!("{body}\n  ");
     let digest = sha256(body.as_bytes());
-    let resp = server.put_manifest("apps/web", "v1", OCI_MANIFEST, &body).await;
+    let resp = server
+        .put_manifest("apps/web", "v1", OCI_MANIFEST, &body)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(header(&resp, "location"), format!("/v2/apps/web/manifests/{digest}"));
+    assert_eq!(
+        header(&resp, "location"),
+        format!("/v2/apps/web/manifests/{digest}")
+    );
     assert_eq!(header(&resp, "docker-content-digest"), digest);
 
     for reference in ["v1", digest.as_str()] {
         let path = format!("/v2/apps/web/manifests/{reference}");
-        let get = server.req(Method::GET, &path).header("accept", OCI_MANIFEST).send().await.unwrap();
+        let get = server
+            .req(Method::GET, &path)
+            .header("accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(get.status(), StatusCode::OK);
         assert_eq!(header(&get, "content-type"), OCI_MANIFEST);
         assert_eq!(header(&get, "docker-content-digest"), digest);
-        assert_eq!(get.bytes().await.unwrap().as_ref(), body.as_bytes(), "bytes exactly as pushed");
+        assert_eq!(
+            get.bytes().await.unwrap().as_ref(),
+            body.as_bytes(),
+            "bytes exactly as pushed"
+        );
         let head = server.req(Method::HEAD, &path).send().await.unwrap();
         assert_eq!(head.status(), StatusCode::OK);
         assert_eq!(header(&head, "content-length"), body.len().to_string());
@@ -60,14 +77,29 @@ async fn docker_schema2_manifests_and_manifest_lists_are_accepted() {
         let layer_digest = server.push_blob("multi", &layer).await;
         let body = docker_manifest(&config_digest, config.len(), &layer_digest, layer.len());
         let digest = sha256(body.as_bytes());
-        let resp = server.put_manifest("multi", &digest, DOCKER_MANIFEST, &body).await;
+        let resp = server
+            .put_manifest("multi", &digest, DOCKER_MANIFEST, &body)
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         children.push((digest, body.len()));
     }
-    let list = index(DOCKER_LIST, &children.iter().map(|(d, s)| (DOCKER_MANIFEST, d.as_str(), *s)).collect::<Vec<_>>());
-    let resp = server.put_manifest("multi", "latest", DOCKER_LIST, &list).await;
+    let list = index(
+        DOCKER_LIST,
+        &children
+            .iter()
+            .map(|(d, s)| (DOCKER_MANIFEST, d.as_str(), *s))
+            .collect::<Vec<_>>(),
+    );
+    let resp = server
+        .put_manifest("multi", "latest", DOCKER_LIST, &list)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let get = server.req(Method::GET, "/v2/multi/manifests/latest").header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}")).send().await.unwrap();
+    let get = server
+        .req(Method::GET, "/v2/multi/manifests/latest")
+        .header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&get, "content-type"), DOCKER_LIST);
     assert_eq!(get.text().await.unwrap(), list);
 }
@@ -81,19 +113,35 @@ async fn an_oci_index_needs_its_children_in_the_repository() {
     let resp = server.put_manifest("idx", "all", OCI_INDEX, &idx).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(resp).await, "MANIFEST_UNKNOWN");
-    assert_eq!(server.put_manifest("idx", &child, OCI_MANIFEST, &child_body).await.status(), StatusCode::CREATED);
-    assert_eq!(server.put_manifest("idx", "all", OCI_INDEX, &idx).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        server
+            .put_manifest("idx", &child, OCI_MANIFEST, &child_body)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        server
+            .put_manifest("idx", "all", OCI_INDEX, &idx)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
 async fn a_manifest_whose_blobs_are_not_in_the_repository_is_refused() {
     let server = TestServer::start().await;
     let body = server.image_manifest("has-blobs", b"layer bytes", "").await;
-    let resp = server.put_manifest("lacks-blobs", "v1", OCI_MANIFEST, &body).await;
+    let resp = server
+        .put_manifest("lacks-blobs", "v1", OCI_MANIFEST, &body)
+        .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(resp).await, "MANIFEST_BLOB_UNKNOWN");
     let missing_layer = body.replace(&sha256(b"layer bytes"), &sha256(b"never pushed"));
-    let resp = server.put_manifest("has-blobs", "v1", OCI_MANIFEST, &missing_layer).await;
+    let resp = server
+        .put_manifest("has-blobs", "v1", OCI_MANIFEST, &missing_layer)
+        .await;
     assert_eq!(error_code(resp).await, "MANIFEST_BLOB_UNKNOWN");
 }
 
@@ -105,7 +153,13 @@ async fn foreign_layers_with_urls_need_no_blob() {
         r#"{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","size":5,"digest":"{}","urls":["https://mcr.invalid/layer"]}}]}}"#,
         sha256(b"base!")
     );
-    assert_eq!(server.put_manifest("windows", "ltsc", DOCKER_MANIFEST, &body).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        server
+            .put_manifest("windows", "ltsc", DOCKER_MANIFEST, &body)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -113,20 +167,48 @@ async fn invalid_manifests_and_references_are_400s() {
     let server = TestServer::start().await;
     let body = server.image_manifest("bad", b"l", "").await;
     let cases = [
-        ("v1", OCI_MANIFEST, "{not json".to_string(), "MANIFEST_INVALID"),
-        ("v1", OCI_MANIFEST, r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#.to_string(), "MANIFEST_INVALID"),
+        (
+            "v1",
+            OCI_MANIFEST,
+            "{not json".to_string(),
+            "MANIFEST_INVALID",
+        ),
+        (
+            "v1",
+            OCI_MANIFEST,
+            r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#.to_string(),
+            "MANIFEST_INVALID",
+        ),
         ("v1", OCI_INDEX, body.clone(), "MANIFEST_INVALID"),
-        ("v1", "text/plain", body.replace(OCI_MANIFEST, "text/plain"), "MANIFEST_INVALID"),
-        (&sha256(b"other"), OCI_MANIFEST, body.clone(), "DIGEST_INVALID"),
+        (
+            "v1",
+            "text/plain",
+            body.replace(OCI_MANIFEST, "text/plain"),
+            "MANIFEST_INVALID",
+        ),
+        (
+            &sha256(b"other"),
+            OCI_MANIFEST,
+            body.clone(),
+            "DIGEST_INVALID",
+        ),
         ("-bad-tag", OCI_MANIFEST, body.clone(), "MANIFEST_INVALID"),
     ];
     for (reference, media_type, body, code) in cases {
-        let resp = server.put_manifest("bad", reference, media_type, &body).await;
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{reference} {media_type}");
+        let resp = server
+            .put_manifest("bad", reference, media_type, &body)
+            .await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::BAD_REQUEST,
+            "{reference} {media_type}"
+        );
         assert_eq!(error_code(resp).await, code, "{reference} {media_type}");
     }
     let huge = format!("{}{}", " ".repeat(4 * 1024 * 1024), body);
-    let resp = server.put_manifest("bad", "huge", OCI_MANIFEST, &huge).await;
+    let resp = server
+        .put_manifest("bad", "huge", OCI_MANIFEST, &huge)
+        .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
 }
@@ -134,17 +216,42 @@ async fn invalid_manifests_and_references_are_400s() {
 #[tokio::test]
 async fn unknown_manifests_and_unaccepted_types_are_404() {
     let server = TestServer::start().await;
-    let unknown_repo = server.req(Method::GET, "/v2/ghost/manifests/latest").send().await.unwrap();
+    let unknown_repo = server
+        .req(Method::GET, "/v2/ghost/manifests/latest")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(unknown_repo).await, "NAME_UNKNOWN");
     server.push_image("real", "v1", b"x").await;
-    let unknown_tag = server.req(Method::GET, "/v2/real/manifests/v2").send().await.unwrap();
+    let unknown_tag = server
+        .req(Method::GET, "/v2/real/manifests/v2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown_tag.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(unknown_tag).await, "MANIFEST_UNKNOWN");
-    let head = server.req(Method::HEAD, &format!("/v2/real/manifests/{}", sha256(b"nope"))).send().await.unwrap();
+    let head = server
+        .req(
+            Method::HEAD,
+            &format!("/v2/real/manifests/{}", sha256(b"nope")),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.status(), StatusCode::NOT_FOUND);
-    let only_docker = server.req(Method::GET, "/v2/real/manifests/v1").header("accept", DOCKER_MANIFEST).send().await.unwrap();
+    let only_docker = server
+        .req(Method::GET, "/v2/real/manifests/v1")
+        .header("accept", DOCKER_MANIFEST)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(only_docker.status(), StatusCode::NOT_FOUND);
-    let wildcard = server.req(Method::GET, "/v2/real/manifests/v1").header("accept", "*/*").send().await.unwrap();
+    let wildcard = server
+        .req(Method::GET, "/v2/real/manifests/v1")
+        .header("accept", "*/*")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wildcard.status(), StatusCode::OK);
 }
 
@@ -152,19 +259,77 @@ async fn unknown_manifests_and_unaccepted_types_are_404() {
 async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     let server = TestServer::start().await;
     let digest = server.push_image("del", "v1", b"a").await;
-    let body = server.req(Method::GET, "/v2/del/manifests/v1").send().await.unwrap().text().await.unwrap();
-    assert_eq!(server.put_manifest("del", "v2", OCI_MANIFEST, &body).await.status(), StatusCode::CREATED);
+    let body = server
+        .req(Method::GET, "/v2/del/manifests/v1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        server
+            .put_manifest("del", "v2", OCI_MANIFEST, &body)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
 
-    let resp = server.req(Method::DELETE, "/v2/del/manifests/v1").send().await.unwrap();
+    let resp = server
+        .req(Method::DELETE, "/v2/del/manifests/v1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    assert_eq!(server.req(Method::GET, "/v2/del/manifests/v1").send().await.unwrap().status(), StatusCode::NOT_FOUND);
-    assert_eq!(server.req(Method::GET, "/v2/del/manifests/v2").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        server
+            .req(Method::GET, "/v2/del/manifests/v1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .req(Method::GET, "/v2/del/manifests/v2")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 
-    let resp = server.req(Method::DELETE, &format!("/v2/del/manifests/{digest}")).send().await.unwrap();
+    let resp = server
+        .req(Method::DELETE, &format!("/v2/del/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    assert_eq!(server.req(Method::GET, &format!("/v2/del/manifests/{digest}")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
-    assert_eq!(server.req(Method::GET, "/v2/del/manifests/v2").send().await.unwrap().status(), StatusCode::NOT_FOUND, "its tags go too");
-    let again = server.req(Method::DELETE, &format!("/v2/del/manifests/{digest}")).send().await.unwrap();
+    assert_eq!(
+        server
+            .req(Method::GET, &format!("/v2/del/manifests/{digest}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server
+            .req(Method::GET, "/v2/del/manifests/v2")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "its tags go too"
+    );
+    let again = server
+        .req(Method::DELETE, &format!("/v2/del/manifests/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(again).await, "MANIFEST_UNKNOWN");
 }
 
@@ -173,7 +338,11 @@ async fn moving_a_tag_points_it_at_the_new_manifest() {
     let server = TestServer::start().await;
     server.push_image("mv", "latest", b"one").await;
     let second = server.push_image("mv", "latest", b"two").await;
-    let resp = server.req(Method::HEAD, "/v2/mv/manifests/latest").send().await.unwrap();
+    let resp = server
+        .req(Method::HEAD, "/v2/mv/manifests/latest")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(header(&resp, "docker-content-digest"), second);
 }
 
@@ -181,23 +350,40 @@ async fn moving_a_tag_points_it_at_the_new_manifest() {
 async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
     let server = TestServer::start().await;
     let subject = server.push_image("art", "v1", b"image").await;
-    let subject_size = server.req(Method::GET, "/v2/art/manifests/v1").send().await.unwrap().bytes().await.unwrap().len();
+    let subject_size = server
+        .req(Method::GET, "/v2/art/manifests/v1")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
     let empty = server.push_blob("art", b"{}").await;
     let mut referrers = Vec::new();
-    for (artifact_type, payload) in [("application/vnd.example.sbom", "sbom"), ("application/vnd.example.signature", "sig")] {
+    for (artifact_type, payload) in [
+        ("application/vnd.example.sbom", "sbom"),
+        ("application/vnd.example.signature", "sig"),
+    ] {
         let layer = server.push_blob("art", payload.as_bytes()).await;
         let body = format!(
             r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"{artifact_type}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/octet-stream","digest":"{layer}","size":{}}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":{subject_size}}},"annotations":{{"org.example.kind":"{payload}"}}}}"#,
             payload.len()
         );
         let digest = sha256(body.as_bytes());
-        let resp = server.put_manifest("art", &digest, OCI_MANIFEST, &body).await;
+        let resp = server
+            .put_manifest("art", &digest, OCI_MANIFEST, &body)
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         assert_eq!(header(&resp, "oci-subject"), subject);
         referrers.push((digest, artifact_type));
     }
 
-    let resp = server.req(Method::GET, &format!("/v2/art/referrers/{subject}")).send().await.unwrap();
+    let resp = server
+        .req(Method::GET, &format!("/v2/art/referrers/{subject}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(&resp, "content-type"), OCI_INDEX);
     assert!(resp.headers().get("oci-filters-applied").is_none());
@@ -205,14 +391,20 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
     assert_eq!(listed["schemaVersion"], 2);
     assert_eq!(listed["manifests"].as_array().unwrap().len(), 2);
     for entry in listed["manifests"].as_array().unwrap() {
-        let (_, artifact_type) = referrers.iter().find(|(d, _)| entry["digest"] == d.as_str()).expect("a pushed referrer");
+        let (_, artifact_type) = referrers
+            .iter()
+            .find(|(d, _)| entry["digest"] == d.as_str())
+            .expect("a pushed referrer");
         assert_eq!(entry["artifactType"], *artifact_type);
         assert_eq!(entry["mediaType"], OCI_MANIFEST);
         assert!(entry["annotations"]["org.example.kind"].is_string());
     }
 
     let filtered = server
-        .req(Method::GET, &format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.sbom"))
+        .req(
+            Method::GET,
+            &format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.sbom"),
+        )
         .send()
         .await
         .unwrap();
@@ -221,7 +413,14 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
     assert_eq!(filtered["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(filtered["manifests"][0]["digest"], referrers[0].0.as_str());
 
-    let none = server.req(Method::GET, &format!("/v2/nowhere/referrers/{}", sha256(b"?"))).send().await.unwrap();
+    let none = server
+        .req(
+            Method::GET,
+            &format!("/v2/nowhere/referrers/{}", sha256(b"?")),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), StatusCode::OK, "an empty index, never 404");
     let none: serde_json::Value = none.json().await.unwrap();
     assert_eq!(none["manifests"].as_array().unwrap().len(), 0);
@@ -230,9 +429,14 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
 #[tokio::test]
 async fn a_manifest_with_a_subject_that_does_not_exist_is_accepted() {
     let server = TestServer::start().await;
-    let extra = format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":10}}"#, sha256(b"absent"));
+    let extra = format!(
+        r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":10}}"#,
+        sha256(b"absent")
+    );
     let body = server.image_manifest("orphan", b"sig", &extra).await;
-    let resp = server.put_manifest("orphan", &sha256(body.as_bytes()), OCI_MANIFEST, &body).await;
+    let resp = server
+        .put_manifest("orphan", &sha256(body.as_bytes()), OCI_MANIFEST, &body)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(header(&resp, "oci-subject"), sha256(b"absent"));
 }

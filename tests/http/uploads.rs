@@ -7,7 +7,11 @@ use crate::common::{TestServer, bytes, error_code, header, sha256};
 
 /// POST …/blobs/uploads/ and return the session's Location.
 async fn start_upload(server: &TestServer, repo: &str) -> String {
-    let resp = server.req(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).send().await.unwrap();
+    let resp = server
+        .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&resp, "range"), "0-0");
     assert!(!header(&resp, "docker-upload-uuid").is_empty());
@@ -15,7 +19,12 @@ async fn start_upload(server: &TestServer, repo: &str) -> String {
     header(&resp, "location").to_string()
 }
 
-async fn patch(server: &TestServer, location: &str, start: usize, chunk: &[u8]) -> reqwest::Response {
+async fn patch(
+    server: &TestServer,
+    location: &str,
+    start: usize,
+    chunk: &[u8],
+) -> reqwest::Response {
     let end = start + chunk.len() - 1;
     server
         .req(Method::PATCH, location)
@@ -28,11 +37,19 @@ async fn patch(server: &TestServer, location: &str, start: usize, chunk: &[u8]) 
 }
 
 async fn put_digest(server: &TestServer, location: &str, digest: &str) -> reqwest::Response {
-    server.req(Method::PUT, &format!("{location}?digest={digest}")).send().await.unwrap()
+    server
+        .req(Method::PUT, &format!("{location}?digest={digest}"))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn read_blob(server: &TestServer, repo: &str, digest: &str) -> Vec<u8> {
-    let resp = server.req(Method::GET, &format!("/v2/{repo}/blobs/{digest}")).send().await.unwrap();
+    let resp = server
+        .req(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     resp.bytes().await.unwrap().to_vec()
 }
@@ -40,10 +57,16 @@ async fn read_blob(server: &TestServer, repo: &str, digest: &str) -> Vec<u8> {
 /// Files under a folder of the data directory (uploads or blobs of the default registry).
 fn files_under(server: &TestServer, sub: &str) -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() { walk(&path, out) } else { out.push(path) }
+            if path.is_dir() {
+                walk(&path, out)
+            } else {
+                out.push(path)
+            }
         }
     }
     let mut out = Vec::new();
@@ -70,7 +93,10 @@ async fn chunked_upload_with_odd_chunk_sizes_commits_the_exact_bytes() {
     let digest = sha256(&data);
     let resp = put_digest(&server, &location, &digest).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(header(&resp, "location"), format!("/v2/chunky/repo/blobs/{digest}"));
+    assert_eq!(
+        header(&resp, "location"),
+        format!("/v2/chunky/repo/blobs/{digest}")
+    );
     assert_eq!(header(&resp, "docker-content-digest"), digest);
     assert_eq!(read_blob(&server, "chunky/repo", &digest).await, data);
     let ranged = server
@@ -79,8 +105,15 @@ async fn chunked_upload_with_odd_chunk_sizes_commits_the_exact_bytes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(ranged.bytes().await.unwrap().as_ref(), &data[1300..=1420], "a range across chunk borders");
-    assert!(files_under(&server, "uploads").is_empty(), "no staged chunk is left");
+    assert_eq!(
+        ranged.bytes().await.unwrap().as_ref(),
+        &data[1300..=1420],
+        "a range across chunk borders"
+    );
+    assert!(
+        files_under(&server, "uploads").is_empty(),
+        "no staged chunk is left"
+    );
     let gone = server.req(Method::GET, &location).send().await.unwrap();
     assert_eq!(error_code(gone).await, "BLOB_UPLOAD_UNKNOWN");
 }
@@ -90,7 +123,12 @@ async fn streamed_patch_without_content_range_then_put_with_the_last_chunk() {
     let server = TestServer::start().await;
     let data = bytes(300_001, 8);
     let location = start_upload(&server, "stream").await;
-    let resp = server.req(Method::PATCH, &location).body(data[..200_000].to_vec()).send().await.unwrap();
+    let resp = server
+        .req(Method::PATCH, &location)
+        .body(data[..200_000].to_vec())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert_eq!(header(&resp, "range"), "0-199999");
     let digest = sha256(&data);
@@ -109,19 +147,38 @@ async fn streamed_patch_without_content_range_then_put_with_the_last_chunk() {
 async fn a_chunk_out_of_order_is_416_with_the_current_range() {
     let server = TestServer::start().await;
     let location = start_upload(&server, "order").await;
-    assert_eq!(patch(&server, &location, 0, b"0123456789").await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        patch(&server, &location, 0, b"0123456789").await.status(),
+        StatusCode::ACCEPTED
+    );
     for start in [0, 5, 11] {
         let resp = patch(&server, &location, start, b"abc").await;
-        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "start {start}");
+        assert_eq!(
+            resp.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "start {start}"
+        );
         assert_eq!(header(&resp, "range"), "0-9");
         assert_eq!(header(&resp, "location"), location);
         assert_eq!(error_code(resp).await, "BLOB_UPLOAD_INVALID");
     }
-    let bad = server.req(Method::PATCH, &location).header("content-range", "x-y").body("abc").send().await.unwrap();
+    let bad = server
+        .req(Method::PATCH, &location)
+        .header("content-range", "x-y")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(patch(&server, &location, 10, b"abc").await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        patch(&server, &location, 10, b"abc").await.status(),
+        StatusCode::ACCEPTED
+    );
     let digest = sha256(b"0123456789abc");
-    assert_eq!(put_digest(&server, &location, &digest).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        put_digest(&server, &location, &digest).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -133,9 +190,20 @@ async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
     let resp = put_digest(&server, &location, &wrong).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(resp).await, "DIGEST_INVALID");
-    let blob = server.req(Method::HEAD, &format!("/v2/mismatch/blobs/{wrong}")).send().await.unwrap();
+    let blob = server
+        .req(Method::HEAD, &format!("/v2/mismatch/blobs/{wrong}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(blob.status(), StatusCode::NOT_FOUND);
-    let real = server.req(Method::HEAD, &format!("/v2/mismatch/blobs/{}", sha256(b"the real content"))).send().await.unwrap();
+    let real = server
+        .req(
+            Method::HEAD,
+            &format!("/v2/mismatch/blobs/{}", sha256(b"the real content")),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(real.status(), StatusCode::NOT_FOUND);
     let session = server.req(Method::GET, &location).send().await.unwrap();
     assert_eq!(session.status(), StatusCode::NOT_FOUND);
@@ -143,7 +211,10 @@ async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
     assert!(files_under(&server, "blobs").is_empty());
 
     let resp = server
-        .req(Method::POST, &format!("/v2/mismatch/blobs/uploads/?digest={wrong}"))
+        .req(
+            Method::POST,
+            &format!("/v2/mismatch/blobs/uploads/?digest={wrong}"),
+        )
         .body("monolithic but wrong")
         .send()
         .await
@@ -160,10 +231,15 @@ async fn put_needs_a_valid_digest_parameter() {
     assert_eq!(error_code(missing).await, "DIGEST_INVALID");
     let malformed = put_digest(&server, &location, "sha256:1234").await;
     assert_eq!(error_code(malformed).await, "DIGEST_INVALID");
-    let unknown_algorithm = put_digest(&server, &location, "md5:d41d8cd98f00b204e9800998ecf8427e").await;
+    let unknown_algorithm =
+        put_digest(&server, &location, "md5:d41d8cd98f00b204e9800998ecf8427e").await;
     assert_eq!(unknown_algorithm.status(), StatusCode::BAD_REQUEST);
     let empty = put_digest(&server, &location, &sha256(b"")).await;
-    assert_eq!(empty.status(), StatusCode::CREATED, "an empty upload is the empty blob");
+    assert_eq!(
+        empty.status(),
+        StatusCode::CREATED,
+        "an empty upload is the empty blob"
+    );
 }
 
 #[tokio::test]
@@ -188,10 +264,18 @@ async fn a_session_is_only_reachable_through_its_own_repository() {
     let id = location.rsplit('/').next().unwrap();
     server.push_blob("intruder", b"x").await;
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
-        let resp = server.req(method.clone(), &format!("/v2/intruder/blobs/uploads/{id}")).send().await.unwrap();
+        let resp = server
+            .req(method.clone(), &format!("/v2/intruder/blobs/uploads/{id}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(error_code(resp).await, "BLOB_UPLOAD_UNKNOWN", "{method}");
     }
-    let unknown = server.req(Method::GET, "/v2/owner/blobs/uploads/does-not-exist").send().await.unwrap();
+    let unknown = server
+        .req(Method::GET, "/v2/owner/blobs/uploads/does-not-exist")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(unknown).await, "BLOB_UPLOAD_UNKNOWN");
 }
 
@@ -204,7 +288,10 @@ async fn a_chunked_sha512_upload_is_verified_by_rehashing() {
     patch(&server, &location, 0, &data[..4321]).await;
     patch(&server, &location, 4321, &data[4321..]).await;
     let digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
-    assert_eq!(put_digest(&server, &location, &digest).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        put_digest(&server, &location, &digest).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(read_blob(&server, "five-twelve", &digest).await, data);
 }
 
@@ -213,16 +300,27 @@ async fn an_upload_survives_a_server_restart() {
     let server = TestServer::start().await;
     let data = bytes(70_001, 10);
     let location = start_upload(&server, "restart/me").await;
-    assert_eq!(patch(&server, &location, 0, &data[..30_007]).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        patch(&server, &location, 0, &data[..30_007]).await.status(),
+        StatusCode::ACCEPTED
+    );
     let (dir, tempdir) = server.stop().await;
 
     let server = TestServer::start_in(dir, |_| {}).await;
     let status = server.req(Method::GET, &location).send().await.unwrap();
     assert_eq!(status.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&status, "range"), "0-30006");
-    assert_eq!(patch(&server, &location, 30_007, &data[30_007..]).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        patch(&server, &location, 30_007, &data[30_007..])
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
     let digest = sha256(&data);
-    assert_eq!(put_digest(&server, &location, &digest).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        put_digest(&server, &location, &digest).await.status(),
+        StatusCode::CREATED
+    );
     assert_eq!(read_blob(&server, "restart/me", &digest).await, data);
     drop(server);
     drop(tempdir);
@@ -244,7 +342,10 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
                 let location = start_upload(&server, &repo).await;
                 patch(&server, &location, 0, &data[..100_000]).await;
                 patch(&server, &location, 100_000, &data[100_000..]).await;
-                assert_eq!(put_digest(&server, &location, &digest).await.status(), StatusCode::CREATED);
+                assert_eq!(
+                    put_digest(&server, &location, &digest).await.status(),
+                    StatusCode::CREATED
+                );
             }
             repo
         }));
@@ -255,10 +356,20 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
     }
     let blob_files = files_under(&server, "blobs");
     let hex = digest.trim_start_matches("sha256:");
-    assert!(blob_files.iter().all(|p| p.to_string_lossy().contains(hex)), "{blob_files:?}");
+    assert!(
+        blob_files.iter().all(|p| p.to_string_lossy().contains(hex)),
+        "{blob_files:?}"
+    );
     let whole_objects = blob_files.iter().filter(|p| p.ends_with(hex)).count();
-    let part_sets: std::collections::HashSet<_> =
-        blob_files.iter().filter(|p| !p.ends_with(hex)).filter_map(|p| p.parent().map(|d| d.to_path_buf())).collect();
-    assert_eq!(whole_objects + part_sets.len(), 1, "one stored copy: {blob_files:?}");
+    let part_sets: std::collections::HashSet<_> = blob_files
+        .iter()
+        .filter(|p| !p.ends_with(hex))
+        .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
+        .collect();
+    assert_eq!(
+        whole_objects + part_sets.len(),
+        1,
+        "one stored copy: {blob_files:?}"
+    );
     assert!(files_under(&server, "uploads").is_empty());
 }
