@@ -1,5 +1,4 @@
 //! The test server (real HTTP on an ephemeral port, SQLite and blobs in a temp dir) and HTTP-only helpers.
-#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! Black-box tests of the HTTP API: a real server on an ephemeral port, real HTTP, real SQLite and files.
+#![expect(clippy::unwrap_used, reason = "tests fail loudly on any unexpected error")]
 
 mod blobs;
 mod common;
