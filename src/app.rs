@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::errors::OciError;
 use crate::metadata::{self, Db, registries::RegistryRow};
@@ -13,6 +14,7 @@ pub struct App {
     pub config: Config,
     pub db: Db,
     pub stores: RegistryStores,
+    pub auth: Auth,
 }
 
 /// Cheap to clone; derefs to [`App`].
@@ -37,15 +39,10 @@ impl App {
     /// Picks the registry of a request from its `Host` (port stripped, lowercase): `<name>.<domain>` is
     /// registry `<name>`; any other host is the default registry, if one is configured.
     pub async fn registry_for_host(&self, host: Option<&str>) -> Result<RegistryCtx, OciError> {
-        let host = host
-            .map(strip_port)
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let host = host.map(strip_port).unwrap_or_default().to_ascii_lowercase();
         let suffix = format!(".{}", self.config.registry.domain.to_ascii_lowercase());
         let by_login_server = match host.strip_suffix(&suffix) {
-            Some(name) if !name.is_empty() && !name.contains('.') => {
-                metadata::registries::find(&self.db, name).await?
-            }
+            Some(name) if !name.is_empty() && !name.contains('.') => metadata::registries::find(&self.db, name).await?,
             _ => None,
         };
         let row = match by_login_server {
@@ -57,6 +54,15 @@ impl App {
             .get(&row.name, row.storage_url.as_deref())
             .map_err(OciError::Internal)?;
         Ok(RegistryCtx { row, blobs })
+    }
+
+    /// `<name lowercased>.<domain>`: the registry's login server, and the audience of its tokens.
+    pub fn login_server(&self, reg: &RegistryRow) -> String {
+        format!(
+            "{}.{}",
+            reg.name.to_ascii_lowercase(),
+            self.config.registry.domain.to_ascii_lowercase()
+        )
     }
 
     async fn default_registry(&self) -> Result<RegistryRow, OciError> {

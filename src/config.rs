@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+/// The operator token of [`Config::for_tests`].
+pub const TEST_OPERATOR_TOKEN: &str = "test-operator-token";
+
 /// The documented configuration file, compiled in as the defaults.
 const EMBEDDED: &str = include_str!("../config/berth.toml");
 
@@ -17,6 +20,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub database: DatabaseConfig,
     pub registry: RegistryConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -24,6 +28,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub bind: SocketAddr,
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +51,27 @@ pub struct RegistryConfig {
     pub domain: String,
 }
 
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub secret_key: String,
+    pub operator_token: String,
+    pub token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AuthConfig")
+            .field("secret_key", &redacted(&self.secret_key))
+            .field("operator_token", &redacted(&self.operator_token))
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -65,14 +91,17 @@ impl Config {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         let mut merged: toml::Table = toml::from_str(EMBEDDED).context("embedded config")?;
         if let Some(file) = file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
             let overrides: toml::Table =
                 toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
             merge(&mut merged, overrides);
         }
         let mut config: Config = merged.try_into().context("invalid configuration")?;
         config.apply_env(|name| std::env::var(name).ok())?;
+        anyhow::ensure!(
+            config.auth.token_ttl_secs >= 60,
+            "auth.token_ttl_secs must be at least 60"
+        );
         Ok(config)
     }
 
@@ -82,6 +111,23 @@ impl Config {
             self.http.bind = v
                 .parse()
                 .with_context(|| format!("BERTH_HTTP_BIND={v:?} is not an address:port"))?;
+        }
+        if let Some(v) = var("BERTH_PUBLIC_URL") {
+            self.http.public_url = v;
+        }
+        if let Some(v) = var("BERTH_SECRET_KEY") {
+            self.auth.secret_key = v;
+        }
+        if let Some(v) = var("BERTH_OPERATOR_TOKEN") {
+            self.auth.operator_token = v;
+        }
+        if let Some(v) = var("BERTH_TOKEN_TTL_SECS") {
+            self.auth.token_ttl_secs = v.parse().with_context(|| format!("BERTH_TOKEN_TTL_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_REFRESH_TOKEN_TTL_SECS") {
+            self.auth.refresh_token_ttl_secs = v
+                .parse()
+                .with_context(|| format!("BERTH_REFRESH_TOKEN_TTL_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();
@@ -111,22 +157,21 @@ impl Config {
         Ok(())
     }
 
-    /// A configuration for tests: SQLite and blobs under `dir`, an ephemeral port.
+    /// A configuration for tests: SQLite and blobs under `dir`, an ephemeral port, the operator token
+    /// [`TEST_OPERATOR_TOKEN`].
     pub fn for_tests(dir: &Path) -> Config {
         let mut config: Config = toml::from_str(EMBEDDED).expect("embedded config parses");
         config.http.bind = ([127, 0, 0, 1], 0).into();
         config.storage.data_dir = dir.to_path_buf();
         config.log.level = "warn".into();
+        config.auth.operator_token = TEST_OPERATOR_TOKEN.into();
         config
     }
 
     /// The metadata database URL, defaulting to SQLite in the data folder.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
-            format!(
-                "sqlite://{}",
-                self.storage.data_dir.join("berth.db").display()
-            )
+            format!("sqlite://{}", self.storage.data_dir.join("berth.db").display())
         } else {
             self.database.url.clone()
         }
@@ -137,9 +182,7 @@ impl Config {
 fn merge(base: &mut toml::Table, overrides: toml::Table) {
     for (key, value) in overrides {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => {
-                merge(base_table, over_table)
-            }
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(over_table)) => merge(base_table, over_table),
             (_, value) => {
                 base.insert(key, value);
             }
@@ -164,11 +207,7 @@ mod tests {
     fn a_file_overrides_some_options_and_the_environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("berth.toml");
-        std::fs::write(
-            &file,
-            "[http]\nbind = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n",
-        )
-        .unwrap();
+        std::fs::write(&file, "[http]\nbind = \"127.0.0.1:6000\"\n[log]\nformat = \"json\"\n").unwrap();
         let mut config = Config::load(Some(&file)).unwrap();
         assert_eq!(config.http.bind.port(), 6000);
         assert_eq!(config.log.format, LogFormat::Json);
@@ -188,9 +227,6 @@ mod tests {
                 .is_err()
         );
         std::fs::write(&file, "[http]\nport = 1\n").unwrap();
-        assert!(
-            Config::load(Some(&file)).is_err(),
-            "unknown options are refused"
-        );
+        assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
     }
 }

@@ -38,14 +38,27 @@ pub enum OciError {
     UploadRangeInvalid { location: String, offset: u64 },
     #[error("invalid pagination parameter: {0}")]
     PaginationInvalid(String),
+    /// No usable credentials: 401 with a `WWW-Authenticate` challenge.
     #[error("authentication required")]
-    Unauthorized,
+    Unauthorized(Box<crate::auth::access::Challenge>),
+    /// Bad credentials at the token or management endpoints: 401 without a bearer challenge.
+    #[error("{0}")]
+    BadCredentials(String),
     #[error("requested access to the resource is denied")]
     Denied,
     #[error("the operation is unsupported")]
     Unsupported,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    /// Management API: a request that is not valid (a field's value, a missing field).
+    #[error("{0}")]
+    Invalid(String),
+    /// Management API: the thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Management API: the thing to create exists already, or the state forbids the change.
+    #[error("{0}")]
+    Conflict(String),
     #[error("service unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -71,10 +84,13 @@ impl OciError {
             RangeNotSatisfiable { .. } => ("BLOB_UNKNOWN", StatusCode::RANGE_NOT_SATISFIABLE),
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
-            Unauthorized => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
+            Unauthorized(_) | BadCredentials(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
             Denied => ("DENIED", StatusCode::FORBIDDEN),
             Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+            Invalid(_) => ("INVALID", StatusCode::BAD_REQUEST),
+            NotFound(_) => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            Conflict(_) => ("CONFLICT", StatusCode::CONFLICT),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -105,22 +121,24 @@ impl OciError {
         let mut headers = HeaderMap::new();
         match self {
             OciError::RangeNotSatisfiable { size } => {
-                insert(
-                    &mut headers,
-                    header::CONTENT_RANGE,
-                    format!("bytes */{size}"),
-                );
+                insert(&mut headers, header::CONTENT_RANGE, format!("bytes */{size}"));
             }
             OciError::UploadRangeInvalid { location, offset } => {
                 insert(&mut headers, header::LOCATION, location.clone());
                 insert(&mut headers, header::RANGE, upload_range(*offset));
             }
-            OciError::TooManyRequests { retry_after_secs } => {
+            OciError::Unauthorized(challenge) => {
+                insert(&mut headers, header::WWW_AUTHENTICATE, challenge.header_value());
+            }
+            OciError::BadCredentials(_) => {
                 insert(
                     &mut headers,
-                    header::RETRY_AFTER,
-                    retry_after_secs.to_string(),
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"berth\"".to_string(),
                 );
+            }
+            OciError::TooManyRequests { retry_after_secs } => {
+                insert(&mut headers, header::RETRY_AFTER, retry_after_secs.to_string());
             }
             _ => {}
         }
@@ -180,31 +198,17 @@ mod tests {
             (OciError::BlobUnknown, "BLOB_UNKNOWN", 404),
             (OciError::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
             (OciError::DigestInvalid("x".into()), "DIGEST_INVALID", 400),
-            (
-                OciError::ManifestBlobUnknown("x".into()),
-                "MANIFEST_BLOB_UNKNOWN",
-                404,
-            ),
-            (
-                OciError::ManifestInvalid("x".into()),
-                "MANIFEST_INVALID",
-                400,
-            ),
-            (
-                OciError::ManifestUnknown("x".into()),
-                "MANIFEST_UNKNOWN",
-                404,
-            ),
+            (OciError::ManifestBlobUnknown("x".into()), "MANIFEST_BLOB_UNKNOWN", 404),
+            (OciError::ManifestInvalid("x".into()), "MANIFEST_INVALID", 400),
+            (OciError::ManifestUnknown("x".into()), "MANIFEST_UNKNOWN", 404),
             (OciError::NameInvalid("x".into()), "NAME_INVALID", 400),
             (OciError::NameUnknown("x".into()), "NAME_UNKNOWN", 404),
             (OciError::SizeInvalid("x".into()), "SIZE_INVALID", 400),
-            (OciError::Unauthorized, "UNAUTHORIZED", 401),
+            (OciError::BadCredentials("x".into()), "UNAUTHORIZED", 401),
             (OciError::Denied, "DENIED", 403),
             (OciError::Unsupported, "UNSUPPORTED", 405),
             (
-                OciError::TooManyRequests {
-                    retry_after_secs: 1,
-                },
+                OciError::TooManyRequests { retry_after_secs: 1 },
                 "TOOMANYREQUESTS",
                 429,
             ),

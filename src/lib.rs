@@ -4,6 +4,8 @@
 //! `ops` (multi-step workflows) ← `http` (axum) ← this crate root and `main`.
 
 pub mod app;
+pub mod auth;
+mod bootstrap;
 pub mod config;
 pub mod errors;
 pub mod http;
@@ -22,16 +24,27 @@ use crate::app::{App, AppState};
 use crate::config::{Config, LogFormat};
 use crate::storage::registry_stores::RegistryStores;
 
-/// Connects the database (migrating it), prepares storage and the default registry, and builds the router.
+/// Connects the database (migrating it), loads keys, prepares storage, the operator token and the default
+/// registry, and builds the router.
 pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     std::fs::create_dir_all(&config.storage.data_dir)?;
     let db = metadata::connect(&config.database_url(), config.database.max_connections).await?;
-    let default_registry = &config.registry.default_registry;
-    if !default_registry.is_empty() {
-        metadata::registries::ensure(&db, default_registry, "Basic").await?;
-    }
+    let keys = auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?).await?;
+    let auth = auth::Auth {
+        keys,
+        verifier: auth::password::Verifier::default(),
+        token_ttl_secs: config.auth.token_ttl_secs,
+        refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
+    };
+    bootstrap::operator_token(&db, &config).await?;
+    bootstrap::default_registry(&db, &auth, &config).await?;
     let stores = RegistryStores::new(config.storage.data_dir.clone());
-    let state = AppState(Arc::new(App { config, db, stores }));
+    let state = AppState(Arc::new(App {
+        config,
+        db,
+        stores,
+        auth,
+    }));
     Ok(http::router(state))
 }
 
@@ -41,9 +54,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
 

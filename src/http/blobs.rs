@@ -13,11 +13,7 @@ use crate::oci::range::{RangeRequest, resolve_range};
 use crate::oci::reference::RepoName;
 use crate::storage::BlobLayout;
 
-async fn repository_id(
-    app: &AppState,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-) -> Result<i64, OciError> {
+async fn repository_id(app: &AppState, reg: &RegistryCtx, repo: &RepoName) -> Result<i64, OciError> {
     metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))
@@ -51,18 +47,12 @@ pub async fn get(
         (docker_content_digest(), digest.to_string()),
     ];
     if let Some(r) = span {
-        response_headers.push((
-            header::CONTENT_RANGE,
-            format!("bytes {}-{}/{size}", r.start, r.end),
-        ));
+        response_headers.push((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end)));
     }
     let body = if with_body {
         let layout = BlobLayout::from_stored(blob.object_key, blob.part_sizes.as_deref())
             .map_err(|e| OciError::Internal(e.into()))?;
-        let stream = reg
-            .blobs
-            .read(&layout, span.map(|r| r.start..r.end + 1))
-            .await?;
+        let stream = reg.blobs.read(&layout, span.map(|r| r.start..r.end + 1)).await?;
         Body::from_stream(stream)
     } else {
         Body::empty()
@@ -71,12 +61,7 @@ pub async fn get(
 }
 
 /// Removes the blob from the repository (other repositories that link it keep it).
-pub async fn delete(
-    app: &AppState,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    digest: &Digest,
-) -> Result<Response, OciError> {
+pub async fn delete(app: &AppState, reg: &RegistryCtx, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
     let repository_id = repository_id(app, reg, repo).await?;
     if !metadata::blobs::unlink(&app.db, repository_id, &digest.to_string()).await? {
         return Err(OciError::BlobUnknown);
@@ -93,11 +78,7 @@ pub fn docker_content_digest() -> header::HeaderName {
 }
 
 /// A response with a status, headers (values that cannot be headers are dropped) and a body.
-pub fn with_headers(
-    status: StatusCode,
-    headers: Vec<(header::HeaderName, String)>,
-    body: Body,
-) -> Response {
+pub fn with_headers(status: StatusCode, headers: Vec<(header::HeaderName, String)>, body: Body) -> Response {
     let mut response = (status, body).into_response();
     for (name, value) in headers {
         if let Ok(value) = header::HeaderValue::from_str(&value) {

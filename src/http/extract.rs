@@ -79,13 +79,9 @@ impl Page {
             return (items, None);
         }
         items.truncate(self.n);
-        let link = items.last().map(|last| {
-            format!(
-                "<{path}?n={}&last={}>; rel=\"next\"",
-                self.n,
-                encode_query(last)
-            )
-        });
+        let link = items
+            .last()
+            .map(|last| format!("<{path}?n={}&last={}>; rel=\"next\"", self.n, encode_query(last)));
         (items, link)
     }
 }

@@ -68,25 +68,17 @@ pub async fn put(
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| OciError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;
-    let content_type = header_str(headers, &header::CONTENT_TYPE)
-        .map(|ct| ct.split(';').next().unwrap_or("").trim());
+    let content_type = header_str(headers, &header::CONTENT_TYPE).map(|ct| ct.split(';').next().unwrap_or("").trim());
     let stored = manifests::put(&app.db, reg, repo, reference, content_type, &bytes).await?;
     let mut response_headers = vec![
-        (
-            header::LOCATION,
-            format!("/v2/{repo}/manifests/{}", stored.digest),
-        ),
+        (header::LOCATION, format!("/v2/{repo}/manifests/{}", stored.digest)),
         (docker_content_digest(), stored.digest.to_string()),
         (header::CONTENT_LENGTH, "0".into()),
     ];
     if let Some(subject) = stored.subject {
         response_headers.push((HeaderName::from_static("oci-subject"), subject.to_string()));
     }
-    Ok(with_headers(
-        StatusCode::CREATED,
-        response_headers,
-        Body::empty(),
-    ))
+    Ok(with_headers(StatusCode::CREATED, response_headers, Body::empty()))
 }
 
 pub async fn delete(

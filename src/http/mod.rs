@@ -1,12 +1,15 @@
 //! The HTTP edge (the only module that knows axum): the router, its layers, and the one dispatcher all
 //! `/v2/` data-plane requests go through.
 
+mod api;
 mod base;
 mod blobs;
+mod edge_auth;
 mod extract;
 mod manifests;
 mod referrers;
 mod tags;
+mod token;
 mod uploads;
 
 use axum::Router;
@@ -18,9 +21,11 @@ use axum::routing::{any, get};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
+use crate::app::{AppState, RegistryCtx};
+use crate::auth;
 use crate::errors::OciError;
 use crate::oci::route::{V2Route, parse_v2};
+use crate::oci::scope::Access;
 use extract::V2Query;
 
 /// The whole HTTP surface.
@@ -30,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", get(base::get))
         .route("/v2/_catalog", get(tags::catalog))
         .route("/v2/{*rest}", any(v2_dispatch))
+        .route("/oauth2/token", get(token::get).post(token::post))
+        .nest("/api", api::router())
         .fallback(|| async { OciError::NameInvalid("no such endpoint".into()) })
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("docker-distribution-api-version"),
@@ -39,7 +46,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Parses the route, picks the registry by `Host`, and runs the one handler for (method, route).
+/// Parses the route (400 before anything else), picks the registry by `Host`, checks the bearer token
+/// (401 with a challenge, or 403), and runs the one handler for (method, route). No endpoint below `/v2/`
+/// can skip the check: this is the only way in.
 async fn v2_dispatch(
     State(app): State<AppState>,
     method: Method,
@@ -48,37 +57,42 @@ async fn v2_dispatch(
     rest: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Result<Response, OciError> {
-    let Path(rest) =
-        rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
+    let Path(rest) = rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
     let route = parse_v2(&rest)?;
     let query = V2Query::parse(&uri);
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let reg = app.registry_for_host(host).await?;
+    let reg = registry(&app, &headers).await?;
+    let need = auth::access::required(&route, method.as_str());
+    let mut scope = vec![need.clone()];
+    if let (V2Route::UploadStart { .. }, Some(from)) = (&route, &query.from) {
+        scope.push(Access::repository(from, &["pull"]));
+    }
+    let challenge = edge_auth::challenge(&app, &headers, &reg, scope);
+    let caller = auth::access::authorize(
+        &app.auth,
+        &app.db,
+        &reg.row,
+        edge_auth::bearer(&headers),
+        &[need],
+        challenge,
+    )
+    .await?;
     let response = match (method, route) {
-        (Method::GET, V2Route::Blob { repo, digest }) => {
-            blobs::get(&app, &reg, &repo, &digest, &headers, true).await?
-        }
+        (Method::GET, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, true).await?,
         (Method::HEAD, V2Route::Blob { repo, digest }) => {
             blobs::get(&app, &reg, &repo, &digest, &headers, false).await?
         }
-        (Method::DELETE, V2Route::Blob { repo, digest }) => {
-            blobs::delete(&app, &reg, &repo, &digest).await?
-        }
+        (Method::DELETE, V2Route::Blob { repo, digest }) => blobs::delete(&app, &reg, &repo, &digest).await?,
         (Method::POST, V2Route::UploadStart { repo }) => {
-            uploads::start(&app, &reg, &repo, &query, &headers, body).await?
+            uploads::start(&app, &reg, &caller, &repo, &query, &headers, body).await?
         }
         (Method::PATCH, V2Route::Upload { repo, id }) => {
-            uploads::patch(&app, &reg, &repo, &id, &headers, body).await?
+            uploads::patch(&app, &reg, &caller, &repo, &id, &headers, body).await?
         }
         (Method::PUT, V2Route::Upload { repo, id }) => {
-            uploads::put(&app, &reg, &repo, &id, &query, &headers, body).await?
+            uploads::put(&app, &reg, &caller, &repo, &id, &query, &headers, body).await?
         }
-        (Method::GET, V2Route::Upload { repo, id }) => {
-            uploads::status(&app, &reg, &repo, &id).await?
-        }
-        (Method::DELETE, V2Route::Upload { repo, id }) => {
-            uploads::cancel(&app, &reg, &repo, &id).await?
-        }
+        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&app, &reg, &caller, &repo, &id).await?,
+        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&app, &reg, &caller, &repo, &id).await?,
         (Method::GET, V2Route::Manifest { repo, reference }) => {
             manifests::get(&app, &reg, &repo, &reference, &headers, true).await?
         }
@@ -98,4 +112,10 @@ async fn v2_dispatch(
         _ => return Err(OciError::Unsupported),
     };
     Ok(response.into_response())
+}
+
+/// The registry a request is for, from its `Host`.
+async fn registry(app: &AppState, headers: &HeaderMap) -> Result<RegistryCtx, OciError> {
+    app.registry_for_host(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .await
 }

@@ -24,23 +24,18 @@ pub async fn list(
     let filter = query.artifact_type.as_deref().filter(|t| !t.is_empty());
     let rows = match metadata::repositories::id(&app.db, reg.row.id, repo.as_str()).await? {
         Some(repository_id) => {
-            metadata::manifests::referrers(&app.db, repository_id, &subject.to_string(), filter)
-                .await?
+            metadata::manifests::referrers(&app.db, repository_id, &subject.to_string(), filter).await?
         }
         None => Vec::new(),
     };
     let manifests: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let mut descriptor =
-                json!({ "mediaType": r.media_type, "digest": r.digest, "size": r.size });
+            let mut descriptor = json!({ "mediaType": r.media_type, "digest": r.digest, "size": r.size });
             if let Some(t) = r.artifact_type {
                 descriptor["artifactType"] = json!(t);
             }
-            if let Some(a) = r
-                .annotations
-                .and_then(|a| serde_json::from_str::<Value>(&a).ok())
-            {
+            if let Some(a) = r.annotations.and_then(|a| serde_json::from_str::<Value>(&a).ok()) {
                 descriptor["annotations"] = a;
             }
             descriptor
@@ -49,14 +44,7 @@ pub async fn list(
     let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
     let mut headers = vec![(header::CONTENT_TYPE, OCI_INDEX.to_string())];
     if filter.is_some() {
-        headers.push((
-            HeaderName::from_static("oci-filters-applied"),
-            "artifactType".into(),
-        ));
+        headers.push((HeaderName::from_static("oci-filters-applied"), "artifactType".into()));
     }
-    Ok(with_headers(
-        StatusCode::OK,
-        headers,
-        Body::from(index.to_string()),
-    ))
+    Ok(with_headers(StatusCode::OK, headers, Body::from(index.to_string())))
 }

@@ -9,54 +9,69 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::blobs::with_headers;
+use super::edge_auth;
 use super::extract::{Page, V2Query};
 use crate::app::{AppState, RegistryCtx};
+use crate::auth;
 use crate::errors::OciError;
 use crate::metadata;
 use crate::oci::reference::RepoName;
+use crate::oci::scope::Access;
 
 /// Tags without `n` come whole up to this many; `n` is capped at it too.
 const MAX_TAGS: usize = 10_000;
 /// Catalog entries per page without `n`, and the cap on `n`.
 const CATALOG_PAGE: usize = 1_000;
 const MAX_CATALOG: usize = 10_000;
+/// Repositories read per query while filtering the catalog by what the caller may pull.
+const CATALOG_BATCH: i64 = 1_000;
 
-pub async fn list(
-    app: &AppState,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    query: &V2Query,
-) -> Result<Response, OciError> {
+pub async fn list(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
     let page = Page::from_query(query, MAX_TAGS, MAX_TAGS)?;
     let repository_id = metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
-    let rows = metadata::tags::list(
-        &app.db,
-        repository_id,
-        page.last.as_deref(),
-        page.n as i64 + 1,
-    )
-    .await?;
+    let rows = metadata::tags::list(&app.db, repository_id, page.last.as_deref(), page.n as i64 + 1).await?;
     let (tags, link) = page.finish(rows, &format!("/v2/{repo}/tags/list"));
-    Ok(listing(
-        json!({ "name": repo.as_str(), "tags": tags }),
-        link,
-    ))
+    Ok(listing(json!({ "name": repo.as_str(), "tags": tags }), link))
 }
 
-pub async fn catalog(
-    State(app): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, OciError> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let reg = app.registry_for_host(host).await?;
+/// The catalog needs `registry:catalog:*` and shows only the repositories the caller can pull.
+pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
+    let reg = super::registry(&app, &headers).await?;
+    let need = Access::catalog();
+    let challenge = edge_auth::challenge(&app, &headers, &reg, vec![need.clone()]);
+    let caller = auth::access::authorize(
+        &app.auth,
+        &app.db,
+        &reg.row,
+        edge_auth::bearer(&headers),
+        &[need],
+        challenge,
+    )
+    .await?;
+    let identity = auth::identity_of(&app.db, &reg.row, &caller.sub)
+        .await?
+        .ok_or(OciError::Denied)?;
+    let permissions = auth::Permissions::of(&app.db, &reg.row, &identity).await?;
     let page = Page::from_query(&V2Query::parse(&uri), CATALOG_PAGE, MAX_CATALOG)?;
-    let rows =
-        metadata::repositories::list(&app.db, reg.row.id, page.last.as_deref(), page.n as i64 + 1)
-            .await?;
-    let (repositories, link) = page.finish(rows, "/v2/_catalog");
+    let mut visible = Vec::new();
+    let mut after = page.last.clone();
+    while visible.len() <= page.n {
+        let batch = metadata::repositories::list(&app.db, reg.row.id, after.as_deref(), CATALOG_BATCH).await?;
+        let exhausted = batch.len() < CATALOG_BATCH as usize;
+        after = batch.last().cloned();
+        visible.extend(
+            batch
+                .into_iter()
+                .filter(|repo| permissions.actions_on(repo).contains("pull")),
+        );
+        if exhausted {
+            break;
+        }
+    }
+    visible.truncate(page.n + 1);
+    let (repositories, link) = page.finish(visible, "/v2/_catalog");
     Ok(listing(json!({ "repositories": repositories }), link))
 }
 
@@ -64,10 +79,7 @@ fn listing(body: serde_json::Value, link: Option<String>) -> Response {
     match link {
         Some(link) => with_headers(
             StatusCode::OK,
-            vec![
-                (header::LINK, link),
-                (header::CONTENT_TYPE, "application/json".into()),
-            ],
+            vec![(header::LINK, link), (header::CONTENT_TYPE, "application/json".into())],
             Body::from(body.to_string()),
         ),
         None => Json(body).into_response(),

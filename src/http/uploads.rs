@@ -8,6 +8,7 @@ use axum::response::Response;
 use super::blobs::{docker_content_digest, with_headers};
 use super::extract::{V2Query, content_length, header_str};
 use crate::app::{AppState, RegistryCtx};
+use crate::auth::token::Claims;
 use crate::errors::{OciError, upload_range};
 use crate::oci::digest::Digest;
 use crate::oci::range::parse_content_range;
@@ -61,6 +62,7 @@ fn required_digest(query: &V2Query) -> Result<Digest, OciError> {
 pub async fn start(
     app: &AppState,
     reg: &RegistryCtx,
+    caller: &Claims,
     repo: &RepoName,
     query: &V2Query,
     headers: &HeaderMap,
@@ -68,17 +70,15 @@ pub async fn start(
 ) -> Result<Response, OciError> {
     if let Some(mount) = &query.mount {
         let digest: Digest = mount.parse()?;
-        let from = query
-            .from
-            .as_deref()
-            .and_then(|f| f.parse::<RepoName>().ok());
-        if let Some(from) = from
+        let from = query.from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
+        // A mount needs pull on the source; without it the client just uploads, learning nothing.
+        if let Some(from) = from.filter(|from| caller.allows("repository", from.as_str(), "pull"))
             && uploads::mount(&app.db, reg, repo, &from, &digest).await?
         {
             return Ok(created(repo, &digest));
         }
     }
-    let session = uploads::start(&app.db, reg, repo).await?;
+    let session = uploads::start(&app.db, reg, repo, &caller.sub).await?;
     let Some(digest) = query.digest.as_deref() else {
         return Ok(in_progress(StatusCode::ACCEPTED, repo, &session.id, 0));
     };
@@ -111,47 +111,35 @@ async fn receive(
         return Ok(session);
     }
     let at = location(repo, &session.id);
-    uploads::receive_chunk(
-        &app.db,
-        reg,
-        &session,
-        &at,
-        declared,
-        length,
-        body.into_data_stream(),
-    )
-    .await?;
-    uploads::find(&app.db, reg, repo, &session.id).await
+    uploads::receive_chunk(&app.db, reg, &session, &at, declared, length, body.into_data_stream()).await?;
+    uploads::find(&app.db, reg, repo, &session.id, &session.row.owner).await
 }
 
 pub async fn patch(
     app: &AppState,
     reg: &RegistryCtx,
+    caller: &Claims,
     repo: &RepoName,
     id: &UploadId,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id).await?;
+    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
     let session = receive(app, reg, repo, session, headers, body).await?;
-    Ok(in_progress(
-        StatusCode::ACCEPTED,
-        repo,
-        id,
-        session.offset(),
-    ))
+    Ok(in_progress(StatusCode::ACCEPTED, repo, id, session.offset()))
 }
 
 pub async fn put(
     app: &AppState,
     reg: &RegistryCtx,
+    caller: &Claims,
     repo: &RepoName,
     id: &UploadId,
     query: &V2Query,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id).await?;
+    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
     let digest = required_digest(query)?;
     let session = receive(app, reg, repo, session, headers, body).await?;
     uploads::commit(&app.db, reg, &session, &digest).await?;
@@ -161,25 +149,22 @@ pub async fn put(
 pub async fn status(
     app: &AppState,
     reg: &RegistryCtx,
+    caller: &Claims,
     repo: &RepoName,
     id: &UploadId,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id).await?;
-    Ok(in_progress(
-        StatusCode::NO_CONTENT,
-        repo,
-        id,
-        session.offset(),
-    ))
+    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
+    Ok(in_progress(StatusCode::NO_CONTENT, repo, id, session.offset()))
 }
 
 pub async fn cancel(
     app: &AppState,
     reg: &RegistryCtx,
+    caller: &Claims,
     repo: &RepoName,
     id: &UploadId,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id).await?;
+    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
     uploads::cancel(&app.db, reg, &session).await?;
     Ok(with_headers(StatusCode::NO_CONTENT, vec![], Body::empty()))
 }

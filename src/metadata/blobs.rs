@@ -45,19 +45,17 @@ pub async fn link(tx: &mut Tx, repository_id: i64, digest: &str) -> sqlx::Result
 /// Removes the link of blob `digest` from a repository; `false` if there was none.
 pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    let done =
+        on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
 /// Of `digests`, the first that repository `repository_id` cannot serve.
-pub async fn first_unlinked(
-    db: &Db,
-    repository_id: i64,
-    digests: &[String],
-) -> sqlx::Result<Option<String>> {
+pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
     for digest in digests {
-        let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+        let found: Option<i32> =
+            on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
         if found.is_none() {
             return Ok(Some(digest.clone()));
         }
@@ -67,7 +65,6 @@ pub async fn first_unlinked(
 
 /// The registry's record of blob `digest`, whichever repositories link it.
 pub async fn in_registry(db: &Db, registry_id: i64, digest: &str) -> sqlx::Result<Option<BlobRow>> {
-    const SQL: &str =
-        "SELECT size, object_key, part_sizes FROM blobs WHERE registry_id = $1 AND digest = $2";
+    const SQL: &str = "SELECT size, object_key, part_sizes FROM blobs WHERE registry_id = $1 AND digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(digest).fetch_optional(p).await)
 }

@@ -31,11 +31,7 @@ pub struct NewManifest<'a> {
     pub refs: Vec<(String, &'static str)>,
 }
 
-pub async fn by_digest(
-    db: &Db,
-    repository_id: i64,
-    digest: &str,
-) -> sqlx::Result<Option<ManifestRow>> {
+pub async fn by_digest(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
     const SQL: &str = "SELECT digest, media_type, content FROM manifests WHERE repository_id = $1 AND digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
 }
@@ -66,14 +62,11 @@ pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sql
 }
 
 /// Of `digests`, the first that is not a manifest of the repository.
-pub async fn first_missing(
-    db: &Db,
-    repository_id: i64,
-    digests: &[String],
-) -> sqlx::Result<Option<String>> {
+pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2";
     for digest in digests {
-        let found: Option<i32> = on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+        let found: Option<i32> =
+            on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
         if found.is_none() {
             return Ok(Some(digest.clone()));
         }
@@ -84,7 +77,8 @@ pub async fn first_missing(
 /// Deletes a manifest with its tags and references; `false` if there was none.
 pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    let done =
+        on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
@@ -99,4 +93,23 @@ pub async fn referrers(
                        WHERE repository_id = $1 AND subject_digest = $2 AND ($3 IS NULL OR artifact_type = $3) \
                        ORDER BY digest";
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(subject).bind(artifact_type).fetch_all(p).await)
+}
+
+/// A manifest of a repository with the tags pointing at it, for listings.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ManifestSummary {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub created_at: i64,
+    /// Comma-separated tag names, or NULL.
+    pub tags: Option<String>,
+}
+
+/// Every manifest of a repository, newest first, with its tags.
+pub async fn summaries(db: &Db, repository_id: i64) -> sqlx::Result<Vec<ManifestSummary>> {
+    const SQL: &str = "SELECT m.digest, m.media_type, m.size, m.created_at, \
+                       (SELECT STRING_AGG(t.name, ',') FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest) AS tags \
+                       FROM manifests m WHERE m.repository_id = $1 ORDER BY m.created_at DESC, m.digest";
+    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).fetch_all(p).await)
 }

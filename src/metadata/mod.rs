@@ -4,8 +4,13 @@
 
 pub mod blobs;
 pub mod manifests;
+pub mod operators;
+pub mod principals;
+pub mod refresh_tokens;
 pub mod registries;
 pub mod repositories;
+pub mod role_assignments;
+pub mod signing_keys;
 pub mod tags;
 pub mod uploads;
 
@@ -13,9 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// A connection pool on one of the supported backends.
 #[derive(Clone, Debug)]

@@ -1,4 +1,4 @@
-//! Registries (tenants): name, SKU, storage location, admin switch.
+//! Registries (tenants): name, SKU, storage location, tags, the admin switch and its sealed passwords.
 
 use super::{Db, now, on_db};
 
@@ -9,11 +9,25 @@ pub struct RegistryRow {
     pub sku: String,
     pub storage_url: Option<String>,
     pub admin_enabled: bool,
+    /// JSON object of the registry's key/value tags.
     pub tags: String,
     pub created_at: i64,
+    pub admin_password1: Option<Vec<u8>>,
+    pub admin_password2: Option<Vec<u8>>,
 }
 
-const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at";
+const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2";
+
+/// A registry to create.
+pub struct NewRegistry<'a> {
+    pub name: &'a str,
+    pub sku: &'a str,
+    pub storage_url: Option<&'a str>,
+    pub admin_enabled: bool,
+    pub tags: &'a str,
+    pub admin_password1: &'a [u8],
+    pub admin_password2: &'a [u8],
+}
 
 /// The registry whose lowercased name is `name_key`.
 pub async fn find(db: &Db, name_key: &str) -> sqlx::Result<Option<RegistryRow>> {
@@ -21,11 +35,42 @@ pub async fn find(db: &Db, name_key: &str) -> sqlx::Result<Option<RegistryRow>> 
     on_db!(db, p => sqlx::query_as(&sql).bind(name_key).fetch_optional(p).await)
 }
 
-/// Creates registry `name` unless one of that name exists; returns the row either way.
-pub async fn ensure(db: &Db, name: &str, sku: &str) -> sqlx::Result<RegistryRow> {
-    const SQL: &str = "INSERT INTO registries (name, name_key, sku, created_at) VALUES ($1, $2, $3, $4) \
-                       ON CONFLICT (name_key) DO NOTHING";
-    let key = name.to_ascii_lowercase();
-    on_db!(db, p => sqlx::query(SQL).bind(name).bind(&key).bind(sku).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
-    find(db, &key).await?.ok_or(sqlx::Error::RowNotFound)
+pub async fn list(db: &Db) -> sqlx::Result<Vec<RegistryRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM registries ORDER BY name_key");
+    on_db!(db, p => sqlx::query_as(&sql).fetch_all(p).await)
+}
+
+/// Creates a registry; `None` if one of that name (case-insensitively) exists.
+pub async fn create(db: &Db, r: &NewRegistry<'_>) -> sqlx::Result<Option<RegistryRow>> {
+    const SQL: &str = "INSERT INTO registries (name, name_key, sku, storage_url, admin_enabled, tags, admin_password1, \
+                       admin_password2, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name_key) DO NOTHING";
+    let key = r.name.to_ascii_lowercase();
+    let inserted = on_db!(db, p => sqlx::query(SQL).bind(r.name).bind(&key).bind(r.sku).bind(r.storage_url)
+        .bind(r.admin_enabled).bind(r.tags).bind(r.admin_password1).bind(r.admin_password2).bind(now())
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    find(db, &key).await
+}
+
+/// Changes SKU, admin switch and tags.
+pub async fn update(db: &Db, id: i64, sku: &str, admin_enabled: bool, tags: &str) -> sqlx::Result<()> {
+    const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3 WHERE id = $4";
+    on_db!(db, p => sqlx::query(SQL).bind(sku).bind(admin_enabled).bind(tags).bind(id).execute(p).await.map(|_| ()))
+}
+
+/// Replaces admin password 1 or 2 with a sealed new one.
+pub async fn set_admin_password(db: &Db, id: i64, slot: u8, sealed: &[u8]) -> sqlx::Result<()> {
+    const SQL1: &str = "UPDATE registries SET admin_password1 = $1 WHERE id = $2";
+    const SQL2: &str = "UPDATE registries SET admin_password2 = $1 WHERE id = $2";
+    let sql = if slot == 2 { SQL2 } else { SQL1 };
+    on_db!(db, p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))
+}
+
+/// Deletes a registry and, through the foreign keys, everything in it.
+pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM registries WHERE id = $1";
+    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }

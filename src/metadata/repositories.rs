@@ -22,14 +22,16 @@ pub async fn ensure_in(tx: &mut Tx, registry_id: i64, name: &str) -> sqlx::Resul
 }
 
 /// Repository names of a registry in lexical order after `last`, at most `limit` of them.
-pub async fn list(
-    db: &Db,
-    registry_id: i64,
-    last: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<String>> {
-    const SQL: &str =
-        "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
+    const SQL: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
     let last = last.unwrap_or("");
     on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(last).bind(limit).fetch_all(p).await)
+}
+
+/// Deletes a repository with its manifests, tags and blob links; `false` if there was none.
+pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
+    let done =
+        on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }

@@ -11,17 +11,19 @@ pub struct UploadRow {
     /// The chunks received so far, as [`crate::storage::Chunk::encode_list`] wrote them.
     pub chunks: String,
     pub hash_state: Option<Vec<u8>>,
+    /// The token subject that started the upload.
+    pub owner: String,
 }
 
-pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64) -> sqlx::Result<()> {
-    const SQL: &str = "INSERT INTO upload_sessions (id, registry_id, repository_id, started_at, updated_at) \
-                       VALUES ($1, $2, $3, $4, $4)";
-    on_db!(db, p => sqlx::query(SQL).bind(id).bind(registry_id).bind(repository_id).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
+pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, owner: &str) -> sqlx::Result<()> {
+    const SQL: &str = "INSERT INTO upload_sessions (id, registry_id, repository_id, owner, started_at, updated_at) \
+                       VALUES ($1, $2, $3, $4, $5, $5)";
+    on_db!(db, p => sqlx::query(SQL).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<UploadRow>> {
-    const SQL: &str = "SELECT id, registry_id, repository_id, byte_offset, chunks, hash_state \
+    const SQL: &str = "SELECT id, registry_id, repository_id, byte_offset, chunks, hash_state, owner \
                        FROM upload_sessions WHERE id = $1";
     on_db!(db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await)
 }
@@ -46,14 +48,14 @@ pub async fn advance(
 /// Ends a session; `false` if it was already gone.
 pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
-    let done =
-        on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
 /// Ends a session inside a transaction, only if it still stands at `expected_offset`.
 pub async fn finish(tx: &mut Tx, id: &str, expected_offset: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1 AND byte_offset = $2";
-    let done = on_tx!(tx, c => sqlx::query(SQL).bind(id).bind(expected_offset).execute(c).await.map(|r| r.rows_affected()))?;
+    let done =
+        on_tx!(tx, c => sqlx::query(SQL).bind(id).bind(expected_offset).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

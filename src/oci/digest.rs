@@ -74,10 +74,8 @@ impl FromStr for Digest {
                 )));
             }
         };
-        let well_formed = hex.len() == algorithm.hex_len()
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let well_formed =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(invalid());
         }
@@ -91,8 +89,7 @@ impl FromStr for Digest {
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse()
-            .map_err(|e: OciError| serde::de::Error::custom(e.to_string()))
+        s.parse().map_err(|e: OciError| serde::de::Error::custom(e.to_string()))
     }
 }
 
@@ -180,8 +177,7 @@ impl Hasher {
 mod tests {
     use super::*;
 
-    const EMPTY_SHA256: &str =
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn parses_valid_and_rejects_invalid_digests() {

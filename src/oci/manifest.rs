@@ -62,8 +62,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
     if body.len() > MAX_MANIFEST_BYTES {
         return Err(OciError::ManifestTooLarge(MAX_MANIFEST_BYTES));
     }
-    let doc: Document = serde_json::from_slice(body)
-        .map_err(|e| OciError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
+    let doc: Document =
+        serde_json::from_slice(body).map_err(|e| OciError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
     if doc.schema_version != Some(2) {
         return Err(OciError::ManifestInvalid(
             "schemaVersion must be 2 (schema 1 manifests are not supported)".into(),
@@ -77,9 +77,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
         children: Vec::new(),
         subject: doc.subject.map(|s| s.digest),
         artifact_type: doc.artifact_type,
-        annotations: doc
-            .annotations
-            .map(|a| serde_json::Value::Object(a).to_string()),
+        annotations: doc.annotations.map(|a| serde_json::Value::Object(a).to_string()),
     };
     for d in doc
         .layers
@@ -97,9 +95,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
     }
     if is_index {
         if doc.config.is_some() || doc.layers.is_some() {
-            return Err(OciError::ManifestInvalid(
-                "an index has no config or layers".into(),
-            ));
+            return Err(OciError::ManifestInvalid("an index has no config or layers".into()));
         }
         let manifests = doc
             .manifests
@@ -114,9 +110,9 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
         let config = doc
             .config
             .ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a config".into()))?;
-        let layers = doc.layers.ok_or_else(|| {
-            OciError::ManifestInvalid("an image manifest needs a layers array".into())
-        })?;
+        let layers = doc
+            .layers
+            .ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a layers array".into()))?;
         if info.artifact_type.is_none() && info.subject.is_some() {
             info.artifact_type = Some(config.media_type.clone());
         }
@@ -188,9 +184,8 @@ mod tests {
 
     #[test]
     fn artifacts_with_a_subject_get_an_artifact_type() {
-        let extra = format!(
-            r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":9}},"annotations":{{"k":"v"}}"#
-        );
+        let extra =
+            format!(r#","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{C}","size":9}},"annotations":{{"k":"v"}}"#);
         let info = parse(None, image(OCI_MANIFEST, &extra).as_bytes()).unwrap();
         assert_eq!(info.subject, Some(C.parse().unwrap()));
         assert_eq!(
@@ -227,20 +222,13 @@ mod tests {
             (Some(OCI_MANIFEST), "not json".to_string()),
             (Some(OCI_MANIFEST), r#"{"schemaVersion":1}"#.to_string()),
             (Some(OCI_INDEX), image(OCI_MANIFEST, "")),
-            (
-                Some(OCI_MANIFEST),
-                r#"{"schemaVersion":2,"layers":[]}"#.to_string(),
-            ),
+            (Some(OCI_MANIFEST), r#"{"schemaVersion":2,"layers":[]}"#.to_string()),
             (
                 Some(OCI_INDEX),
-                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#
-                    .to_string(),
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#.to_string(),
             ),
             (None, image("text/plain", "")),
-            (
-                Some(OCI_MANIFEST),
-                image(OCI_MANIFEST, "").replace(A, "sha256:zz"),
-            ),
+            (Some(OCI_MANIFEST), image(OCI_MANIFEST, "").replace(A, "sha256:zz")),
             (
                 Some(OCI_MANIFEST),
                 image(OCI_MANIFEST, "").replace("\"size\":2", "\"size\":-2"),

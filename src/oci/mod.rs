@@ -6,3 +6,4 @@ pub mod manifest;
 pub mod range;
 pub mod reference;
 pub mod route;
+pub mod scope;

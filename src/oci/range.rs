@@ -131,16 +131,10 @@ mod tests {
 
     #[test]
     fn content_ranges_of_chunks() {
-        assert_eq!(
-            parse_content_range("0-99").unwrap(),
-            ByteRange { start: 0, end: 99 }
-        );
+        assert_eq!(parse_content_range("0-99").unwrap(), ByteRange { start: 0, end: 99 });
         assert_eq!(
             parse_content_range("bytes 100-199/*").unwrap(),
-            ByteRange {
-                start: 100,
-                end: 199
-            }
+            ByteRange { start: 100, end: 199 }
         );
         assert_eq!(parse_content_range("bytes=5-5").unwrap().len(), 1);
         for bad in ["", "5", "a-b", "9-3", "-3"] {

@@ -92,17 +92,12 @@ impl FromStr for Tag {
     type Err = OciError;
     fn from_str(s: &str) -> Result<Self, OciError> {
         let bytes = s.as_bytes();
-        let head_ok = bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let head_ok = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
         let rest_ok = bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !head_ok || !rest_ok || bytes.len() > 128 {
-            return Err(OciError::ManifestInvalid(format!(
-                "invalid tag {:?}",
-                truncate(s)
-            )));
+            return Err(OciError::ManifestInvalid(format!("invalid tag {:?}", truncate(s))));
         }
         Ok(Tag(s.to_owned()))
     }
@@ -173,10 +168,7 @@ mod tests {
             "a\\b",
             too_long.as_str(),
         ] {
-            assert!(
-                bad.parse::<RepoName>().is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(bad.parse::<RepoName>().is_err(), "{bad:?} should be refused");
         }
     }
 

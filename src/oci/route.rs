@@ -30,10 +30,8 @@ impl fmt::Display for UploadId {
 impl FromStr for UploadId {
     type Err = OciError;
     fn from_str(s: &str) -> Result<Self, OciError> {
-        let ok = !s.is_empty()
-            && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok =
+            !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(UploadId(s.to_owned()))
         } else {
@@ -45,28 +43,12 @@ impl FromStr for UploadId {
 /// A data-plane endpoint below `/v2/` (the base and `_catalog` routes are matched before this parser).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2Route {
-    Manifest {
-        repo: RepoName,
-        reference: Reference,
-    },
-    Blob {
-        repo: RepoName,
-        digest: Digest,
-    },
-    UploadStart {
-        repo: RepoName,
-    },
-    Upload {
-        repo: RepoName,
-        id: UploadId,
-    },
-    TagsList {
-        repo: RepoName,
-    },
-    Referrers {
-        repo: RepoName,
-        digest: Digest,
-    },
+    Manifest { repo: RepoName, reference: Reference },
+    Blob { repo: RepoName, digest: Digest },
+    UploadStart { repo: RepoName },
+    Upload { repo: RepoName, id: UploadId },
+    TagsList { repo: RepoName },
+    Referrers { repo: RepoName, digest: Digest },
 }
 
 impl V2Route {
@@ -85,17 +67,13 @@ impl V2Route {
 /// Parses `rest`, the path after `/v2/` with no leading slash.
 pub fn parse_v2(rest: &str) -> Result<V2Route, OciError> {
     if let Some(repo) = rest.strip_suffix("/tags/list") {
-        return Ok(V2Route::TagsList {
-            repo: repo.parse()?,
-        });
+        return Ok(V2Route::TagsList { repo: repo.parse()? });
     }
     if let Some(repo) = rest
         .strip_suffix("/blobs/uploads/")
         .or_else(|| rest.strip_suffix("/blobs/uploads"))
     {
-        return Ok(V2Route::UploadStart {
-            repo: repo.parse()?,
-        });
+        return Ok(V2Route::UploadStart { repo: repo.parse()? });
     }
     if let Some((repo, id)) = rest.rsplit_once("/blobs/uploads/") {
         return Ok(V2Route::Upload {
@@ -162,14 +140,8 @@ mod tests {
                     digest: digest.clone(),
                 },
             ),
-            (
-                "x/blobs/uploads/".into(),
-                V2Route::UploadStart { repo: repo("x") },
-            ),
-            (
-                "x/blobs/uploads".into(),
-                V2Route::UploadStart { repo: repo("x") },
-            ),
+            ("x/blobs/uploads/".into(), V2Route::UploadStart { repo: repo("x") }),
+            ("x/blobs/uploads".into(), V2Route::UploadStart { repo: repo("x") }),
             (
                 "x/blobs/uploads/abc-1".into(),
                 V2Route::Upload {
@@ -186,9 +158,7 @@ mod tests {
             ),
             (
                 "blobs/blobs/uploads/".into(),
-                V2Route::UploadStart {
-                    repo: repo("blobs"),
-                },
+                V2Route::UploadStart { repo: repo("blobs") },
             ),
             (
                 format!("r/referrers/{D}"),

@@ -70,11 +70,7 @@ pub async fn put(
 }
 
 /// Every blob must be linked to the repository, every child manifest stored in it.
-async fn check_references(
-    db: &Db,
-    repository_id: i64,
-    info: &ManifestInfo,
-) -> Result<(), OciError> {
+async fn check_references(db: &Db, repository_id: i64, info: &ManifestInfo) -> Result<(), OciError> {
     let blobs: Vec<String> = info.blobs.iter().map(Digest::to_string).collect();
     if let Some(missing) = metadata::blobs::first_unlinked(db, repository_id, &blobs).await? {
         return Err(OciError::ManifestBlobUnknown(missing));
@@ -89,41 +85,26 @@ async fn check_references(
 }
 
 /// The manifest `reference` points at in `repo`.
-pub async fn get(
-    db: &Db,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    reference: &Reference,
-) -> Result<ManifestRow, OciError> {
-    let unknown =
-        || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
+pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
+    let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
     let row = match reference {
         Reference::Tag(tag) => metadata::manifests::by_tag(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => {
-            metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?
-        }
+        Reference::Digest(d) => metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?,
     };
     row.ok_or_else(unknown)
 }
 
 /// Deletes a manifest (by digest: with its tags) or just a tag (by tag).
-pub async fn delete(
-    db: &Db,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    reference: &Reference,
-) -> Result<(), OciError> {
+pub async fn delete(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
         .await?
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
     let deleted = match reference {
         Reference::Tag(tag) => metadata::tags::delete(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => {
-            metadata::manifests::delete(db, repository_id, &d.to_string()).await?
-        }
+        Reference::Digest(d) => metadata::manifests::delete(db, repository_id, &d.to_string()).await?,
     };
     if deleted {
         Ok(())

@@ -2,4 +2,5 @@
 //! uploads, mounting blobs, storing and deleting manifests.
 
 pub mod manifests;
+pub mod registries;
 pub mod uploads;

@@ -24,35 +24,34 @@ impl Session {
     }
 }
 
-/// Opens a new session on `repo`, creating the repository on first push.
-pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName) -> Result<Session, OciError> {
+/// Opens a new session on `repo` for `owner` (a token subject), creating the repository on first push.
+pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName, owner: &str) -> Result<Session, OciError> {
     let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
     let id = UploadId::generate();
-    metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id).await?;
+    metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await?;
     let row = metadata::uploads::find(db, id.as_str())
         .await?
         .ok_or(OciError::BlobUploadUnknown)?;
     Ok(Session { id, row })
 }
 
-/// The session `id`, if it exists and was started on `repo` of this registry.
+/// The session `id`, if it exists, was started on `repo` of this registry and belongs to `owner` (a token
+/// subject): an upload outlives the token that started it, not the identity.
 pub async fn find(
     db: &Db,
     reg: &RegistryCtx,
     repo: &RepoName,
     id: &UploadId,
+    owner: &str,
 ) -> Result<Session, OciError> {
     let row = metadata::uploads::find(db, id.as_str())
         .await?
         .ok_or(OciError::BlobUploadUnknown)?;
     let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str()).await?;
-    if row.registry_id != reg.row.id || Some(row.repository_id) != repository_id {
+    if row.registry_id != reg.row.id || Some(row.repository_id) != repository_id || row.owner != owner {
         return Err(OciError::BlobUploadUnknown);
     }
-    Ok(Session {
-        id: id.clone(),
-        row,
-    })
+    Ok(Session { id: id.clone(), row })
 }
 
 /// Appends one chunk to the session: checks it starts where the upload stands, streams it to storage
@@ -86,8 +85,7 @@ where
         None if offset == 0 => Some(Hasher::new(Algorithm::Sha256)),
         None => None,
     };
-    let mut chunks =
-        Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
+    let mut chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let name = Chunk::new_name(chunks.len());
     let hashed = body.map_err(std::io::Error::other).inspect_ok(|bytes| {
         if let Some(h) = hasher.as_mut() {
@@ -97,9 +95,7 @@ where
     let written = match reg.blobs.put_chunk(&session.id, &name, hashed).await {
         Ok(n) => n,
         Err(StorageError::Io(e)) => {
-            return Err(OciError::BlobUploadInvalid(format!(
-                "request body ended early: {e}"
-            )));
+            return Err(OciError::BlobUploadInvalid(format!("request body ended early: {e}")));
         }
         Err(e) => return Err(e.into()),
     };
@@ -113,10 +109,7 @@ where
     if written == 0 {
         return Ok(offset);
     }
-    chunks.push(Chunk {
-        name,
-        size: written,
-    });
+    chunks.push(Chunk { name, size: written });
     let new_offset = offset + written;
     let state = hasher.map(|h| h.save());
     let recorded = metadata::uploads::advance(
@@ -128,24 +121,14 @@ where
         state.as_deref(),
     )
     .await?;
-    if recorded {
-        Ok(new_offset)
-    } else {
-        Err(out_of_order())
-    }
+    if recorded { Ok(new_offset) } else { Err(out_of_order()) }
 }
 
 /// Finishes an upload as blob `digest` of the session's repository, in Distribution's commit order:
 /// finish the hash, refuse a mismatch (discarding everything staged), move the bytes into place, then
 /// record blob, link and session end in one transaction.
-pub async fn commit(
-    db: &Db,
-    reg: &RegistryCtx,
-    session: &Session,
-    digest: &Digest,
-) -> Result<(), OciError> {
-    let chunks =
-        Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
+pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Digest) -> Result<(), OciError> {
+    let chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let computed = match session.row.hash_state.as_deref().and_then(Hasher::restore) {
         Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
         None if chunks.is_empty() => Digest::of(digest.algorithm(), b""),
@@ -166,15 +149,8 @@ pub async fn commit(
     let digest_text = digest.to_string();
     let mut tx = db.begin().await?;
     let parts = layout.parts_text();
-    let inserted = metadata::blobs::insert(
-        &mut tx,
-        reg.row.id,
-        &digest_text,
-        size,
-        &layout.key,
-        parts.as_deref(),
-    )
-    .await?;
+    let inserted =
+        metadata::blobs::insert(&mut tx, reg.row.id, &digest_text, size, &layout.key, parts.as_deref()).await?;
     metadata::blobs::link(&mut tx, session.row.repository_id, &digest_text).await?;
     let ended = metadata::uploads::finish(&mut tx, session.id.as_str(), size).await?;
     if !ended {
@@ -189,12 +165,7 @@ pub async fn commit(
 
 /// When the registry already had the blob, the copy just placed is redundant; remove it unless it is the
 /// very object the existing row points at.
-async fn discard_duplicate(
-    db: &Db,
-    reg: &RegistryCtx,
-    digest: &str,
-    ours: &BlobLayout,
-) -> Result<(), OciError> {
+async fn discard_duplicate(db: &Db, reg: &RegistryCtx, digest: &str, ours: &BlobLayout) -> Result<(), OciError> {
     let existing = metadata::blobs::in_registry(db, reg.row.id, digest).await?;
     if existing.is_some_and(|row| row.object_key != ours.key) {
         reg.blobs.delete(ours).await?;
@@ -202,12 +173,7 @@ async fn discard_duplicate(
     Ok(())
 }
 
-async fn rehash(
-    reg: &RegistryCtx,
-    id: &UploadId,
-    chunks: &[Chunk],
-    algorithm: Algorithm,
-) -> Result<Digest, OciError> {
+async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: Algorithm) -> Result<Digest, OciError> {
     let mut hasher = Hasher::new(algorithm);
     let mut stream = reg.blobs.read_chunks(id, chunks);
     while let Some(bytes) = stream.next().await {
@@ -236,15 +202,11 @@ pub async fn mount(
         return Ok(false);
     };
     let digest = digest.to_string();
-    if metadata::blobs::linked(db, from_id, &digest)
-        .await?
-        .is_none()
-    {
+    if metadata::blobs::linked(db, from_id, &digest).await?.is_none() {
         return Ok(false);
     }
     let mut tx = db.begin().await?;
-    let repository_id =
-        metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
+    let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
     metadata::blobs::link(&mut tx, repository_id, &digest).await?;
     tx.commit().await?;
     Ok(true)

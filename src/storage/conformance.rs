@@ -10,29 +10,12 @@ use super::{BlobLayout, BlobStore, Chunk, StorageError};
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::route::UploadId;
 
-fn body(
-    chunks: &[&'static [u8]],
-) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    futures::stream::iter(
-        chunks
-            .iter()
-            .map(|c| Ok(Bytes::from_static(c)))
-            .collect::<Vec<_>>(),
-    )
+fn body(chunks: &[&'static [u8]]) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures::stream::iter(chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect::<Vec<_>>())
 }
 
-async fn read_all(
-    store: &BlobStore,
-    layout: &BlobLayout,
-    range: Option<std::ops::Range<u64>>,
-) -> Vec<u8> {
-    let chunks: Vec<Bytes> = store
-        .read(layout, range)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+async fn read_all(store: &BlobStore, layout: &BlobLayout, range: Option<std::ops::Range<u64>>) -> Vec<u8> {
+    let chunks: Vec<Bytes> = store.read(layout, range).await.unwrap().try_collect().await.unwrap();
     chunks.concat()
 }
 
@@ -43,22 +26,13 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
     let id = UploadId::generate();
     let name = Chunk::new_name(0);
     assert_eq!(
-        store
-            .put_chunk(&id, &name, body(&[b"hello ", b"world"]))
-            .await
-            .unwrap(),
+        store.put_chunk(&id, &name, body(&[b"hello ", b"world"])).await.unwrap(),
         11
     );
     let loser = Chunk::new_name(0);
-    store
-        .put_chunk(&id, &loser, body(&[b"raced"]))
-        .await
-        .unwrap();
+    store.put_chunk(&id, &loser, body(&[b"raced"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
-    let single = store
-        .commit(&id, &[Chunk { name, size: 11 }], &digest)
-        .await
-        .unwrap();
+    let single = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
     assert!(single.parts.is_empty());
     assert_eq!(read_all(&store, &single, None).await, b"hello world");
     assert_eq!(read_all(&store, &single, Some(6..11)).await, b"world");
@@ -72,10 +46,7 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
         let size = store.put_chunk(&id, &name, body(&[data])).await.unwrap();
         chunks.push(Chunk { name, size });
     }
-    assert_eq!(
-        Chunk::decode_list(&Chunk::encode_list(&chunks)).unwrap(),
-        chunks
-    );
+    assert_eq!(Chunk::decode_list(&Chunk::encode_list(&chunks)).unwrap(), chunks);
     let rehashed: Vec<Bytes> = store.read_chunks(&id, &chunks).try_collect().await.unwrap();
     assert_eq!(rehashed.concat(), b"abcdefghij");
     let digest = Digest::of(Algorithm::Sha256, b"abcdefghij");
@@ -89,11 +60,7 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
 
     // An empty blob.
     let empty = store
-        .commit(
-            &UploadId::generate(),
-            &[],
-            &Digest::of(Algorithm::Sha256, b""),
-        )
+        .commit(&UploadId::generate(), &[], &Digest::of(Algorithm::Sha256, b""))
         .await
         .unwrap();
     assert_eq!(read_all(&store, &empty, None).await, b"");
@@ -111,25 +78,16 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
         name: Chunk::new_name(1),
         size: 1,
     };
-    store
-        .put_chunk(&id, &staged.name, body(&[b"y"]))
-        .await
-        .unwrap();
+    store.put_chunk(&id, &staged.name, body(&[b"y"])).await.unwrap();
     store.abort(&id).await.unwrap();
-    let gone = store
-        .read_chunks(&id, &[staged])
-        .try_collect::<Vec<_>>()
-        .await;
+    let gone = store.read_chunks(&id, &[staged]).try_collect::<Vec<_>>().await;
     assert!(matches!(gone, Err(StorageError::NotFound)));
     assert!(Chunk::decode_list("a:1,b").is_err() && Chunk::decode_list("../x:1").is_err());
 
     // Deleting a blob removes it, and a missing blob reads as NotFound.
     store.delete(&parts).await.unwrap();
     store.delete(&single).await.unwrap();
-    assert!(matches!(
-        store.read(&single, None).await,
-        Err(StorageError::NotFound)
-    ));
+    assert!(matches!(store.read(&single, None).await, Err(StorageError::NotFound)));
     store.delete(&single).await.unwrap();
 }
 

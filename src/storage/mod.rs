@@ -53,13 +53,7 @@ pub struct BlobLayout {
 impl BlobLayout {
     /// The part sizes as stored in metadata (`None` for a single object).
     pub fn parts_text(&self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| {
-            self.parts
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+        (!self.parts.is_empty()).then(|| self.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
     }
 
     pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
@@ -105,8 +99,7 @@ impl Chunk {
             .map(|item| {
                 let bad = || StorageError::Layout(format!("bad chunk entry {item:?}"));
                 let (name, size) = item.rsplit_once(':').ok_or_else(bad)?;
-                let valid_name = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
                 if !valid_name {
                     return Err(bad());
                 }
@@ -149,12 +142,7 @@ impl BlobStore {
 
     /// Writes one chunk of an upload, streaming: at most a few parts of the body are in memory at once.
     /// On any error the partial chunk is removed. Returns the number of bytes written.
-    pub async fn put_chunk<S>(
-        &self,
-        id: &UploadId,
-        name: &str,
-        body: S,
-    ) -> Result<u64, StorageError>
+    pub async fn put_chunk<S>(&self, id: &UploadId, name: &str, body: S) -> Result<u64, StorageError>
     where
         S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
@@ -202,48 +190,29 @@ impl BlobStore {
 
     /// Moves an upload's chunks to their place as the blob `digest` and returns where they are.
     /// Anything else staged for the upload (chunks of requests that lost a race) is removed.
-    pub async fn commit(
-        &self,
-        id: &UploadId,
-        chunks: &[Chunk],
-        digest: &Digest,
-    ) -> Result<BlobLayout, StorageError> {
+    pub async fn commit(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
         let layout = self.place(id, chunks, digest).await?;
         self.abort(id).await?;
         Ok(layout)
     }
 
-    async fn place(
-        &self,
-        id: &UploadId,
-        chunks: &[Chunk],
-        digest: &Digest,
-    ) -> Result<BlobLayout, StorageError> {
+    async fn place(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
         match chunks {
             [] => {
                 let key = blob_key(digest);
-                self.store
-                    .put(&Path::from(key.as_str()), Bytes::new().into())
-                    .await?;
-                Ok(BlobLayout {
-                    key,
-                    parts: Vec::new(),
-                })
+                self.store.put(&Path::from(key.as_str()), Bytes::new().into()).await?;
+                Ok(BlobLayout { key, parts: Vec::new() })
             }
             [only] => {
                 let key = blob_key(digest);
                 self.rename(&chunk_key(id, &only.name), &Path::from(key.as_str()))
                     .await?;
-                Ok(BlobLayout {
-                    key,
-                    parts: Vec::new(),
-                })
+                Ok(BlobLayout { key, parts: Vec::new() })
             }
             _ => {
                 let key = format!("{}.parts/{id}", blob_key(digest));
                 for (i, chunk) in chunks.iter().enumerate() {
-                    self.rename(&chunk_key(id, &chunk.name), &part_key(&key, i))
-                        .await?;
+                    self.rename(&chunk_key(id, &chunk.name), &part_key(&key, i)).await?;
                 }
                 Ok(BlobLayout {
                     key,
@@ -277,30 +246,24 @@ impl BlobStore {
         }
     }
 
+    /// Removes every object of the store (the registry is being deleted).
+    pub async fn delete_everything(&self) -> Result<(), StorageError> {
+        let paths = self.store.list(None).map_ok(|meta| meta.location).boxed();
+        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
+        Ok(())
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         let prefix = Path::from(prefix);
-        let paths = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .boxed();
-        self.store
-            .delete_stream(paths)
-            .try_collect::<Vec<_>>()
-            .await?;
+        let paths = self.store.list(Some(&prefix)).map_ok(|meta| meta.location).boxed();
+        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
         Ok(())
     }
 
     /// Streams `range` (exclusive end) of a committed blob, or all of it.
-    pub async fn read(
-        &self,
-        layout: &BlobLayout,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, StorageError> {
+    pub async fn read(&self, layout: &BlobLayout, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         if layout.parts.is_empty() {
-            return self
-                .read_object(Path::from(layout.key.as_str()), range)
-                .await;
+            return self.read_object(Path::from(layout.key.as_str()), range).await;
         }
         let total: u64 = layout.parts.iter().sum();
         let wanted = range.unwrap_or(0..total);
@@ -310,10 +273,7 @@ impl BlobStore {
             let part_end = part_start + size;
             let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
             if from < to {
-                pieces.push((
-                    part_key(&layout.key, i),
-                    (from - part_start)..(to - part_start),
-                ));
+                pieces.push((part_key(&layout.key, i), (from - part_start)..(to - part_start)));
             }
             part_start = part_end;
         }
@@ -327,11 +287,7 @@ impl BlobStore {
             .boxed())
     }
 
-    async fn read_object(
-        &self,
-        path: Path,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream, StorageError> {
+    async fn read_object(&self, path: Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
@@ -359,8 +315,7 @@ fn read_file(file: std::fs::File, range: Range<u64>) -> ByteStream {
             .map_err(StorageError::Io)?;
         let reader = file.take(range.end - range.start);
         Ok::<_, StorageError>(
-            tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER)
-                .map_err(StorageError::Io),
+            tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).map_err(StorageError::Io),
         )
     })
     .try_flatten()

@@ -44,20 +44,40 @@ impl RegistryStores {
         Ok(store)
     }
 
+    /// Removes every blob of registry `name` (its whole folder when it has the default location).
+    pub async fn remove(&self, name: &str, url: Option<&str>) -> anyhow::Result<()> {
+        let store = self.get(name, url)?;
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|key, _| !key.starts_with(&format!("{name}\n")));
+        }
+        match url {
+            None => {
+                let dir = self.default_dir(name);
+                match tokio::fs::remove_dir_all(&dir).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(anyhow::anyhow!("removing {}: {e}", dir.display()))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Some(_) => Ok(store.delete_everything().await?),
+        }
+    }
+
+    fn default_dir(&self, name: &str) -> PathBuf {
+        self.data_dir.join("registries").join(name.to_ascii_lowercase())
+    }
+
     fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
         let dir = match url {
-            None => self
-                .data_dir
-                .join("registries")
-                .join(name.to_ascii_lowercase()),
+            None => self.data_dir.join("registries").join(name.to_ascii_lowercase()),
             Some("memory://") => return Ok(Arc::new(InMemory::new())),
             Some(url) => match url.strip_prefix("file://") {
                 Some(path) => PathBuf::from(path),
                 None => anyhow::bail!("unsupported storage location {url:?} (use file:///path)"),
             },
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
         Ok(Arc::new(
             LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
         ))

@@ -8,23 +8,13 @@ use crate::common::{TestServer, bytes, error_code, header, sha256};
 async fn base_endpoint_answers_with_the_api_version_header() {
     let server = TestServer::start().await;
     for path in ["/v2/", "/v2"] {
-        let resp = server.req(Method::GET, path).send().await.unwrap();
+        let resp = server.req(Method::GET, path).await.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(
-            header(&resp, "docker-distribution-api-version"),
-            "registry/2.0"
-        );
+        assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
     }
-    let resp = server
-        .req(Method::GET, "/nothing/here")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.req(Method::GET, "/nothing/here").await.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        header(&resp, "docker-distribution-api-version"),
-        "registry/2.0"
-    );
+    assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
 }
 
 #[tokio::test]
@@ -34,13 +24,13 @@ async fn head_and_get_serve_the_blob_with_its_digest_and_length() {
     let digest = server.push_blob("lib/app", &data).await;
     let path = format!("/v2/lib/app/blobs/{digest}");
 
-    let head = server.req(Method::HEAD, &path).send().await.unwrap();
+    let head = server.req(Method::HEAD, &path).await.send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(header(&head, "content-length"), "100000");
     assert_eq!(header(&head, "docker-content-digest"), digest);
     assert_eq!(header(&head, "accept-ranges"), "bytes");
 
-    let get = server.req(Method::GET, &path).send().await.unwrap();
+    let get = server.req(Method::GET, &path).await.send().await.unwrap();
     assert_eq!(get.status(), StatusCode::OK);
     assert_eq!(header(&get, "docker-content-digest"), digest);
     assert_eq!(get.bytes().await.unwrap().as_ref(), data.as_slice());
@@ -60,23 +50,18 @@ async fn ranges_give_206_and_unsatisfiable_ranges_give_416() {
     ] {
         let resp = server
             .req(Method::GET, &path)
+            .await
             .header("range", range)
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
-        assert_eq!(
-            header(&resp, "content-range"),
-            format!("bytes {start}-{end}/1000")
-        );
-        assert_eq!(
-            resp.bytes().await.unwrap().as_ref(),
-            &data[start..=end],
-            "{range}"
-        );
+        assert_eq!(header(&resp, "content-range"), format!("bytes {start}-{end}/1000"));
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[start..=end], "{range}");
     }
     let resp = server
         .req(Method::GET, &path)
+        .await
         .header("range", "bytes=1000-")
         .send()
         .await
@@ -92,6 +77,7 @@ async fn a_blob_is_readable_only_through_repositories_it_was_pushed_or_mounted_t
     server.push_blob("team-b/app", b"something else").await;
     let other = server
         .req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -99,6 +85,7 @@ async fn a_blob_is_readable_only_through_repositories_it_was_pushed_or_mounted_t
     assert_eq!(error_code(other).await, "BLOB_UNKNOWN");
     let unknown_repo = server
         .req(Method::HEAD, &format!("/v2/nobody/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -109,17 +96,16 @@ async fn a_blob_is_readable_only_through_repositories_it_was_pushed_or_mounted_t
             Method::POST,
             &format!("/v2/team-b/app/blobs/uploads/?mount={digest}&from=team-a/app"),
         )
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(mount.status(), StatusCode::CREATED);
-    assert_eq!(
-        header(&mount, "location"),
-        format!("/v2/team-b/app/blobs/{digest}")
-    );
+    assert_eq!(header(&mount, "location"), format!("/v2/team-b/app/blobs/{digest}"));
     assert_eq!(header(&mount, "docker-content-digest"), digest);
     let now = server
         .req(Method::GET, &format!("/v2/team-b/app/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -137,6 +123,7 @@ async fn a_mount_of_an_unknown_blob_falls_back_to_an_upload_session() {
     ] {
         let resp = server
             .req(Method::POST, &format!("/v2/target/blobs/uploads/?{query}"))
+            .await
             .send()
             .await
             .unwrap();
@@ -152,24 +139,28 @@ async fn delete_unlinks_the_blob_from_one_repository_only() {
     server.push_blob("two", b"shared").await;
     let resp = server
         .req(Method::DELETE, &format!("/v2/one/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let gone = server
         .req(Method::GET, &format!("/v2/one/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(gone).await, "BLOB_UNKNOWN");
     let again = server
         .req(Method::DELETE, &format!("/v2/one/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     let kept = server
         .req(Method::GET, &format!("/v2/two/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -183,10 +174,8 @@ async fn sha512_blobs_are_verified_and_served() {
     let data = bytes(5000, 3);
     let digest = format!("sha512:{}", hex::encode(Sha512::digest(&data)));
     let resp = server
-        .req(
-            Method::POST,
-            &format!("/v2/s/blobs/uploads/?digest={digest}"),
-        )
+        .req(Method::POST, &format!("/v2/s/blobs/uploads/?digest={digest}"))
+        .await
         .body(data.clone())
         .send()
         .await
@@ -194,6 +183,7 @@ async fn sha512_blobs_are_verified_and_served() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     let got = server
         .req(Method::GET, &format!("/v2/s/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -207,6 +197,7 @@ async fn unsupported_methods_are_405_unsupported() {
     let digest = sha256(b"x");
     let resp = server
         .req(Method::PUT, &format!("/v2/x/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();

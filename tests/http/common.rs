@@ -1,8 +1,10 @@
 //! The test server (real HTTP on an ephemeral port, SQLite and blobs in a temp dir) and HTTP-only helpers.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use berth::config::Config;
+use berth::config::{Config, TEST_OPERATOR_TOKEN};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
@@ -12,6 +14,9 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub dir: PathBuf,
+    /// Password of the default registry's admin user, which the server's helpers log in as.
+    pub admin_password: String,
+    tokens: Mutex<HashMap<String, String>>,
     _tempdir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -47,14 +52,63 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer {
+        let mut server = TestServer {
             base,
             client: reqwest::Client::new(),
             dir,
+            admin_password: String::new(),
+            tokens: Mutex::new(HashMap::new()),
             _tempdir: None,
             stop: Some(tx),
             task: Some(task),
-        }
+        };
+        server.admin_password = server.enable_admin("default").await;
+        server
+    }
+
+    /// A request to the management API as the operator.
+    pub fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api{path}")))
+            .bearer_auth(TEST_OPERATOR_TOKEN)
+    }
+
+    /// Enables a registry's admin user and returns its first password.
+    pub async fn enable_admin(&self, registry: &str) -> String {
+        let resp = self
+            .api(Method::PATCH, &format!("/registries/{registry}"))
+            .json(&serde_json::json!({ "adminUserEnabled": true }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
+        let creds: serde_json::Value = self
+            .api(Method::GET, &format!("/registries/{registry}/credentials"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        creds["passwords"][0]["value"].as_str().unwrap().to_string()
+    }
+
+    /// An access token response for `scopes` (token-spec syntax), logging in with Basic `user:password`.
+    pub async fn token_as(&self, user: &str, password: &str, scopes: &[String]) -> reqwest::Response {
+        let mut query: Vec<(&str, &str)> = vec![("service", "default.localhost")];
+        query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+        self.client
+            .get(self.url("/oauth2/token"))
+            .query(&query)
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A request with no credentials.
+    pub fn anon(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
     }
 
     /// Stops the server and waits until it has closed, keeping the data folder.
@@ -72,41 +126,46 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
-    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path))
+    /// A request carrying a bearer token of the default registry's admin user for every repository the
+    /// path (and a mount's `from`) names.
+    pub async fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        let scopes = scopes_for(path);
+        let key = scopes.join(" ");
+        let cached = self.tokens.lock().unwrap().get(&key).cloned();
+        let token = match cached {
+            Some(token) => token,
+            None => {
+                let resp = self.token_as("default", &self.admin_password, &scopes).await;
+                assert_eq!(resp.status(), StatusCode::OK);
+                let body: serde_json::Value = resp.json().await.unwrap();
+                let token = body["token"].as_str().unwrap().to_string();
+                self.tokens.lock().unwrap().insert(key, token.clone());
+                token
+            }
+        };
+        builder.bearer_auth(token)
     }
 
     /// Pushes `data` as a blob of `repo` with one monolithic POST; returns its digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let digest = sha256(data);
         let resp = self
-            .req(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={digest}"),
-            )
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={digest}"))
+            .await
             .header("content-type", "application/octet-stream")
             .body(data.to_vec())
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::CREATED,
-            "{}",
-            resp.text().await.unwrap()
-        );
+        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
         digest
     }
 
     /// Pushes a manifest under `reference`; returns the response.
-    pub async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        media_type: &str,
-        body: &str,
-    ) -> reqwest::Response {
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &str) -> reqwest::Response {
         self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
+            .await
             .header("content-type", media_type)
             .body(body.to_string())
             .send()
@@ -118,12 +177,7 @@ impl TestServer {
     pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> String {
         let body = self.image_manifest(repo, layer, "").await;
         let resp = self.put_manifest(repo, tag, OCI_MANIFEST, &body).await;
-        assert_eq!(
-            resp.status(),
-            StatusCode::CREATED,
-            "{}",
-            resp.text().await.unwrap()
-        );
+        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
         sha256(body.as_bytes())
     }
 
@@ -145,9 +199,7 @@ impl TestServer {
 /// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
 async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
     use sqlx::{Connection, Executor};
-    let admin_url = std::env::var("TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
+    let admin_url = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
     let suffix: String = dir
         .file_name()
         .unwrap()
@@ -165,15 +217,29 @@ async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
         .await
         .unwrap();
     if exists.is_none() {
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
     }
     let (base, _db) = admin_url
         .rsplit_once('/')
         .expect("TEST_POSTGRES_URL ends with /<database>");
     Some(format!("{base}/{name}"))
+}
+
+/// The scopes a `/v2/` path needs, all actions on its repository (and pull on a mount's source).
+pub fn scopes_for(path: &str) -> Vec<String> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let rest = path.trim_start_matches("/v2/").trim_start_matches("/v2");
+    if rest == "_catalog" {
+        return vec!["registry:catalog:*".into()];
+    }
+    let Ok(route) = berth::oci::route::parse_v2(rest) else {
+        return Vec::new();
+    };
+    let mut scopes = vec![format!("repository:{}:pull,push,delete", route.repo())];
+    if let Some(from) = query.split('&').find_map(|kv| kv.strip_prefix("from=")) {
+        scopes.push(format!("repository:{from}:pull"));
+    }
+    scopes
 }
 
 impl Drop for TestServer {
@@ -207,10 +273,7 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
 /// The `errors[0].code` of an error response.
 pub async fn error_code(resp: reqwest::Response) -> String {
     let body: serde_json::Value = resp.json().await.expect("error body is JSON");
-    body["errors"][0]["code"]
-        .as_str()
-        .expect("errors[0].code")
-        .to_string()
+    body["errors"][0]["code"].as_str().expect("errors[0].code").to_string()
 }
 
 pub fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {

@@ -5,12 +5,9 @@ use reqwest::{Method, StatusCode};
 use crate::common::{OCI_MANIFEST, TestServer, error_code, header};
 
 async fn get_json(server: &TestServer, path: &str) -> (Option<String>, serde_json::Value) {
-    let resp = server.req(Method::GET, path).send().await.unwrap();
+    let resp = server.req(Method::GET, path).await.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "{path}");
-    let link = resp
-        .headers()
-        .get("link")
-        .map(|l| l.to_str().unwrap().to_string());
+    let link = resp.headers().get("link").map(|l| l.to_str().unwrap().to_string());
     (link, resp.json().await.unwrap())
 }
 
@@ -50,12 +47,7 @@ async fn tags_are_listed_in_lexical_order_with_pages_and_links() {
         collected.extend(names);
         let Some(link) = link else { break };
         assert!(link.ends_with("rel=\"next\""), "{link}");
-        path = link
-            .trim_start_matches('<')
-            .split('>')
-            .next()
-            .unwrap()
-            .to_string();
+        path = link.trim_start_matches('<').split('>').next().unwrap().to_string();
     }
     assert_eq!(collected, sorted);
 
@@ -65,12 +57,14 @@ async fn tags_are_listed_in_lexical_order_with_pages_and_links() {
     assert_eq!(zero["tags"], serde_json::json!([]));
     let bad_n = server
         .req(Method::GET, "/v2/tagged/repo/tags/list?n=many")
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(bad_n.status(), StatusCode::BAD_REQUEST);
     let unknown = server
         .req(Method::GET, "/v2/untagged/tags/list")
+        .await
         .send()
         .await
         .unwrap();
@@ -90,24 +84,11 @@ async fn the_catalog_lists_repositories_in_order_with_pages() {
     assert!(link.is_none());
     assert_eq!(all["repositories"], serde_json::json!(sorted));
 
-    let resp = server
-        .req(Method::GET, "/v2/_catalog?n=2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "link"),
-        "</v2/_catalog?n=2&last=alpha/one>; rel=\"next\""
-    );
+    let resp = server.req(Method::GET, "/v2/_catalog?n=2").await.send().await.unwrap();
+    assert_eq!(header(&resp, "link"), "</v2/_catalog?n=2&last=alpha/one>; rel=\"next\"");
     let first: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        first["repositories"],
-        serde_json::json!(["alpha", "alpha/one"])
-    );
+    assert_eq!(first["repositories"], serde_json::json!(["alpha", "alpha/one"]));
     let (link, rest) = get_json(&server, "/v2/_catalog?n=10&last=alpha/one").await;
     assert!(link.is_none());
-    assert_eq!(
-        rest["repositories"],
-        serde_json::json!(["alpha/two", "mid", "zeta"])
-    );
+    assert_eq!(rest["repositories"], serde_json::json!(["alpha/two", "mid", "zeta"]));
 }

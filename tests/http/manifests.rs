@@ -33,20 +33,16 @@ async fn an_oci_image_is_stored_byte_for_byte_and_served_by_tag_and_digest() {
     let body = server.image_manifest("apps/web", &bytes(2048, 1), "").await;
     let body = format!("{body}\n  ");
     let digest = sha256(body.as_bytes());
-    let resp = server
-        .put_manifest("apps/web", "v1", OCI_MANIFEST, &body)
-        .await;
+    let resp = server.put_manifest("apps/web", "v1", OCI_MANIFEST, &body).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        header(&resp, "location"),
-        format!("/v2/apps/web/manifests/{digest}")
-    );
+    assert_eq!(header(&resp, "location"), format!("/v2/apps/web/manifests/{digest}"));
     assert_eq!(header(&resp, "docker-content-digest"), digest);
 
     for reference in ["v1", digest.as_str()] {
         let path = format!("/v2/apps/web/manifests/{reference}");
         let get = server
             .req(Method::GET, &path)
+            .await
             .header("accept", OCI_MANIFEST)
             .send()
             .await
@@ -59,7 +55,7 @@ async fn an_oci_image_is_stored_byte_for_byte_and_served_by_tag_and_digest() {
             body.as_bytes(),
             "bytes exactly as pushed"
         );
-        let head = server.req(Method::HEAD, &path).send().await.unwrap();
+        let head = server.req(Method::HEAD, &path).await.send().await.unwrap();
         assert_eq!(head.status(), StatusCode::OK);
         assert_eq!(header(&head, "content-length"), body.len().to_string());
         assert_eq!(header(&head, "docker-content-digest"), digest);
@@ -77,9 +73,7 @@ async fn docker_schema2_manifests_and_manifest_lists_are_accepted() {
         let layer_digest = server.push_blob("multi", &layer).await;
         let body = docker_manifest(&config_digest, config.len(), &layer_digest, layer.len());
         let digest = sha256(body.as_bytes());
-        let resp = server
-            .put_manifest("multi", &digest, DOCKER_MANIFEST, &body)
-            .await;
+        let resp = server.put_manifest("multi", &digest, DOCKER_MANIFEST, &body).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         children.push((digest, body.len()));
     }
@@ -90,12 +84,11 @@ async fn docker_schema2_manifests_and_manifest_lists_are_accepted() {
             .map(|(d, s)| (DOCKER_MANIFEST, d.as_str(), *s))
             .collect::<Vec<_>>(),
     );
-    let resp = server
-        .put_manifest("multi", "latest", DOCKER_LIST, &list)
-        .await;
+    let resp = server.put_manifest("multi", "latest", DOCKER_LIST, &list).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let get = server
         .req(Method::GET, "/v2/multi/manifests/latest")
+        .await
         .header("accept", format!("{DOCKER_MANIFEST}, {DOCKER_LIST}"))
         .send()
         .await
@@ -121,10 +114,7 @@ async fn an_oci_index_needs_its_children_in_the_repository() {
         StatusCode::CREATED
     );
     assert_eq!(
-        server
-            .put_manifest("idx", "all", OCI_INDEX, &idx)
-            .await
-            .status(),
+        server.put_manifest("idx", "all", OCI_INDEX, &idx).await.status(),
         StatusCode::CREATED
     );
 }
@@ -133,9 +123,7 @@ async fn an_oci_index_needs_its_children_in_the_repository() {
 async fn a_manifest_whose_blobs_are_not_in_the_repository_is_refused() {
     let server = TestServer::start().await;
     let body = server.image_manifest("has-blobs", b"layer bytes", "").await;
-    let resp = server
-        .put_manifest("lacks-blobs", "v1", OCI_MANIFEST, &body)
-        .await;
+    let resp = server.put_manifest("lacks-blobs", "v1", OCI_MANIFEST, &body).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(resp).await, "MANIFEST_BLOB_UNKNOWN");
     let missing_layer = body.replace(&sha256(b"layer bytes"), &sha256(b"never pushed"));
@@ -167,12 +155,7 @@ async fn invalid_manifests_and_references_are_400s() {
     let server = TestServer::start().await;
     let body = server.image_manifest("bad", b"l", "").await;
     let cases = [
-        (
-            "v1",
-            OCI_MANIFEST,
-            "{not json".to_string(),
-            "MANIFEST_INVALID",
-        ),
+        ("v1", OCI_MANIFEST, "{not json".to_string(), "MANIFEST_INVALID"),
         (
             "v1",
             OCI_MANIFEST,
@@ -186,29 +169,16 @@ async fn invalid_manifests_and_references_are_400s() {
             body.replace(OCI_MANIFEST, "text/plain"),
             "MANIFEST_INVALID",
         ),
-        (
-            &sha256(b"other"),
-            OCI_MANIFEST,
-            body.clone(),
-            "DIGEST_INVALID",
-        ),
+        (&sha256(b"other"), OCI_MANIFEST, body.clone(), "DIGEST_INVALID"),
         ("-bad-tag", OCI_MANIFEST, body.clone(), "MANIFEST_INVALID"),
     ];
     for (reference, media_type, body, code) in cases {
-        let resp = server
-            .put_manifest("bad", reference, media_type, &body)
-            .await;
-        assert_eq!(
-            resp.status(),
-            StatusCode::BAD_REQUEST,
-            "{reference} {media_type}"
-        );
+        let resp = server.put_manifest("bad", reference, media_type, &body).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{reference} {media_type}");
         assert_eq!(error_code(resp).await, code, "{reference} {media_type}");
     }
     let huge = format!("{}{}", " ".repeat(4 * 1024 * 1024), body);
-    let resp = server
-        .put_manifest("bad", "huge", OCI_MANIFEST, &huge)
-        .await;
+    let resp = server.put_manifest("bad", "huge", OCI_MANIFEST, &huge).await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
 }
@@ -218,6 +188,7 @@ async fn unknown_manifests_and_unaccepted_types_are_404() {
     let server = TestServer::start().await;
     let unknown_repo = server
         .req(Method::GET, "/v2/ghost/manifests/latest")
+        .await
         .send()
         .await
         .unwrap();
@@ -225,22 +196,22 @@ async fn unknown_manifests_and_unaccepted_types_are_404() {
     server.push_image("real", "v1", b"x").await;
     let unknown_tag = server
         .req(Method::GET, "/v2/real/manifests/v2")
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(unknown_tag.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(unknown_tag).await, "MANIFEST_UNKNOWN");
     let head = server
-        .req(
-            Method::HEAD,
-            &format!("/v2/real/manifests/{}", sha256(b"nope")),
-        )
+        .req(Method::HEAD, &format!("/v2/real/manifests/{}", sha256(b"nope")))
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(head.status(), StatusCode::NOT_FOUND);
     let only_docker = server
         .req(Method::GET, "/v2/real/manifests/v1")
+        .await
         .header("accept", DOCKER_MANIFEST)
         .send()
         .await
@@ -248,6 +219,7 @@ async fn unknown_manifests_and_unaccepted_types_are_404() {
     assert_eq!(only_docker.status(), StatusCode::NOT_FOUND);
     let wildcard = server
         .req(Method::GET, "/v2/real/manifests/v1")
+        .await
         .header("accept", "*/*")
         .send()
         .await
@@ -261,6 +233,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     let digest = server.push_image("del", "v1", b"a").await;
     let body = server
         .req(Method::GET, "/v2/del/manifests/v1")
+        .await
         .send()
         .await
         .unwrap()
@@ -268,15 +241,13 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
         .await
         .unwrap();
     assert_eq!(
-        server
-            .put_manifest("del", "v2", OCI_MANIFEST, &body)
-            .await
-            .status(),
+        server.put_manifest("del", "v2", OCI_MANIFEST, &body).await.status(),
         StatusCode::CREATED
     );
 
     let resp = server
         .req(Method::DELETE, "/v2/del/manifests/v1")
+        .await
         .send()
         .await
         .unwrap();
@@ -284,6 +255,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     assert_eq!(
         server
             .req(Method::GET, "/v2/del/manifests/v1")
+            .await
             .send()
             .await
             .unwrap()
@@ -293,6 +265,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     assert_eq!(
         server
             .req(Method::GET, "/v2/del/manifests/v2")
+            .await
             .send()
             .await
             .unwrap()
@@ -302,6 +275,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
 
     let resp = server
         .req(Method::DELETE, &format!("/v2/del/manifests/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -309,6 +283,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     assert_eq!(
         server
             .req(Method::GET, &format!("/v2/del/manifests/{digest}"))
+            .await
             .send()
             .await
             .unwrap()
@@ -318,6 +293,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     assert_eq!(
         server
             .req(Method::GET, "/v2/del/manifests/v2")
+            .await
             .send()
             .await
             .unwrap()
@@ -327,6 +303,7 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
     );
     let again = server
         .req(Method::DELETE, &format!("/v2/del/manifests/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -340,6 +317,7 @@ async fn moving_a_tag_points_it_at_the_new_manifest() {
     let second = server.push_image("mv", "latest", b"two").await;
     let resp = server
         .req(Method::HEAD, "/v2/mv/manifests/latest")
+        .await
         .send()
         .await
         .unwrap();
@@ -352,6 +330,7 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
     let subject = server.push_image("art", "v1", b"image").await;
     let subject_size = server
         .req(Method::GET, "/v2/art/manifests/v1")
+        .await
         .send()
         .await
         .unwrap()
@@ -371,9 +350,7 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
             payload.len()
         );
         let digest = sha256(body.as_bytes());
-        let resp = server
-            .put_manifest("art", &digest, OCI_MANIFEST, &body)
-            .await;
+        let resp = server.put_manifest("art", &digest, OCI_MANIFEST, &body).await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         assert_eq!(header(&resp, "oci-subject"), subject);
         referrers.push((digest, artifact_type));
@@ -381,6 +358,7 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
 
     let resp = server
         .req(Method::GET, &format!("/v2/art/referrers/{subject}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -405,6 +383,7 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
             Method::GET,
             &format!("/v2/art/referrers/{subject}?artifactType=application/vnd.example.sbom"),
         )
+        .await
         .send()
         .await
         .unwrap();
@@ -414,10 +393,8 @@ async fn artifacts_with_a_subject_are_listed_by_the_referrers_api() {
     assert_eq!(filtered["manifests"][0]["digest"], referrers[0].0.as_str());
 
     let none = server
-        .req(
-            Method::GET,
-            &format!("/v2/nowhere/referrers/{}", sha256(b"?")),
-        )
+        .req(Method::GET, &format!("/v2/nowhere/referrers/{}", sha256(b"?")))
+        .await
         .send()
         .await
         .unwrap();

@@ -9,17 +9,11 @@ use crate::common::TestServer;
 async fn raw(server: &TestServer, method: &str, path: &str) -> (u16, String) {
     let addr = server.base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
@@ -67,10 +61,7 @@ async fn bad_digests_and_references_are_400s() {
     for (path, code) in [
         ("/v2/repo/blobs/sha256:abc", "DIGEST_INVALID"),
         ("/v2/repo/blobs/sha256:..%2f..%2fetc", "DIGEST_INVALID"),
-        (
-            "/v2/repo/blobs/md5:d41d8cd98f00b204e9800998ecf8427e",
-            "DIGEST_INVALID",
-        ),
+        ("/v2/repo/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "DIGEST_INVALID"),
         ("/v2/repo/manifests/sha256:XYZ", "DIGEST_INVALID"),
         ("/v2/repo/manifests/.hidden", "MANIFEST_INVALID"),
     ] {

@@ -9,6 +9,7 @@ use crate::common::{TestServer, bytes, error_code, header, sha256};
 async fn start_upload(server: &TestServer, repo: &str) -> String {
     let resp = server
         .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+        .await
         .send()
         .await
         .unwrap();
@@ -19,15 +20,11 @@ async fn start_upload(server: &TestServer, repo: &str) -> String {
     header(&resp, "location").to_string()
 }
 
-async fn patch(
-    server: &TestServer,
-    location: &str,
-    start: usize,
-    chunk: &[u8],
-) -> reqwest::Response {
+async fn patch(server: &TestServer, location: &str, start: usize, chunk: &[u8]) -> reqwest::Response {
     let end = start + chunk.len() - 1;
     server
         .req(Method::PATCH, location)
+        .await
         .header("content-type", "application/octet-stream")
         .header("content-range", format!("{start}-{end}"))
         .body(chunk.to_vec())
@@ -39,6 +36,7 @@ async fn patch(
 async fn put_digest(server: &TestServer, location: &str, digest: &str) -> reqwest::Response {
     server
         .req(Method::PUT, &format!("{location}?digest={digest}"))
+        .await
         .send()
         .await
         .unwrap()
@@ -47,6 +45,7 @@ async fn put_digest(server: &TestServer, location: &str, digest: &str) -> reqwes
 async fn read_blob(server: &TestServer, repo: &str, digest: &str) -> Vec<u8> {
     let resp = server
         .req(Method::GET, &format!("/v2/{repo}/blobs/{digest}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -86,21 +85,19 @@ async fn chunked_upload_with_odd_chunk_sizes_commits_the_exact_bytes() {
         offset += size;
         assert_eq!(header(&resp, "range"), format!("0-{}", offset - 1));
         assert_eq!(header(&resp, "location"), location);
-        let status = server.req(Method::GET, &location).send().await.unwrap();
+        let status = server.req(Method::GET, &location).await.send().await.unwrap();
         assert_eq!(status.status(), StatusCode::NO_CONTENT);
         assert_eq!(header(&status, "range"), format!("0-{}", offset - 1));
     }
     let digest = sha256(&data);
     let resp = put_digest(&server, &location, &digest).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        header(&resp, "location"),
-        format!("/v2/chunky/repo/blobs/{digest}")
-    );
+    assert_eq!(header(&resp, "location"), format!("/v2/chunky/repo/blobs/{digest}"));
     assert_eq!(header(&resp, "docker-content-digest"), digest);
     assert_eq!(read_blob(&server, "chunky/repo", &digest).await, data);
     let ranged = server
         .req(Method::GET, &format!("/v2/chunky/repo/blobs/{digest}"))
+        .await
         .header("range", "bytes=1300-1420")
         .send()
         .await
@@ -110,11 +107,8 @@ async fn chunked_upload_with_odd_chunk_sizes_commits_the_exact_bytes() {
         &data[1300..=1420],
         "a range across chunk borders"
     );
-    assert!(
-        files_under(&server, "uploads").is_empty(),
-        "no staged chunk is left"
-    );
-    let gone = server.req(Method::GET, &location).send().await.unwrap();
+    assert!(files_under(&server, "uploads").is_empty(), "no staged chunk is left");
+    let gone = server.req(Method::GET, &location).await.send().await.unwrap();
     assert_eq!(error_code(gone).await, "BLOB_UPLOAD_UNKNOWN");
 }
 
@@ -125,6 +119,7 @@ async fn streamed_patch_without_content_range_then_put_with_the_last_chunk() {
     let location = start_upload(&server, "stream").await;
     let resp = server
         .req(Method::PATCH, &location)
+        .await
         .body(data[..200_000].to_vec())
         .send()
         .await
@@ -134,6 +129,7 @@ async fn streamed_patch_without_content_range_then_put_with_the_last_chunk() {
     let digest = sha256(&data);
     let resp = server
         .req(Method::PUT, &format!("{location}?digest={digest}"))
+        .await
         .header("content-range", "200000-300000")
         .body(data[200_000..].to_vec())
         .send()
@@ -153,17 +149,14 @@ async fn a_chunk_out_of_order_is_416_with_the_current_range() {
     );
     for start in [0, 5, 11] {
         let resp = patch(&server, &location, start, b"abc").await;
-        assert_eq!(
-            resp.status(),
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "start {start}"
-        );
+        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "start {start}");
         assert_eq!(header(&resp, "range"), "0-9");
         assert_eq!(header(&resp, "location"), location);
         assert_eq!(error_code(resp).await, "BLOB_UPLOAD_INVALID");
     }
     let bad = server
         .req(Method::PATCH, &location)
+        .await
         .header("content-range", "x-y")
         .body("abc")
         .send()
@@ -192,6 +185,7 @@ async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
     assert_eq!(error_code(resp).await, "DIGEST_INVALID");
     let blob = server
         .req(Method::HEAD, &format!("/v2/mismatch/blobs/{wrong}"))
+        .await
         .send()
         .await
         .unwrap();
@@ -201,20 +195,19 @@ async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
             Method::HEAD,
             &format!("/v2/mismatch/blobs/{}", sha256(b"the real content")),
         )
+        .await
         .send()
         .await
         .unwrap();
     assert_eq!(real.status(), StatusCode::NOT_FOUND);
-    let session = server.req(Method::GET, &location).send().await.unwrap();
+    let session = server.req(Method::GET, &location).await.send().await.unwrap();
     assert_eq!(session.status(), StatusCode::NOT_FOUND);
     assert!(files_under(&server, "uploads").is_empty());
     assert!(files_under(&server, "blobs").is_empty());
 
     let resp = server
-        .req(
-            Method::POST,
-            &format!("/v2/mismatch/blobs/uploads/?digest={wrong}"),
-        )
+        .req(Method::POST, &format!("/v2/mismatch/blobs/uploads/?digest={wrong}"))
+        .await
         .body("monolithic but wrong")
         .send()
         .await
@@ -227,19 +220,14 @@ async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
 async fn put_needs_a_valid_digest_parameter() {
     let server = TestServer::start().await;
     let location = start_upload(&server, "needs-digest").await;
-    let missing = server.req(Method::PUT, &location).send().await.unwrap();
+    let missing = server.req(Method::PUT, &location).await.send().await.unwrap();
     assert_eq!(error_code(missing).await, "DIGEST_INVALID");
     let malformed = put_digest(&server, &location, "sha256:1234").await;
     assert_eq!(error_code(malformed).await, "DIGEST_INVALID");
-    let unknown_algorithm =
-        put_digest(&server, &location, "md5:d41d8cd98f00b204e9800998ecf8427e").await;
+    let unknown_algorithm = put_digest(&server, &location, "md5:d41d8cd98f00b204e9800998ecf8427e").await;
     assert_eq!(unknown_algorithm.status(), StatusCode::BAD_REQUEST);
     let empty = put_digest(&server, &location, &sha256(b"")).await;
-    assert_eq!(
-        empty.status(),
-        StatusCode::CREATED,
-        "an empty upload is the empty blob"
-    );
+    assert_eq!(empty.status(), StatusCode::CREATED, "an empty upload is the empty blob");
 }
 
 #[tokio::test]
@@ -247,9 +235,9 @@ async fn cancel_ends_the_session() {
     let server = TestServer::start().await;
     let location = start_upload(&server, "cancel").await;
     patch(&server, &location, 0, b"partial").await;
-    let resp = server.req(Method::DELETE, &location).send().await.unwrap();
+    let resp = server.req(Method::DELETE, &location).await.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let again = server.req(Method::GET, &location).send().await.unwrap();
+    let again = server.req(Method::GET, &location).await.send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(again).await, "BLOB_UPLOAD_UNKNOWN");
     let patch_after = patch(&server, &location, 7, b"more").await;
@@ -266,6 +254,7 @@ async fn a_session_is_only_reachable_through_its_own_repository() {
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
         let resp = server
             .req(method.clone(), &format!("/v2/intruder/blobs/uploads/{id}"))
+            .await
             .send()
             .await
             .unwrap();
@@ -273,6 +262,7 @@ async fn a_session_is_only_reachable_through_its_own_repository() {
     }
     let unknown = server
         .req(Method::GET, "/v2/owner/blobs/uploads/does-not-exist")
+        .await
         .send()
         .await
         .unwrap();
@@ -307,13 +297,11 @@ async fn an_upload_survives_a_server_restart() {
     let (dir, tempdir) = server.stop().await;
 
     let server = TestServer::start_in(dir, |_| {}).await;
-    let status = server.req(Method::GET, &location).send().await.unwrap();
+    let status = server.req(Method::GET, &location).await.send().await.unwrap();
     assert_eq!(status.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&status, "range"), "0-30006");
     assert_eq!(
-        patch(&server, &location, 30_007, &data[30_007..])
-            .await
-            .status(),
+        patch(&server, &location, 30_007, &data[30_007..]).await.status(),
         StatusCode::ACCEPTED
     );
     let digest = sha256(&data);
@@ -366,10 +354,6 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
         .filter(|p| !p.ends_with(hex))
         .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
         .collect();
-    assert_eq!(
-        whole_objects + part_sets.len(),
-        1,
-        "one stored copy: {blob_files:?}"
-    );
+    assert_eq!(whole_objects + part_sets.len(), 1, "one stored copy: {blob_files:?}");
     assert!(files_under(&server, "uploads").is_empty());
 }

@@ -1,0 +1,150 @@
+//! What a data-plane request needs, whether its bearer token grants it, and the challenge that tells a
+//! client where to get a token when it does not.
+
+use crate::errors::OciError;
+use crate::metadata::{Db, registries::RegistryRow};
+use crate::oci::route::V2Route;
+use crate::oci::scope::Access;
+
+use super::token::Claims;
+use super::{Auth, Permissions, identity_of};
+
+/// The access a request needs, by method and route (Distribution's `appendAccessRecords`).
+pub fn required(route: &V2Route, method: &str) -> Access {
+    let repo = route.repo().as_str();
+    let action = match (method, route) {
+        ("DELETE", V2Route::Blob { .. } | V2Route::Manifest { .. }) => "delete",
+        ("GET" | "HEAD", _) => "pull",
+        _ => "push",
+    };
+    Access::repository(repo, &[action])
+}
+
+/// Where and how to get a token: the parts of a `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug)]
+pub struct Challenge {
+    pub realm: String,
+    pub service: String,
+    /// Scopes to ask for (absent for `/v2/`).
+    pub scope: Vec<Access>,
+    pub insufficient: bool,
+    pub invalid_token: bool,
+}
+
+impl Challenge {
+    pub fn header_value(&self) -> String {
+        let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm, self.service);
+        if !self.scope.is_empty() {
+            let scopes: Vec<String> = self.scope.iter().map(Access::to_string).collect();
+            value.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
+        }
+        if self.insufficient {
+            value.push_str(",error=\"insufficient_scope\"");
+        } else if self.invalid_token {
+            value.push_str(",error=\"invalid_token\"");
+        }
+        value
+    }
+}
+
+/// Reads the bearer token of a request and checks it grants every access in `need`.
+/// No or bad token: 401 with the challenge. A valid token lacking an action: 401 with
+/// `insufficient_scope` when the caller could get it, 403 DENIED when its roles never allow it.
+pub async fn authorize(
+    auth: &Auth,
+    db: &Db,
+    reg: &RegistryRow,
+    bearer: Option<&str>,
+    need: &[Access],
+    challenge: Challenge,
+) -> Result<Claims, OciError> {
+    let Some(token) = bearer else {
+        return Err(OciError::Unauthorized(Box::new(challenge)));
+    };
+    let Some(claims) = auth.keys.verify(db, token, &challenge.service).await else {
+        return Err(OciError::Unauthorized(Box::new(Challenge {
+            invalid_token: true,
+            ..challenge
+        })));
+    };
+    let lacking: Vec<&Access> = need
+        .iter()
+        .filter(|a| a.actions.iter().any(|action| !claims.allows(&a.kind, &a.name, action)))
+        .collect();
+    if lacking.is_empty() {
+        return Ok(claims);
+    }
+    let identity = identity_of(db, reg, &claims.sub).await?;
+    let could_get = match identity {
+        Some(identity) => {
+            let permissions = Permissions::of(db, reg, &identity).await?;
+            let owned: Vec<Access> = lacking.iter().map(|a| (*a).clone()).collect();
+            permissions.grant(&owned) == owned
+        }
+        None => false,
+    };
+    if could_get {
+        Err(OciError::Unauthorized(Box::new(Challenge {
+            insufficient: true,
+            ..challenge
+        })))
+    } else {
+        Err(OciError::Denied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::route::parse_v2;
+
+    #[test]
+    fn each_route_and_method_needs_one_action() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let table = [
+            ("GET", format!("a/blobs/{d}"), "pull"),
+            ("HEAD", "a/manifests/v1".to_string(), "pull"),
+            ("GET", "a/tags/list".to_string(), "pull"),
+            ("GET", format!("a/referrers/{d}"), "pull"),
+            ("GET", "a/blobs/uploads/x".to_string(), "push"),
+            ("POST", "a/blobs/uploads/".to_string(), "push"),
+            ("PATCH", "a/blobs/uploads/x".to_string(), "push"),
+            ("PUT", "a/manifests/v1".to_string(), "push"),
+            ("DELETE", "a/manifests/v1".to_string(), "delete"),
+            ("DELETE", format!("a/blobs/{d}"), "delete"),
+            ("DELETE", "a/blobs/uploads/x".to_string(), "push"),
+        ];
+        for (method, path, action) in table {
+            let route = parse_v2(&path).unwrap();
+            assert_eq!(
+                required(&route, method),
+                Access::repository("a", &[action]),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn challenges_are_quoted_and_carry_scope_and_error() {
+        let challenge = Challenge {
+            realm: "https://r.example/oauth2/token".into(),
+            service: "r.example".into(),
+            scope: vec![Access::repository("a/b", &["pull", "push"])],
+            insufficient: true,
+            invalid_token: false,
+        };
+        assert_eq!(
+            challenge.header_value(),
+            r#"Bearer realm="https://r.example/oauth2/token",service="r.example",scope="repository:a/b:pull,push",error="insufficient_scope""#
+        );
+        let base = Challenge {
+            scope: vec![],
+            insufficient: false,
+            ..challenge
+        };
+        assert_eq!(
+            base.header_value(),
+            r#"Bearer realm="https://r.example/oauth2/token",service="r.example""#
+        );
+    }
+}

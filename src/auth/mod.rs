@@ -1,0 +1,236 @@
+//! Who is calling and what they may do: credentials (admin users, service principals, operators),
+//! roles, token issuance and verification. Depends on `oci` and `metadata`, never on `http`.
+
+pub mod access;
+pub mod password;
+pub mod roles;
+pub mod secrets;
+pub mod token;
+
+use std::collections::BTreeSet;
+
+use crate::errors::OciError;
+use crate::metadata::{self, Db, registries::RegistryRow};
+use crate::oci::scope::Access;
+use password::Verifier;
+use roles::{Role, prefix_covers};
+use secrets::{SecretBox, constant_time_eq};
+use token::Keys;
+
+/// The subject of the registry's admin user in tokens and refresh tokens.
+pub const ADMIN_SUBJECT: &str = "admin";
+
+/// Authentication state shared by all requests.
+pub struct Auth {
+    pub keys: Keys,
+    pub verifier: Verifier,
+    pub token_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+}
+
+impl Auth {
+    pub fn secrets(&self) -> &SecretBox {
+        self.keys.secrets()
+    }
+}
+
+/// An authenticated caller of one registry's data plane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Identity {
+    /// The registry's admin user.
+    Admin,
+    Principal {
+        id: i64,
+        app_id: String,
+    },
+}
+
+impl Identity {
+    /// The `sub` claim: `admin` or `sp:<appId>`.
+    pub fn subject(&self) -> String {
+        match self {
+            Identity::Admin => ADMIN_SUBJECT.to_string(),
+            Identity::Principal { app_id, .. } => format!("sp:{app_id}"),
+        }
+    }
+
+    pub fn principal_id(&self) -> Option<i64> {
+        match self {
+            Identity::Admin => None,
+            Identity::Principal { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// Checks a username and password against the registry's admin user (username = registry name) and
+/// the service principals (username = appId). `None` when they match nothing.
+pub async fn authenticate(
+    auth: &Auth,
+    db: &Db,
+    reg: &RegistryRow,
+    username: &str,
+    password: &str,
+) -> Result<Option<Identity>, OciError> {
+    if username.eq_ignore_ascii_case(&reg.name) {
+        let matches = reg.admin_enabled
+            && [&reg.admin_password1, &reg.admin_password2]
+                .into_iter()
+                .flatten()
+                .any(|sealed| {
+                    auth.secrets()
+                        .open(sealed)
+                        .is_ok_and(|plain| constant_time_eq(&plain, password.as_bytes()))
+                });
+        return Ok(matches.then_some(Identity::Admin));
+    }
+    authenticate_principal(auth, db, username, password).await
+}
+
+/// Checks a service principal's appId and password (for the data plane and the management API alike).
+pub async fn authenticate_principal(
+    auth: &Auth,
+    db: &Db,
+    app_id: &str,
+    password: &str,
+) -> Result<Option<Identity>, OciError> {
+    let Some(principal) = metadata::principals::find(db, &app_id.to_ascii_lowercase()).await? else {
+        return Ok(None);
+    };
+    let hashes = metadata::principals::secret_hashes(db, principal.id).await?;
+    let matches = hashes.iter().any(|stored| auth.verifier.verify(stored, password));
+    Ok(matches.then_some(Identity::Principal {
+        id: principal.id,
+        app_id: principal.app_id,
+    }))
+}
+
+/// The identity a token subject names, if it still exists and may still log in to the registry.
+pub async fn identity_of(db: &Db, reg: &RegistryRow, subject: &str) -> Result<Option<Identity>, OciError> {
+    if subject == ADMIN_SUBJECT {
+        return Ok(reg.admin_enabled.then_some(Identity::Admin));
+    }
+    let Some(app_id) = subject.strip_prefix("sp:") else {
+        return Ok(None);
+    };
+    let principal = metadata::principals::find(db, app_id).await?;
+    Ok(principal.map(|p| Identity::Principal {
+        id: p.id,
+        app_id: p.app_id,
+    }))
+}
+
+/// What an identity may do in one registry.
+#[derive(Debug, Clone)]
+pub enum Permissions {
+    /// The admin user: pull, push and delete everywhere.
+    Everything,
+    /// A principal's role assignments: `(repository prefix, role)`; prefix '' is the whole registry.
+    Roles(Vec<(String, Role)>),
+}
+
+impl Permissions {
+    pub async fn of(db: &Db, reg: &RegistryRow, identity: &Identity) -> Result<Permissions, OciError> {
+        match identity {
+            Identity::Admin => Ok(Permissions::Everything),
+            Identity::Principal { id, .. } => {
+                let rows = metadata::role_assignments::of_principal(db, *id, reg.id).await?;
+                Ok(Permissions::Roles(
+                    rows.into_iter()
+                        .filter_map(|(prefix, role)| Some((prefix, role.parse().ok()?)))
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// The data-plane actions allowed on repository `repo`.
+    pub fn actions_on(&self, repo: &str) -> BTreeSet<&'static str> {
+        match self {
+            Permissions::Everything => ["pull", "push", "delete"].into(),
+            Permissions::Roles(roles) => roles
+                .iter()
+                .filter(|(prefix, _)| prefix_covers(prefix, repo))
+                .flat_map(|(_, role)| role.actions().iter().copied())
+                .collect(),
+        }
+    }
+
+    /// Whether the identity holds any role here (and so may list the catalog, filtered).
+    pub fn any(&self) -> bool {
+        match self {
+            Permissions::Everything => true,
+            Permissions::Roles(roles) => !roles.is_empty(),
+        }
+    }
+
+    /// Whether the identity may manage the registry (Owner on the whole registry).
+    pub fn manages(&self) -> bool {
+        match self {
+            Permissions::Everything => false,
+            Permissions::Roles(roles) => roles.iter().any(|(prefix, role)| prefix.is_empty() && role.manages()),
+        }
+    }
+
+    /// The requested accesses intersected with what is allowed; resources with nothing left are dropped.
+    pub fn grant(&self, requested: &[Access]) -> Vec<Access> {
+        requested
+            .iter()
+            .filter_map(|want| {
+                let allowed: BTreeSet<String> = match (want.kind.as_str(), want.name.as_str()) {
+                    ("repository", repo) => {
+                        let ok = self.actions_on(repo);
+                        want.actions
+                            .iter()
+                            .filter(|a| ok.contains(a.as_str()) || (a.as_str() == "*" && !ok.is_empty()))
+                            .cloned()
+                            .collect()
+                    }
+                    ("registry", "catalog") if self.any() => {
+                        want.actions.iter().filter(|a| a.as_str() == "*").cloned().collect()
+                    }
+                    _ => BTreeSet::new(),
+                };
+                (!allowed.is_empty()).then(|| Access {
+                    kind: want.kind.clone(),
+                    name: want.name.clone(),
+                    actions: allowed,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_the_intersection_of_request_and_roles() {
+        let reader_on_dept = Permissions::Roles(vec![("warrantydept".into(), Role::Reader)]);
+        let requested = vec![
+            Access::repository("warrantydept/dotnet-build", &["pull", "push"]),
+            Access::repository("aspnetcore", &["pull"]),
+            Access::catalog(),
+        ];
+        assert_eq!(
+            reader_on_dept.grant(&requested),
+            vec![
+                Access::repository("warrantydept/dotnet-build", &["pull"]),
+                Access::catalog()
+            ]
+        );
+        let contributor = Permissions::Roles(vec![(String::new(), Role::Contributor)]);
+        assert_eq!(
+            contributor.grant(&requested[..1]),
+            vec![Access::repository("warrantydept/dotnet-build", &["pull", "push"])]
+        );
+        assert!(!contributor.manages());
+        assert!(Permissions::Roles(vec![(String::new(), Role::Owner)]).manages());
+        assert!(
+            !Permissions::Roles(vec![("x".into(), Role::Owner)]).manages(),
+            "an Owner of a prefix manages nothing"
+        );
+        assert!(Permissions::Roles(vec![]).grant(&requested).is_empty());
+        assert_eq!(Permissions::Everything.grant(&requested).len(), 3);
+    }
+}

@@ -1,0 +1,116 @@
+//! Access tokens: ES256 JWTs with a `kid`, signed by a key kept (encrypted) in the database so every node
+//! and every restart verifies them.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+
+use super::secrets::{SecretBox, random_secret};
+use crate::metadata::{self, Db};
+use crate::oci::scope::Access;
+
+/// The `iss` of every token Berth signs.
+pub const ISSUER: &str = "berth";
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 60;
+
+/// The claims of an access token (Distribution's claim set).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub access: Vec<Access>,
+}
+
+impl Claims {
+    /// Whether the token grants `action` on resource (`kind`, `name`).
+    pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
+        self.access
+            .iter()
+            .any(|a| a.kind == kind && a.name == name && (a.actions.contains(action) || a.actions.contains("*")))
+    }
+}
+
+/// The signing key and every known verification key.
+pub struct Keys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: RwLock<HashMap<String, DecodingKey>>,
+    secrets: SecretBox,
+}
+
+impl Keys {
+    /// Loads the newest signing key, creating one on first start.
+    pub async fn load_or_create(db: &Db, secrets: SecretBox) -> anyhow::Result<Keys> {
+        let row = match metadata::signing_keys::newest(db).await? {
+            Some(row) => row,
+            None => {
+                let rng = SystemRandom::new();
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| anyhow::anyhow!("generating a signing key"))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .map_err(|_| anyhow::anyhow!("reading the new signing key"))?;
+                let kid = random_secret(12);
+                let sealed = secrets.seal(pkcs8.as_ref());
+                metadata::signing_keys::insert(db, &kid, &sealed, pair.public_key().as_ref()).await?;
+                // Another node may have created one at the same moment: use whichever is newest.
+                metadata::signing_keys::newest(db)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("signing key vanished"))?
+            }
+        };
+        let pkcs8 = secrets.open(&row.private_key)?;
+        let mut decoding = HashMap::new();
+        decoding.insert(row.kid.clone(), DecodingKey::from_ec_der(&row.public_key));
+        Ok(Keys {
+            kid: row.kid,
+            encoding: EncodingKey::from_ec_der(&pkcs8),
+            decoding: RwLock::new(decoding),
+            secrets,
+        })
+    }
+
+    /// The installation's secret box, for the other secrets kept at rest.
+    pub fn secrets(&self) -> &SecretBox {
+        &self.secrets
+    }
+
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        Ok(encode(&header, claims, &self.encoding)?)
+    }
+
+    /// Verifies signature, issuer, audience, expiry and shape; `None` for any token that fails.
+    pub async fn verify(&self, db: &Db, token: &str, audience: &str) -> Option<Claims> {
+        let kid = decode_header(token).ok()?.kid?;
+        let key = self.decoding_key(db, &kid).await?;
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "aud", "iss", "sub"]);
+        decode::<Claims>(token, &key, &validation).ok().map(|data| data.claims)
+    }
+
+    /// The verification key `kid`, looked up in the database when another node made it.
+    async fn decoding_key(&self, db: &Db, kid: &str) -> Option<DecodingKey> {
+        if let Some(key) = self.decoding.read().ok()?.get(kid) {
+            return Some(key.clone());
+        }
+        let public = metadata::signing_keys::public_key(db, kid).await.ok()??;
+        let key = DecodingKey::from_ec_der(&public);
+        self.decoding.write().ok()?.insert(kid.to_owned(), key.clone());
+        Some(key)
+    }
+}

@@ -1,0 +1,71 @@
+//! First-start setup: the installation's secret key, the operator token and the default registry.
+
+use std::path::Path;
+
+use crate::auth::Auth;
+use crate::auth::secrets::{SecretBox, random_secret, token_hash};
+use crate::config::Config;
+use crate::metadata::{self, Db};
+use crate::ops::registries::{self, RegistrySpec};
+
+/// The key sealing secrets at rest: from config/env, else `<data_dir>/secret.key`, made on first start.
+pub fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
+    if !config.auth.secret_key.is_empty() {
+        return SecretBox::from_base64(&config.auth.secret_key);
+    }
+    let path = config.storage.data_dir.join("secret.key");
+    if !path.exists() {
+        write_private(&path, &SecretBox::generate_key())?;
+        tracing::warn!(path = %path.display(), "generated a secret key; set auth.secret_key (BERTH_SECRET_KEY) in production");
+    }
+    SecretBox::from_base64(&std::fs::read_to_string(&path)?)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Registers the configured operator token, or, when none is configured and none exists yet, makes one
+/// and prints it once on standard error (never into the log).
+pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
+    if !config.auth.operator_token.is_empty() {
+        metadata::operators::insert(db, &token_hash(&config.auth.operator_token)).await?;
+        return Ok(());
+    }
+    if metadata::operators::any(db).await? {
+        return Ok(());
+    }
+    let token = random_secret(32);
+    metadata::operators::insert(db, &token_hash(&token)).await?;
+    eprintln!("\nBerth operator token (shown once; keep it safe, use it as BERTH_TOKEN for the CLI):\n\n    {token}\n");
+    Ok(())
+}
+
+/// Creates the configured default registry if it does not exist (its admin user disabled).
+pub async fn default_registry(db: &Db, auth: &Auth, config: &Config) -> anyhow::Result<()> {
+    let name = &config.registry.default_registry;
+    if name.is_empty()
+        || metadata::registries::find(db, &name.to_ascii_lowercase())
+            .await?
+            .is_some()
+    {
+        return Ok(());
+    }
+    let spec = RegistrySpec {
+        name,
+        sku: "Basic",
+        admin_enabled: false,
+        tags: &serde_json::Map::new(),
+        storage_url: None,
+    };
+    registries::create(db, auth, &spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating default registry {name:?}: {e}"))?;
+    Ok(())
+}

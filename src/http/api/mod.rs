@@ -1,0 +1,119 @@
+//! The management REST API under `/api`: registries, admin credentials, repositories, service principals
+//! and role assignments. Callers are the operator (bearer operator token) or, for one registry's
+//! settings, credentials and roles, a service principal that is Owner of it (Basic appId:password).
+
+mod principals;
+mod registries;
+mod repositories;
+mod roles;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+
+use super::edge_auth;
+use crate::app::{App, AppState};
+use crate::auth::secrets::token_hash;
+use crate::auth::{self, Identity, Permissions};
+use crate::errors::OciError;
+use crate::metadata::{self, registries::RegistryRow};
+
+/// The OpenAPI document describing this API.
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(|| async { ([("content-type", "application/json")], OPENAPI) }),
+        )
+        .route("/registries", get(registries::list).post(registries::create))
+        .route(
+            "/registries/{name}",
+            get(registries::show)
+                .patch(registries::update)
+                .delete(registries::delete),
+        )
+        .route("/registries/{name}/credentials", get(registries::credentials))
+        .route("/registries/{name}/credentials/renew", post(registries::renew))
+        .route("/registries/{name}/repositories", get(repositories::list))
+        .route(
+            "/registries/{name}/repositories/{*rest}",
+            get(repositories::get).delete(repositories::delete),
+        )
+        .route("/service-principals", get(principals::list).post(principals::create))
+        .route("/service-principals/create-for-rbac", post(principals::create_for_rbac))
+        .route(
+            "/service-principals/{app_id}",
+            get(principals::show).delete(principals::delete),
+        )
+        .route(
+            "/service-principals/{app_id}/reset-credentials",
+            post(principals::reset),
+        )
+        .route("/role-assignments", get(roles::list).post(roles::create))
+        .route("/role-assignments/{id}", axum::routing::delete(roles::delete))
+}
+
+/// Who is calling the management API.
+pub enum ApiCaller {
+    Operator,
+    Principal(Identity),
+}
+
+impl ApiCaller {
+    /// Reads and checks the caller's credentials.
+    pub async fn from_headers(app: &App, headers: &HeaderMap) -> Result<ApiCaller, OciError> {
+        if let Some(token) = edge_auth::bearer(headers) {
+            return if metadata::operators::exists(&app.db, &token_hash(token)).await? {
+                Ok(ApiCaller::Operator)
+            } else {
+                Err(OciError::BadCredentials("invalid operator token".into()))
+            };
+        }
+        let (app_id, password) = edge_auth::basic(headers).ok_or_else(|| {
+            OciError::BadCredentials(
+                "send an operator token (Bearer) or a service principal's appId and password (Basic)".into(),
+            )
+        })?;
+        auth::authenticate_principal(&app.auth, &app.db, &app_id, &password)
+            .await?
+            .map(ApiCaller::Principal)
+            .ok_or_else(|| OciError::BadCredentials("incorrect appId or password".into()))
+    }
+
+    /// Installation-wide operations are the operator's alone.
+    pub fn require_operator(&self) -> Result<(), OciError> {
+        match self {
+            ApiCaller::Operator => Ok(()),
+            ApiCaller::Principal(_) => Err(OciError::Denied),
+        }
+    }
+
+    /// Managing one registry takes the operator or an Owner of the registry.
+    pub async fn require_manager(&self, app: &App, reg: &RegistryRow) -> Result<(), OciError> {
+        match self {
+            ApiCaller::Operator => Ok(()),
+            ApiCaller::Principal(identity) => {
+                if Permissions::of(&app.db, reg, identity).await?.manages() {
+                    Ok(())
+                } else {
+                    Err(OciError::Denied)
+                }
+            }
+        }
+    }
+}
+
+/// A JSON body, with a clear 400 when it is not what the endpoint takes.
+pub fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, OciError> {
+    body.map(|axum::Json(v)| v)
+        .map_err(|e| OciError::Invalid(e.body_text()))
+}
+
+/// Seconds since the epoch as RFC 3339.
+pub fn rfc3339(secs: i64) -> String {
+    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,163 @@
+//! `/api/service-principals`: create (with a generated or given password), create-for-rbac (principal and
+//! role assignment in one call), reset-credentials, list, show, delete. Operator only.
+
+use axum::Json;
+use axum::extract::{Path, State, rejection::JsonRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::roles::{assign, assignment_view};
+use super::{ApiCaller, json_body, rfc3339};
+use crate::app::{App, AppState};
+use crate::auth::password;
+use crate::auth::secrets::random_secret;
+use crate::errors::OciError;
+use crate::metadata::{self, principals::PrincipalRow};
+
+/// The shortest password accepted when a caller chooses one.
+const MIN_PASSWORD_LEN: usize = 12;
+
+fn view(p: &PrincipalRow) -> Value {
+    json!({ "appId": p.app_id, "displayName": p.display_name, "createdAt": rfc3339(p.created_at) })
+}
+
+/// The principal with its password, shown once (like `az ad sp create-for-rbac`).
+fn with_password(p: &PrincipalRow, password: &str) -> Value {
+    json!({ "appId": p.app_id, "displayName": p.display_name, "name": p.app_id, "password": password })
+}
+
+fn chosen_or_new_password(given: Option<String>) -> Result<String, OciError> {
+    match given {
+        Some(p) if p.chars().count() < MIN_PASSWORD_LEN => Err(OciError::Invalid(format!(
+            "a password needs at least {MIN_PASSWORD_LEN} characters"
+        ))),
+        Some(p) => Ok(p),
+        None => Ok(random_secret(24)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePrincipal {
+    name: Option<String>,
+    password: Option<String>,
+}
+
+async fn new_principal(
+    app: &App,
+    name: Option<String>,
+    password: Option<String>,
+) -> Result<(PrincipalRow, String), OciError> {
+    let password = chosen_or_new_password(password)?;
+    let app_id = uuid::Uuid::new_v4().to_string();
+    let display_name = name.unwrap_or_else(|| format!("berth-sp-{}", &app_id[..8]));
+    let hash = password::hash(&password).map_err(OciError::Internal)?;
+    let row = metadata::principals::create(&app.db, &app_id, &display_name, &hash).await?;
+    Ok((row, password))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreatePrincipal>, JsonRejection>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let body = json_body(body)?;
+    let (row, password) = new_principal(&app, body.name, body.password).await?;
+    Ok((StatusCode::CREATED, Json(with_password(&row, &password))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateForRbac {
+    name: Option<String>,
+    password: Option<String>,
+    scopes: Vec<String>,
+    #[serde(default = "contributor")]
+    role: String,
+}
+
+fn contributor() -> String {
+    "Contributor".into()
+}
+
+/// A principal and its role on each scope, in one call; nothing is created when any scope is invalid.
+pub async fn create_for_rbac(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateForRbac>, JsonRejection>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let body = json_body(body)?;
+    if body.scopes.is_empty() {
+        return Err(OciError::Invalid(
+            "scopes must name at least one registry or repository prefix".into(),
+        ));
+    }
+    let mut targets = Vec::new();
+    for scope in &body.scopes {
+        targets.push(super::roles::resolve(&app, scope, &body.role).await?);
+    }
+    let (row, password) = new_principal(&app, body.name, body.password).await?;
+    let mut assignments = Vec::new();
+    for target in &targets {
+        assignments.push(assignment_view(&assign(&app, row.id, target).await?));
+    }
+    let mut out = with_password(&row, &password);
+    out["roleAssignments"] = json!(assignments);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let rows = metadata::principals::list(&app.db).await?;
+    Ok(Json(rows.iter().map(view).collect::<Vec<_>>()).into_response())
+}
+
+async fn find(app: &App, app_id: &str) -> Result<PrincipalRow, OciError> {
+    metadata::principals::find(&app.db, &app_id.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| OciError::NotFound(format!("service principal {app_id:?} not found")))
+}
+
+pub async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(app_id): Path<String>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    Ok(Json(view(&find(&app, &app_id).await?)).into_response())
+}
+
+/// Issues a new password and revokes the old ones and every refresh token of the principal.
+pub async fn reset(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(app_id): Path<String>,
+    body: Result<Json<CreatePrincipal>, JsonRejection>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let given = match body {
+        Ok(Json(b)) => b.password,
+        Err(JsonRejection::MissingJsonContentType(_)) => None,
+        Err(e) => return Err(OciError::Invalid(e.body_text())),
+    };
+    let row = find(&app, &app_id).await?;
+    let password = chosen_or_new_password(given)?;
+    let hash = password::hash(&password).map_err(OciError::Internal)?;
+    metadata::principals::reset_secret(&app.db, row.id, &hash).await?;
+    Ok(Json(with_password(&row, &password)).into_response())
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(app_id): Path<String>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let row = find(&app, &app_id).await?;
+    metadata::principals::delete(&app.db, row.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

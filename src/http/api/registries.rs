@@ -1,0 +1,194 @@
+//! `/api/registries`: create, list, show, update, delete, and the admin account's credentials.
+
+use axum::Json;
+use axum::extract::{Path, State, rejection::JsonRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ApiCaller, json_body, rfc3339};
+use crate::app::{App, AppState};
+use crate::errors::OciError;
+use crate::metadata::{self, registries::RegistryRow};
+use crate::ops::registries::{self, RegistrySpec};
+
+/// A registry as the API shows it (the shape of `az acr create`'s output).
+pub fn view(app: &App, reg: &RegistryRow) -> Value {
+    let tags: Value = serde_json::from_str(&reg.tags).unwrap_or_else(|_| json!({}));
+    let storage = reg
+        .storage_url
+        .clone()
+        .unwrap_or_else(|| format!("local:registries/{}", reg.name.to_ascii_lowercase()));
+    json!({
+        "adminUserEnabled": reg.admin_enabled,
+        "creationDate": rfc3339(reg.created_at),
+        "id": format!("/registries/{}", reg.name),
+        "loginServer": app.login_server(reg),
+        "name": reg.name,
+        "provisioningState": "Succeeded",
+        "sku": { "name": reg.sku, "tier": reg.sku },
+        "storageAccount": { "name": storage },
+        "tags": tags,
+        "type": "Berth/registries",
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRegistry {
+    name: String,
+    #[serde(default = "basic")]
+    sku: String,
+    #[serde(default)]
+    admin_user_enabled: bool,
+    #[serde(default)]
+    tags: Map<String, Value>,
+    storage_location: Option<String>,
+}
+
+fn basic() -> String {
+    "Basic".into()
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateRegistry>, JsonRejection>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let body = json_body(body)?;
+    let spec = RegistrySpec {
+        name: &body.name,
+        sku: &body.sku,
+        admin_enabled: body.admin_user_enabled,
+        tags: &body.tags,
+        storage_url: body.storage_location.as_deref(),
+    };
+    let reg = registries::create(&app.db, &app.auth, &spec)
+        .await?
+        .ok_or_else(|| OciError::Conflict(format!("a registry named {:?} exists already", body.name)))?;
+    Ok((StatusCode::CREATED, Json(view(&app, &reg))).into_response())
+}
+
+/// Operators see every registry; an Owner principal sees the registries it owns.
+pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
+    let caller = ApiCaller::from_headers(&app, &headers).await?;
+    let mut shown = Vec::new();
+    for reg in metadata::registries::list(&app.db).await? {
+        if caller.require_manager(&app, &reg).await.is_ok() {
+            shown.push(view(&app, &reg));
+        }
+    }
+    Ok(Json(shown).into_response())
+}
+
+/// The registry `name`, once the caller is allowed to manage it.
+pub async fn managed(app: &App, headers: &HeaderMap, name: &str) -> Result<RegistryRow, OciError> {
+    let caller = ApiCaller::from_headers(app, headers).await?;
+    let reg = registries::find(&app.db, name).await;
+    match (&caller, reg) {
+        (_, Ok(reg)) => caller.require_manager(app, &reg).await.map(|()| reg),
+        // Only the operator learns whether a registry exists.
+        (ApiCaller::Operator, Err(e)) => Err(e),
+        (ApiCaller::Principal(_), Err(_)) => Err(OciError::Denied),
+    }
+}
+
+pub async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    Ok(Json(view(&app, &reg)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRegistry {
+    sku: Option<String>,
+    admin_user_enabled: Option<bool>,
+    tags: Option<Map<String, Value>>,
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<UpdateRegistry>, JsonRejection>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    let body = json_body(body)?;
+    let reg = registries::update(
+        &app.db,
+        &reg,
+        body.sku.as_deref(),
+        body.admin_user_enabled,
+        body.tags.as_ref(),
+    )
+    .await?;
+    Ok(Json(view(&app, &reg)).into_response())
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, OciError> {
+    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    let reg = registries::find(&app.db, &name).await?;
+    registries::delete(&app.db, &app.stores, &reg).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `az acr credential show`'s shape.
+fn credentials_view(app: &App, reg: &RegistryRow) -> Result<Value, OciError> {
+    if !reg.admin_enabled {
+        return Err(OciError::Conflict(format!(
+            "the admin user of {} is disabled; enable it first (berth registry update -n {} --admin-enabled true)",
+            reg.name, reg.name
+        )));
+    }
+    let [p1, p2] = registries::admin_passwords(&app.auth, reg)?;
+    Ok(json!({
+        "passwords": [{ "name": "password", "value": p1 }, { "name": "password2", "value": p2 }],
+        "username": reg.name,
+    }))
+}
+
+pub async fn credentials(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    Ok(Json(credentials_view(&app, &reg)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Renew {
+    password_name: String,
+}
+
+pub async fn renew(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<Renew>, JsonRejection>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    let slot = match json_body(body)?.password_name.as_str() {
+        "password" => 1,
+        "password2" => 2,
+        other => {
+            return Err(OciError::Invalid(format!(
+                "passwordName {other:?} must be password or password2"
+            )));
+        }
+    };
+    credentials_view(&app, &reg)?;
+    let reg = registries::renew_password(&app.db, &app.auth, &reg, slot).await?;
+    Ok(Json(credentials_view(&app, &reg)?).into_response())
+}

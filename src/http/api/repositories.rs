@@ -1,0 +1,114 @@
+//! `/api/registries/<name>/repositories`: list repositories; `<repo>/tags` and `<repo>/manifests` list
+//! what a repository holds; DELETE `<repo>` removes it, DELETE `<repo>/tags/<tag>` untags.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::registries::managed;
+use super::rfc3339;
+use crate::app::AppState;
+use crate::errors::OciError;
+use crate::metadata::{self, registries::RegistryRow};
+use crate::oci::reference::{RepoName, Tag};
+
+/// What a path below `/repositories/` names.
+enum RepoPath {
+    Repository(RepoName),
+    Tags(RepoName),
+    Manifests(RepoName),
+    Tag(RepoName, Tag),
+}
+
+fn parse(rest: &str) -> Result<RepoPath, OciError> {
+    let invalid = |e: OciError| OciError::Invalid(e.to_string());
+    if let Some(repo) = rest.strip_suffix("/tags") {
+        return Ok(RepoPath::Tags(repo.parse().map_err(invalid)?));
+    }
+    if let Some(repo) = rest.strip_suffix("/manifests") {
+        return Ok(RepoPath::Manifests(repo.parse().map_err(invalid)?));
+    }
+    if let Some((repo, tag)) = rest.rsplit_once("/tags/") {
+        return Ok(RepoPath::Tag(
+            repo.parse().map_err(invalid)?,
+            tag.parse().map_err(invalid)?,
+        ));
+    }
+    Ok(RepoPath::Repository(rest.parse().map_err(invalid)?))
+}
+
+async fn repository_id(app: &AppState, reg: &RegistryRow, repo: &RepoName) -> Result<i64, OciError> {
+    metadata::repositories::id(&app.db, reg.id, repo.as_str())
+        .await?
+        .ok_or_else(|| OciError::NotFound(format!("repository {repo} not found in {}", reg.name)))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    let names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
+    Ok(Json(names).into_response())
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, rest)): Path<(String, String)>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    match parse(&rest)? {
+        RepoPath::Tags(repo) => {
+            let id = repository_id(&app, &reg, &repo).await?;
+            Ok(Json(metadata::tags::list(&app.db, id, None, i64::MAX).await?).into_response())
+        }
+        RepoPath::Manifests(repo) => {
+            let id = repository_id(&app, &reg, &repo).await?;
+            let rows = metadata::manifests::summaries(&app.db, id).await?;
+            let out: Vec<_> = rows
+                .iter()
+                .map(|m| {
+                    let mut tags: Vec<&str> = m.tags.as_deref().map(|t| t.split(',').collect()).unwrap_or_default();
+                    tags.sort_unstable();
+                    json!({ "digest": m.digest, "mediaType": m.media_type, "size": m.size, "tags": tags, "timestamp": rfc3339(m.created_at) })
+                })
+                .collect();
+            Ok(Json(out).into_response())
+        }
+        RepoPath::Repository(repo) => {
+            repository_id(&app, &reg, &repo).await?;
+            Ok(Json(json!({ "registry": reg.name, "name": repo.as_str() })).into_response())
+        }
+        RepoPath::Tag(..) => Err(OciError::Unsupported),
+    }
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, rest)): Path<(String, String)>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &headers, &name).await?;
+    match parse(&rest)? {
+        RepoPath::Repository(repo) => {
+            if !metadata::repositories::delete(&app.db, reg.id, repo.as_str()).await? {
+                return Err(OciError::NotFound(format!(
+                    "repository {repo} not found in {}",
+                    reg.name
+                )));
+            }
+        }
+        RepoPath::Tag(repo, tag) => {
+            let id = repository_id(&app, &reg, &repo).await?;
+            if !metadata::tags::delete(&app.db, id, tag.as_str()).await? {
+                return Err(OciError::NotFound(format!("tag {tag} not found in {repo}")));
+            }
+        }
+        RepoPath::Tags(_) | RepoPath::Manifests(_) => return Err(OciError::Unsupported),
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,136 @@
+//! `/api/role-assignments`: assign Reader, Contributor or Owner on a registry or a repository prefix;
+//! list and delete. The operator manages all; an Owner manages its own registry's assignments.
+
+use axum::Json;
+use axum::extract::{Path, Query, State, rejection::JsonRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiCaller, json_body, rfc3339};
+use crate::app::{App, AppState};
+use crate::auth::roles::{Role, Scope};
+use crate::errors::OciError;
+use crate::metadata::{self, registries::RegistryRow, role_assignments::AssignmentRow};
+use crate::ops::registries;
+
+pub fn assignment_view(a: &AssignmentRow) -> Value {
+    json!({
+        "id": a.id.to_string(),
+        "principalId": a.app_id,
+        "principalName": a.principal_name,
+        "roleDefinitionName": a.role,
+        "scope": Scope::render(&a.registry, &a.repo_prefix),
+        "createdOn": rfc3339(a.created_at),
+    })
+}
+
+/// A validated target of an assignment.
+pub struct Target {
+    pub registry: RegistryRow,
+    pub repo_prefix: String,
+    pub role: Role,
+}
+
+/// Parses scope and role and finds the registry.
+pub async fn resolve(app: &App, scope: &str, role: &str) -> Result<Target, OciError> {
+    let scope = Scope::parse(scope).map_err(OciError::Invalid)?;
+    let role: Role = role.parse().map_err(OciError::Invalid)?;
+    let registry = registries::find(&app.db, &scope.registry).await?;
+    Ok(Target {
+        registry,
+        repo_prefix: scope.repo_prefix,
+        role,
+    })
+}
+
+pub async fn assign(app: &App, principal_id: i64, t: &Target) -> Result<AssignmentRow, OciError> {
+    Ok(
+        metadata::role_assignments::create(&app.db, principal_id, t.registry.id, &t.repo_prefix, t.role.as_str())
+            .await?,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAssignment {
+    assignee: String,
+    scope: String,
+    role: String,
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateAssignment>, JsonRejection>,
+) -> Result<Response, OciError> {
+    let caller = ApiCaller::from_headers(&app, &headers).await?;
+    let body = json_body(body)?;
+    let target = match resolve(&app, &body.scope, &body.role).await {
+        Err(OciError::NotFound(_)) if matches!(caller, ApiCaller::Principal(_)) => return Err(OciError::Denied),
+        other => other?,
+    };
+    caller.require_manager(&app, &target.registry).await?;
+    let principal = metadata::principals::find(&app.db, &body.assignee.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| OciError::NotFound(format!("service principal {:?} not found", body.assignee)))?;
+    let row = assign(&app, principal.id, &target).await?;
+    Ok((StatusCode::CREATED, Json(assignment_view(&row))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    scope: Option<String>,
+    assignee: Option<String>,
+}
+
+/// The operator lists any; a principal must name a scope in a registry it owns.
+pub async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, OciError> {
+    let caller = ApiCaller::from_headers(&app, &headers).await?;
+    let registry = match &q.scope {
+        Some(scope) => {
+            let scope = Scope::parse(scope).map_err(OciError::Invalid)?;
+            let reg = super::registries::managed(&app, &headers, &scope.registry).await?;
+            Some(reg.id)
+        }
+        None => {
+            caller.require_operator()?;
+            None
+        }
+    };
+    let principal = match &q.assignee {
+        Some(app_id) => match metadata::principals::find(&app.db, &app_id.to_ascii_lowercase()).await? {
+            Some(p) => Some(p.id),
+            None => return Ok(Json(Vec::<Value>::new()).into_response()),
+        },
+        None => None,
+    };
+    let rows = metadata::role_assignments::list(&app.db, registry, principal).await?;
+    Ok(Json(rows.iter().map(assignment_view).collect::<Vec<_>>()).into_response())
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, OciError> {
+    let caller = ApiCaller::from_headers(&app, &headers).await?;
+    let not_found = || OciError::NotFound(format!("role assignment {id:?} not found"));
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let (principal_id, registry_id) = metadata::role_assignments::owner_of(&app.db, id)
+        .await?
+        .ok_or_else(not_found)?;
+    let registry = metadata::registries::list(&app.db)
+        .await?
+        .into_iter()
+        .find(|r| r.id == registry_id)
+        .ok_or_else(not_found)?;
+    caller.require_manager(&app, &registry).await?;
+    metadata::role_assignments::delete(&app.db, id, principal_id, registry_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

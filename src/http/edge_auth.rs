@@ -1,0 +1,65 @@
+//! Reading credentials off requests and building the challenge's realm from how the client reached us.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::app::{App, RegistryCtx};
+use crate::auth::access::Challenge;
+use crate::oci::scope::Access;
+
+use super::extract::header_str;
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, &header::AUTHORIZATION)?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Basic credentials `(username, password)`; an empty Basic header (`Og==`) counts as none.
+pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = header_str(headers, &header::AUTHORIZATION)?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    (!user.is_empty() && !password.is_empty()).then(|| (user.to_owned(), password.to_owned()))
+}
+
+/// The `scheme://host` clients use to reach this server: the configured public URL, else what a proxy
+/// says (`X-Forwarded-Proto`, `X-Forwarded-Host`), else the request's own `Host`.
+pub fn public_base(app: &App, headers: &HeaderMap) -> String {
+    let configured = app.config.http.public_url.trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    let first = |name: &str| {
+        header_str(headers, &header::HeaderName::from_bytes(name.as_bytes()).ok()?)
+            .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
+    };
+    let scheme = first("x-forwarded-proto")
+        .filter(|p| p == "https" || p == "http")
+        .unwrap_or_else(|| "http".into());
+    let host = first("x-forwarded-host")
+        .filter(|h| !h.is_empty())
+        .or_else(|| header_str(headers, &header::HOST).map(str::to_owned))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{scheme}://{host}")
+}
+
+/// The challenge for a request to `reg` that needs `scope`.
+pub fn challenge(app: &App, headers: &HeaderMap, reg: &RegistryCtx, scope: Vec<Access>) -> Challenge {
+    Challenge {
+        realm: format!("{}/oauth2/token", public_base(app, headers)),
+        service: app.login_server(&reg.row),
+        scope,
+        insufficient: false,
+        invalid_token: false,
+    }
+}

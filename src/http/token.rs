@@ -1,0 +1,193 @@
+//! `/oauth2/token`: the token endpoint docker, containerd and skopeo log in at. `GET` with Basic auth
+//! (docker; `offline_token=true` adds a refresh token), `POST` with `grant_type=password` (containerd) or
+//! `grant_type=refresh_token` (docker after login). The registry is chosen by `Host`, like `/v2/`.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{RawForm, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::edge_auth;
+use crate::app::{AppState, RegistryCtx};
+use crate::auth::secrets::{random_secret, token_hash};
+use crate::auth::token::{Claims, ISSUER};
+use crate::auth::{self, Identity, Permissions};
+use crate::errors::OciError;
+use crate::metadata::{self, now, refresh_tokens::RefreshRow};
+use crate::oci::scope::{Access, parse_scopes};
+
+/// Parameters of either form of the request (query string or form body).
+#[derive(Default)]
+struct TokenParams {
+    scopes: Vec<String>,
+    offline: bool,
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+}
+
+impl TokenParams {
+    fn parse(encoded: &[u8]) -> TokenParams {
+        let mut params = TokenParams::default();
+        for (key, value) in form_urlencoded::parse(encoded) {
+            let value = value.into_owned();
+            match key.as_ref() {
+                "scope" => params.scopes.push(value),
+                "offline_token" => params.offline |= value == "true",
+                "access_type" => params.offline |= value == "offline",
+                "grant_type" => params.grant_type = Some(value),
+                "username" => params.username = Some(value),
+                "password" => params.password = Some(value),
+                "refresh_token" => params.refresh_token = Some(value),
+                _ => {}
+            }
+        }
+        params
+    }
+}
+
+fn bad_credentials() -> OciError {
+    OciError::BadCredentials("incorrect username or password".into())
+}
+
+pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
+    let reg = super::registry(&app, &headers).await?;
+    let params = TokenParams::parse(uri.query().unwrap_or("").as_bytes());
+    let (username, password) = edge_auth::basic(&headers).ok_or_else(bad_credentials)?;
+    let identity = auth::authenticate(&app.auth, &app.db, &reg.row, &username, &password)
+        .await?
+        .ok_or_else(bad_credentials)?;
+    let issued = issue(&app, &reg, &identity, &params).await?;
+    let refresh = if params.offline {
+        Some(new_refresh_token(&app, &reg, &identity).await?)
+    } else {
+        None
+    };
+    let mut body = json!({
+        "token": issued.token,
+        "access_token": issued.token,
+        "expires_in": app.auth.token_ttl_secs,
+        "issued_at": issued.issued_at,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    Ok(Json(body).into_response())
+}
+
+pub async fn post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawForm(form): RawForm,
+) -> Result<Response, OciError> {
+    let reg = super::registry(&app, &headers).await?;
+    let params = TokenParams::parse(&form);
+    let (identity, refresh) = match params.grant_type.as_deref() {
+        Some("password") => {
+            let (Some(username), Some(password)) = (&params.username, &params.password) else {
+                return Err(OciError::Invalid(
+                    "grant_type=password needs username and password".into(),
+                ));
+            };
+            let identity = auth::authenticate(&app.auth, &app.db, &reg.row, username, password)
+                .await?
+                .ok_or_else(bad_credentials)?;
+            let refresh = if params.offline {
+                Some(new_refresh_token(&app, &reg, &identity).await?)
+            } else {
+                None
+            };
+            (identity, refresh)
+        }
+        Some("refresh_token") => {
+            let token = params
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| OciError::Invalid("refresh_token is missing".into()))?;
+            (identity_of_refresh_token(&app, &reg, token).await?, None)
+        }
+        _ => return Err(OciError::Invalid("grant_type must be password or refresh_token".into())),
+    };
+    let issued = issue(&app, &reg, &identity, &params).await?;
+    let mut body = json!({
+        "access_token": issued.token,
+        "expires_in": app.auth.token_ttl_secs,
+        "issued_at": issued.issued_at,
+        "scope": issued.scope,
+    });
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = json!(refresh);
+    }
+    Ok(Json(body).into_response())
+}
+
+struct Issued {
+    token: String,
+    issued_at: String,
+    scope: String,
+}
+
+/// Signs an access token granting what was asked for, as far as the identity's rights reach.
+async fn issue(
+    app: &AppState,
+    reg: &RegistryCtx,
+    identity: &Identity,
+    params: &TokenParams,
+) -> Result<Issued, OciError> {
+    let requested = parse_scopes(params.scopes.iter().map(String::as_str));
+    let permissions = Permissions::of(&app.db, &reg.row, identity).await?;
+    let access: Vec<Access> = permissions.grant(&requested);
+    let iat = now();
+    let claims = Claims {
+        iss: ISSUER.into(),
+        sub: identity.subject(),
+        aud: app.login_server(&reg.row),
+        exp: iat + app.auth.token_ttl_secs,
+        nbf: iat,
+        iat,
+        jti: random_secret(16),
+        access,
+    };
+    let token = app.auth.keys.sign(&claims).map_err(OciError::Internal)?;
+    let scope = claims
+        .access
+        .iter()
+        .map(Access::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let issued_at =
+        humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(iat as u64)).to_string();
+    Ok(Issued {
+        token,
+        issued_at,
+        scope,
+    })
+}
+
+async fn new_refresh_token(app: &AppState, reg: &RegistryCtx, identity: &Identity) -> Result<String, OciError> {
+    let token = random_secret(32);
+    let row = RefreshRow {
+        registry_id: reg.row.id,
+        subject: identity.subject(),
+        principal_id: identity.principal_id(),
+        expires_at: now() + app.auth.refresh_ttl_secs,
+    };
+    metadata::refresh_tokens::insert(&app.db, &token_hash(&token), &row).await?;
+    Ok(token)
+}
+
+/// The identity behind a refresh token, if the token is live, of this registry, and its identity may
+/// still log in here.
+async fn identity_of_refresh_token(app: &AppState, reg: &RegistryCtx, token: &str) -> Result<Identity, OciError> {
+    let row = metadata::refresh_tokens::find(&app.db, &token_hash(token)).await?;
+    let row = row
+        .filter(|r| r.registry_id == reg.row.id)
+        .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))?;
+    auth::identity_of(&app.db, &reg.row, &row.subject)
+        .await?
+        .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))
+}

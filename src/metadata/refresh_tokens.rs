@@ -1,0 +1,31 @@
+//! Refresh tokens, stored as SHA-256 hashes; deleting a row revokes the token.
+
+use super::{Db, now, on_db};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub registry_id: i64,
+    pub subject: String,
+    pub principal_id: Option<i64>,
+    pub expires_at: i64,
+}
+
+pub async fn insert(db: &Db, token_hash: &str, row: &RefreshRow) -> sqlx::Result<()> {
+    const SQL: &str = "INSERT INTO refresh_tokens (token_hash, registry_id, subject, principal_id, expires_at, created_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6)";
+    on_db!(db, p => sqlx::query(SQL).bind(token_hash).bind(row.registry_id).bind(&row.subject).bind(row.principal_id)
+        .bind(row.expires_at).bind(now()).execute(p).await.map(|_| ()))
+}
+
+/// The unexpired refresh token with this hash.
+pub async fn find(db: &Db, token_hash: &str) -> sqlx::Result<Option<RefreshRow>> {
+    const SQL: &str = "SELECT registry_id, subject, principal_id, expires_at FROM refresh_tokens \
+                       WHERE token_hash = $1 AND expires_at > $2";
+    on_db!(db, p => sqlx::query_as(SQL).bind(token_hash).bind(now()).fetch_optional(p).await)
+}
+
+/// Revokes every refresh token of `subject` in a registry (e.g. the admin user's).
+pub async fn revoke_subject(db: &Db, registry_id: i64, subject: &str) -> sqlx::Result<()> {
+    const SQL: &str = "DELETE FROM refresh_tokens WHERE registry_id = $1 AND subject = $2";
+    on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).execute(p).await.map(|_| ()))
+}

@@ -1,0 +1,141 @@
+//! Registry lifecycle and the admin account: create (with generated admin passwords), update, delete
+//! (content and credentials), show and renew passwords.
+
+use crate::auth::Auth;
+use crate::auth::secrets::random_secret;
+use crate::errors::OciError;
+use crate::metadata::{
+    self, Db,
+    registries::{NewRegistry, RegistryRow},
+};
+use crate::storage::registry_stores::RegistryStores;
+
+/// The SKUs a registry can have.
+pub const SKUS: [&str; 3] = ["Basic", "Standard", "Premium"];
+
+/// Checks a registry name: letters and digits, 5 to 50 of them.
+pub fn validate_name(name: &str) -> Result<(), OciError> {
+    let ok = (5..=50).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(OciError::Invalid(format!(
+            "registry name {name:?} must be 5 to 50 letters and digits"
+        )))
+    }
+}
+
+/// The SKU spelled canonically, or an error naming the choices.
+pub fn canonical_sku(sku: &str) -> Result<&'static str, OciError> {
+    SKUS.into_iter()
+        .find(|s| s.eq_ignore_ascii_case(sku))
+        .ok_or_else(|| OciError::Invalid(format!("unknown SKU {sku:?}: use Basic, Standard or Premium")))
+}
+
+/// What to create.
+pub struct RegistrySpec<'a> {
+    pub name: &'a str,
+    pub sku: &'a str,
+    pub admin_enabled: bool,
+    pub tags: &'a serde_json::Map<String, serde_json::Value>,
+    pub storage_url: Option<&'a str>,
+}
+
+/// Creates a registry with two fresh admin passwords; `None` if the name is taken.
+pub async fn create(db: &Db, auth: &Auth, spec: &RegistrySpec<'_>) -> Result<Option<RegistryRow>, OciError> {
+    validate_name(spec.name)?;
+    let sku = canonical_sku(spec.sku)?;
+    let tags = serde_json::Value::Object(spec.tags.clone()).to_string();
+    let (p1, p2) = (
+        auth.secrets().seal(random_secret(24).as_bytes()),
+        auth.secrets().seal(random_secret(24).as_bytes()),
+    );
+    let new = NewRegistry {
+        name: spec.name,
+        sku,
+        storage_url: spec.storage_url,
+        admin_enabled: spec.admin_enabled,
+        tags: &tags,
+        admin_password1: &p1,
+        admin_password2: &p2,
+    };
+    Ok(metadata::registries::create(db, &new).await?)
+}
+
+/// The registry named `name` (case-insensitively).
+pub async fn find(db: &Db, name: &str) -> Result<RegistryRow, OciError> {
+    metadata::registries::find(db, &name.to_ascii_lowercase())
+        .await?
+        .ok_or_else(|| OciError::NotFound(format!("registry {name:?} not found")))
+}
+
+/// Changes SKU, admin switch and tags; disabling the admin user revokes its refresh tokens at once.
+pub async fn update(
+    db: &Db,
+    reg: &RegistryRow,
+    sku: Option<&str>,
+    admin_enabled: Option<bool>,
+    tags: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<RegistryRow, OciError> {
+    let sku = match sku {
+        Some(s) => canonical_sku(s)?,
+        None => canonical_sku(&reg.sku)?,
+    };
+    let admin_enabled = admin_enabled.unwrap_or(reg.admin_enabled);
+    let tags = tags.map_or_else(
+        || reg.tags.clone(),
+        |t| serde_json::Value::Object(t.clone()).to_string(),
+    );
+    metadata::registries::update(db, reg.id, sku, admin_enabled, &tags).await?;
+    if !admin_enabled {
+        metadata::refresh_tokens::revoke_subject(db, reg.id, crate::auth::ADMIN_SUBJECT).await?;
+    }
+    find(db, &reg.name).await
+}
+
+/// Deletes a registry: metadata (repositories, manifests, tags, role assignments, tokens) and its blobs.
+pub async fn delete(db: &Db, stores: &RegistryStores, reg: &RegistryRow) -> Result<(), OciError> {
+    metadata::registries::delete(db, reg.id).await?;
+    stores
+        .remove(&reg.name, reg.storage_url.as_deref())
+        .await
+        .map_err(OciError::Internal)?;
+    Ok(())
+}
+
+/// The admin user's two passwords, in clear, for an Owner or operator to show.
+pub fn admin_passwords(auth: &Auth, reg: &RegistryRow) -> Result<[String; 2], OciError> {
+    let open = |sealed: &Option<Vec<u8>>| -> Result<String, OciError> {
+        let sealed = sealed
+            .as_deref()
+            .ok_or_else(|| OciError::Internal(anyhow::anyhow!("admin password missing")))?;
+        let plain = auth.secrets().open(sealed).map_err(OciError::Internal)?;
+        String::from_utf8(plain).map_err(|e| OciError::Internal(e.into()))
+    };
+    Ok([open(&reg.admin_password1)?, open(&reg.admin_password2)?])
+}
+
+/// Replaces admin password 1 or 2 and revokes the admin user's refresh tokens.
+pub async fn renew_password(db: &Db, auth: &Auth, reg: &RegistryRow, slot: u8) -> Result<RegistryRow, OciError> {
+    let sealed = auth.secrets().seal(random_secret(24).as_bytes());
+    metadata::registries::set_admin_password(db, reg.id, slot, &sealed).await?;
+    metadata::refresh_tokens::revoke_subject(db, reg.id, crate::auth::ADMIN_SUBJECT).await?;
+    find(db, &reg.name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_5_to_50_letters_and_digits() {
+        for ok in ["myreg", "MyRegistry01", &"a".repeat(50)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["abcd", "my-reg", "my.registry", "", &"a".repeat(51), "regístry"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(canonical_sku("premium").unwrap(), "Premium");
+        assert!(canonical_sku("Gold").is_err());
+    }
+}
