@@ -13,7 +13,8 @@ use super::{Auth, Permissions, identity_of};
 pub fn required(route: &V2Route, method: &str) -> Access {
     let repo = route.repo().as_str();
     let action = match (method, route) {
-        ("DELETE", V2Route::Blob { .. } | V2Route::Manifest { .. }) => "delete",
+        (_, V2Route::UploadStart { .. } | V2Route::Upload { .. }) => "push",
+        ("DELETE", _) => "delete",
         ("GET" | "HEAD", _) => "pull",
         _ => "push",
     };
