@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: a real server on an ephemeral port, real HTTP, real SQLite and files.
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on any unexpected error")]
 
+mod api;
 mod auth;
 mod blobs;
 mod common;
