@@ -57,7 +57,9 @@ fn bad_credentials() -> OciError {
 pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
     let reg = super::registry(&app, &headers).await?;
     let params = TokenParams::parse(uri.query().unwrap_or("").as_bytes());
-    let (username, password) = edge_auth::basic(&headers).ok_or_else(bad_credentials)?;
+    let (username, password) = edge_auth::basic(&headers).ok_or_else(|| {
+        OciError::BadCredentials("authentication required: log in with a username and password (no anonymous access)".into())
+    })?;
     let identity = auth::authenticate(&app.auth, &app.db, &reg.row, &username, &password)
         .await?
         .ok_or_else(bad_credentials)?;

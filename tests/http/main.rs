@@ -8,4 +8,5 @@ mod common;
 mod listings;
 mod manifests;
 mod names;
+mod skopeo;
 mod uploads;
