@@ -7,7 +7,7 @@ use crate::oci::route::V2Route;
 use crate::oci::scope::Access;
 
 use super::token::Claims;
-use super::{Auth, Permissions, identity_of};
+use super::{ADMIN_SUBJECT, Auth, Permissions, identity_of};
 
 /// The access a request needs, by method and route (Distribution's `appendAccessRecords`).
 pub fn required(route: &V2Route, method: &str) -> Access {
@@ -62,11 +62,10 @@ pub async fn authorize(
     let Some(token) = bearer else {
         return Err(OciError::Unauthorized(Box::new(challenge)));
     };
-    let Some(claims) = auth.keys.verify(db, token, &challenge.service).await else {
-        return Err(OciError::Unauthorized(Box::new(Challenge {
-            invalid_token: true,
-            ..challenge
-        })));
+    // The registry row is at hand: an admin token dies the moment the admin user is disabled.
+    let claims = auth.keys.verify(db, token, &challenge.service).await.filter(|c| c.sub != ADMIN_SUBJECT || reg.admin_enabled);
+    let Some(claims) = claims else {
+        return Err(OciError::Unauthorized(Box::new(Challenge { invalid_token: true, ..challenge })));
     };
     let lacking: Vec<&Access> = need
         .iter()
