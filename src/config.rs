@@ -35,6 +35,7 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    pub upload_max_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +129,9 @@ impl Config {
             self.auth.refresh_token_ttl_secs = v
                 .parse()
                 .with_context(|| format!("BERTH_REFRESH_TOKEN_TTL_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_UPLOAD_MAX_IDLE_SECS") {
+            self.storage.upload_max_idle_secs = v.parse().with_context(|| format!("BERTH_UPLOAD_MAX_IDLE_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod http;
@@ -45,7 +46,24 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         stores,
         auth,
     }));
+    tokio::spawn(purge_stale_uploads(Arc::downgrade(&state.0)));
     Ok(http::router(state))
+}
+
+/// Cancels idle upload sessions now and then, for as long as the app lives.
+async fn purge_stale_uploads(app: std::sync::Weak<App>) {
+    let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else { return };
+    let mut every = tokio::time::interval(std::time::Duration::from_secs((max_idle / 2).clamp(1, 3600)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        match ops::uploads::purge_stale(&app.db, &app.stores, max_idle).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "cancelled idle upload sessions"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "purging idle upload sessions failed"),
+        }
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets running requests finish.

@@ -59,3 +59,18 @@ pub async fn finish(tx: &mut Tx, id: &str, expected_offset: i64) -> sqlx::Result
         on_tx!(tx, c => sqlx::query(SQL).bind(id).bind(expected_offset).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
+
+/// An upload session nobody has touched for a while, with where its registry keeps blobs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaleUpload {
+    pub id: String,
+    pub registry: String,
+    pub storage_url: Option<String>,
+}
+
+/// Sessions last updated before `before` (unix seconds).
+pub async fn stale(db: &Db, before: i64) -> sqlx::Result<Vec<StaleUpload>> {
+    const SQL: &str = "SELECT u.id, r.name AS registry, r.storage_url FROM upload_sessions u \
+                       JOIN registries r ON r.id = u.registry_id WHERE u.updated_at < $1";
+    on_db!(db, p => sqlx::query_as(SQL).bind(before).fetch_all(p).await)
+}

@@ -10,6 +10,7 @@ use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::range::ByteRange;
 use crate::oci::reference::RepoName;
 use crate::oci::route::UploadId;
+use crate::storage::registry_stores::RegistryStores;
 use crate::storage::{BlobLayout, Chunk, StorageError};
 
 /// An upload session that belongs to the repository it is addressed through.
@@ -210,4 +211,16 @@ pub async fn mount(
     metadata::blobs::link(&mut tx, repository_id, &digest).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Cancels every session idle for more than `max_idle_secs`, removing its staged chunks; returns how many.
+pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -> anyhow::Result<usize> {
+    let stale = metadata::uploads::stale(db, metadata::now() - max_idle_secs as i64).await?;
+    for upload in &stale {
+        let id: UploadId = upload.id.parse().map_err(|_| anyhow::anyhow!("stored upload id {:?} is invalid", upload.id))?;
+        if metadata::uploads::delete(db, &upload.id).await? {
+            stores.get(&upload.registry, upload.storage_url.as_deref())?.abort(&id).await?;
+        }
+    }
+    Ok(stale.len())
 }
