@@ -131,7 +131,8 @@ impl Config {
                 .with_context(|| format!("BERTH_REFRESH_TOKEN_TTL_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_UPLOAD_MAX_IDLE_SECS") {
-            self.storage.upload_max_idle_secs = v.parse().with_context(|| format!("BERTH_UPLOAD_MAX_IDLE_SECS={v:?}"))?;
+            self.storage.upload_max_idle_secs =
+                v.parse().with_context(|| format!("BERTH_UPLOAD_MAX_IDLE_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();

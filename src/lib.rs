@@ -52,7 +52,9 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
 
 /// Cancels idle upload sessions now and then, for as long as the app lives.
 async fn purge_stale_uploads(app: std::sync::Weak<App>) {
-    let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else { return };
+    let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else {
+        return;
+    };
     let mut every = tokio::time::interval(std::time::Duration::from_secs((max_idle / 2).clamp(1, 3600)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

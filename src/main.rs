@@ -1,4 +1,8 @@
+//! The `berth` binary: `berth serve` runs the server; every other subcommand is the management CLI
+//! ([`berth::cli`]), a client of a server's REST API.
+
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -18,15 +22,22 @@ enum Command {
         #[arg(long, env = "BERTH_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The management commands, talking to a server's REST API.
+    #[command(flatten)]
+    Manage(berth::cli::Command),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let Command::Serve { config } = Cli::parse().command;
+async fn main() -> anyhow::Result<ExitCode> {
+    let config = match Cli::parse().command {
+        Command::Serve { config } => config,
+        Command::Manage(command) => return Ok(berth::cli::run(command).await),
+    };
     let config = berth::config::Config::load(config.as_deref())?;
     berth::init_tracing(&config.log.level, config.log.format);
     let listener = tokio::net::TcpListener::bind(config.http.bind).await?;
     tracing::info!(address = %listener.local_addr()?, "berth listening");
     let app = berth::build_app(config).await?;
-    berth::serve(listener, app, berth::shutdown_signal()).await
+    berth::serve(listener, app, berth::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -63,9 +63,16 @@ pub async fn authorize(
         return Err(OciError::Unauthorized(Box::new(challenge)));
     };
     // The registry row is at hand: an admin token dies the moment the admin user is disabled.
-    let claims = auth.keys.verify(db, token, &challenge.service).await.filter(|c| c.sub != ADMIN_SUBJECT || reg.admin_enabled);
+    let claims = auth
+        .keys
+        .verify(db, token, &challenge.service)
+        .await
+        .filter(|c| c.sub != ADMIN_SUBJECT || reg.admin_enabled);
     let Some(claims) = claims else {
-        return Err(OciError::Unauthorized(Box::new(Challenge { invalid_token: true, ..challenge })));
+        return Err(OciError::Unauthorized(Box::new(Challenge {
+            invalid_token: true,
+            ..challenge
+        })));
     };
     let lacking: Vec<&Access> = need
         .iter()

@@ -76,23 +76,22 @@ async fn v2_dispatch(
         challenge,
     )
     .await?;
+    let cx = Authorized {
+        app: &app,
+        reg: &reg,
+        caller: &caller,
+    };
     let response = match (method, route) {
         (Method::GET, V2Route::Blob { repo, digest }) => blobs::get(&app, &reg, &repo, &digest, &headers, true).await?,
         (Method::HEAD, V2Route::Blob { repo, digest }) => {
             blobs::get(&app, &reg, &repo, &digest, &headers, false).await?
         }
         (Method::DELETE, V2Route::Blob { repo, digest }) => blobs::delete(&app, &reg, &repo, &digest).await?,
-        (Method::POST, V2Route::UploadStart { repo }) => {
-            uploads::start(&app, &reg, &caller, &repo, &query, &headers, body).await?
-        }
-        (Method::PATCH, V2Route::Upload { repo, id }) => {
-            uploads::patch(&app, &reg, &caller, &repo, &id, &headers, body).await?
-        }
-        (Method::PUT, V2Route::Upload { repo, id }) => {
-            uploads::put(&app, &reg, &caller, &repo, &id, &query, &headers, body).await?
-        }
-        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&app, &reg, &caller, &repo, &id).await?,
-        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&app, &reg, &caller, &repo, &id).await?,
+        (Method::POST, V2Route::UploadStart { repo }) => uploads::start(&cx, &repo, &query, &headers, body).await?,
+        (Method::PATCH, V2Route::Upload { repo, id }) => uploads::patch(&cx, &repo, &id, &headers, body).await?,
+        (Method::PUT, V2Route::Upload { repo, id }) => uploads::put(&cx, &repo, &id, &query, &headers, body).await?,
+        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&cx, &repo, &id).await?,
+        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&cx, &repo, &id).await?,
         (Method::GET, V2Route::Manifest { repo, reference }) => {
             manifests::get(&app, &reg, &repo, &reference, &headers, true).await?
         }
@@ -112,6 +111,13 @@ async fn v2_dispatch(
         _ => return Err(OciError::Unsupported),
     };
     Ok(response.into_response())
+}
+
+/// An authorized data-plane request: the app, the registry it is for, and the caller's token.
+pub struct Authorized<'a> {
+    pub app: &'a AppState,
+    pub reg: &'a RegistryCtx,
+    pub caller: &'a auth::token::Claims,
 }
 
 /// The registry a request is for, from its `Host`.

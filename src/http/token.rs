@@ -58,7 +58,9 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     let reg = super::registry(&app, &headers).await?;
     let params = TokenParams::parse(uri.query().unwrap_or("").as_bytes());
     let (username, password) = edge_auth::basic(&headers).ok_or_else(|| {
-        OciError::BadCredentials("authentication required: log in with a username and password (no anonymous access)".into())
+        OciError::BadCredentials(
+            "authentication required: log in with a username and password (no anonymous access)".into(),
+        )
     })?;
     let identity = auth::authenticate(&app.auth, &app.db, &reg.row, &username, &password)
         .await?

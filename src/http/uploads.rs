@@ -5,10 +5,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::Response;
 
+use super::Authorized;
 use super::blobs::{docker_content_digest, with_headers};
 use super::extract::{V2Query, content_length, header_str};
-use crate::app::{AppState, RegistryCtx};
-use crate::auth::token::Claims;
 use crate::errors::{OciError, upload_range};
 use crate::oci::digest::Digest;
 use crate::oci::range::parse_content_range;
@@ -60,9 +59,7 @@ fn required_digest(query: &V2Query) -> Result<Digest, OciError> {
 }
 
 pub async fn start(
-    app: &AppState,
-    reg: &RegistryCtx,
-    caller: &Claims,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     query: &V2Query,
     headers: &HeaderMap,
@@ -72,32 +69,31 @@ pub async fn start(
         let digest: Digest = mount.parse()?;
         let from = query.from.as_deref().and_then(|f| f.parse::<RepoName>().ok());
         // A mount needs pull on the source; without it the client just uploads, learning nothing.
-        if let Some(from) = from.filter(|from| caller.allows("repository", from.as_str(), "pull"))
-            && uploads::mount(&app.db, reg, repo, &from, &digest).await?
+        if let Some(from) = from.filter(|from| cx.caller.allows("repository", from.as_str(), "pull"))
+            && uploads::mount(&cx.app.db, cx.reg, repo, &from, &digest).await?
         {
             return Ok(created(repo, &digest));
         }
     }
-    let session = uploads::start(&app.db, reg, repo, &caller.sub).await?;
+    let session = uploads::start(&cx.app.db, cx.reg, repo, &cx.caller.sub).await?;
     let Some(digest) = query.digest.as_deref() else {
         return Ok(in_progress(StatusCode::ACCEPTED, repo, &session.id, 0));
     };
     let digest: Digest = match digest.parse() {
         Ok(d) => d,
         Err(e) => {
-            uploads::cancel(&app.db, reg, &session).await?;
+            uploads::cancel(&cx.app.db, cx.reg, &session).await?;
             return Err(e);
         }
     };
-    let session = receive(app, reg, repo, session, headers, body).await?;
-    uploads::commit(&app.db, reg, &session, &digest).await?;
+    let session = receive(cx, repo, session, headers, body).await?;
+    uploads::commit(&cx.app.db, cx.reg, &session, &digest).await?;
     Ok(created(repo, &digest))
 }
 
 /// Streams a request body into the session as its next chunk and returns the session as it now stands.
 async fn receive(
-    app: &AppState,
-    reg: &RegistryCtx,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     session: Session,
     headers: &HeaderMap,
@@ -111,60 +107,53 @@ async fn receive(
         return Ok(session);
     }
     let at = location(repo, &session.id);
-    uploads::receive_chunk(&app.db, reg, &session, &at, declared, length, body.into_data_stream()).await?;
-    uploads::find(&app.db, reg, repo, &session.id, &session.row.owner).await
+    uploads::receive_chunk(
+        &cx.app.db,
+        cx.reg,
+        &session,
+        &at,
+        declared,
+        length,
+        body.into_data_stream(),
+    )
+    .await?;
+    uploads::find(&cx.app.db, cx.reg, repo, &session.id, &session.row.owner).await
 }
 
 pub async fn patch(
-    app: &AppState,
-    reg: &RegistryCtx,
-    caller: &Claims,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     id: &UploadId,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
-    let session = receive(app, reg, repo, session, headers, body).await?;
+    let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
+    let session = receive(cx, repo, session, headers, body).await?;
     Ok(in_progress(StatusCode::ACCEPTED, repo, id, session.offset()))
 }
 
 pub async fn put(
-    app: &AppState,
-    reg: &RegistryCtx,
-    caller: &Claims,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     id: &UploadId,
     query: &V2Query,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
+    let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
     let digest = required_digest(query)?;
-    let session = receive(app, reg, repo, session, headers, body).await?;
-    uploads::commit(&app.db, reg, &session, &digest).await?;
+    let session = receive(cx, repo, session, headers, body).await?;
+    uploads::commit(&cx.app.db, cx.reg, &session, &digest).await?;
     Ok(created(repo, &digest))
 }
 
-pub async fn status(
-    app: &AppState,
-    reg: &RegistryCtx,
-    caller: &Claims,
-    repo: &RepoName,
-    id: &UploadId,
-) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
+pub async fn status(cx: &Authorized<'_>, repo: &RepoName, id: &UploadId) -> Result<Response, OciError> {
+    let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
     Ok(in_progress(StatusCode::NO_CONTENT, repo, id, session.offset()))
 }
 
-pub async fn cancel(
-    app: &AppState,
-    reg: &RegistryCtx,
-    caller: &Claims,
-    repo: &RepoName,
-    id: &UploadId,
-) -> Result<Response, OciError> {
-    let session = uploads::find(&app.db, reg, repo, id, &caller.sub).await?;
-    uploads::cancel(&app.db, reg, &session).await?;
+pub async fn cancel(cx: &Authorized<'_>, repo: &RepoName, id: &UploadId) -> Result<Response, OciError> {
+    let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
+    uploads::cancel(&cx.app.db, cx.reg, &session).await?;
     Ok(with_headers(StatusCode::NO_CONTENT, vec![], Body::empty()))
 }

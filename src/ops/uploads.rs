@@ -217,9 +217,15 @@ pub async fn mount(
 pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -> anyhow::Result<usize> {
     let stale = metadata::uploads::stale(db, metadata::now() - max_idle_secs as i64).await?;
     for upload in &stale {
-        let id: UploadId = upload.id.parse().map_err(|_| anyhow::anyhow!("stored upload id {:?} is invalid", upload.id))?;
+        let id: UploadId = upload
+            .id
+            .parse()
+            .map_err(|_| anyhow::anyhow!("stored upload id {:?} is invalid", upload.id))?;
         if metadata::uploads::delete(db, &upload.id).await? {
-            stores.get(&upload.registry, upload.storage_url.as_deref())?.abort(&id).await?;
+            stores
+                .get(&upload.registry, upload.storage_url.as_deref())?
+                .abort(&id)
+                .await?;
         }
     }
     Ok(stale.len())

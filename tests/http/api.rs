@@ -570,3 +570,98 @@ async fn secrets_are_not_stored_in_plain_text() {
         );
     }
 }
+
+#[tokio::test]
+async fn repositories_are_listed_and_removed_through_the_api_whatever_their_names() {
+    let server = TestServer::start().await;
+    server.push_image("team/tags/web", "v1", b"a").await;
+    server.push_image("team/manifests", "v2", b"b").await;
+    let tags: Value = server
+        .api(Method::GET, "/registries/default/repositories/team/tags/web/_tags")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags, json!(["v1"]));
+    let manifests: Value = server
+        .api(
+            Method::GET,
+            "/registries/default/repositories/team/manifests/_manifests",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifests[0]["tags"], json!(["v2"]));
+    assert!(manifests[0]["digest"].as_str().unwrap().starts_with("sha256:"));
+    let untag = server
+        .api(
+            Method::DELETE,
+            "/registries/default/repositories/team/manifests/_tags/v2",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untag.status(), StatusCode::NO_CONTENT);
+    let deleted = server
+        .api(Method::DELETE, "/registries/default/repositories/team/tags/web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let left: Value = server
+        .api(Method::GET, "/registries/default/repositories")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left, json!(["team/manifests"]));
+    let pulled = server
+        .req(Method::GET, "/v2/team/tags/web/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.status(),
+        StatusCode::NOT_FOUND,
+        "a deleted repository serves nothing"
+    );
+}
+
+#[tokio::test]
+async fn role_assignments_are_listed_by_registry_or_exact_repository_scope() {
+    let server = TestServer::start().await;
+    principal(&server, "/registries/default", "Reader").await;
+    principal(&server, "/registries/default/repositories/warrantydept", "Contributor").await;
+    principal(&server, "/registries/default/repositories/other", "Reader").await;
+    let list = |scope: &'static str| {
+        let server = &server;
+        async move {
+            let rows: Value = server
+                .api(Method::GET, &format!("/role-assignments?scope={scope}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["scope"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("/registries/default").await.len(), 3);
+    assert_eq!(
+        list("/registries/default/repositories/warrantydept").await,
+        ["/registries/default/repositories/warrantydept"]
+    );
+}

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod blobs;
+mod cli;
 mod common;
 mod listings;
 mod manifests;

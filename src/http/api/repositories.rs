@@ -1,5 +1,6 @@
-//! `/api/registries/<name>/repositories`: list repositories; `<repo>/tags` and `<repo>/manifests` list
-//! what a repository holds; DELETE `<repo>` removes it, DELETE `<repo>/tags/<tag>` untags.
+//! `/api/registries/<name>/repositories`: list repositories; `<repo>/_tags` and `<repo>/_manifests` list
+//! what a repository holds; DELETE `<repo>` removes it, DELETE `<repo>/_tags/<tag>` untags. The markers
+//! start with `_`, which no repository path component can, so `team/tags/web` stays a repository name.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -24,13 +25,13 @@ enum RepoPath {
 
 fn parse(rest: &str) -> Result<RepoPath, OciError> {
     let invalid = |e: OciError| OciError::Invalid(e.to_string());
-    if let Some(repo) = rest.strip_suffix("/tags") {
+    if let Some(repo) = rest.strip_suffix("/_tags") {
         return Ok(RepoPath::Tags(repo.parse().map_err(invalid)?));
     }
-    if let Some(repo) = rest.strip_suffix("/manifests") {
+    if let Some(repo) = rest.strip_suffix("/_manifests") {
         return Ok(RepoPath::Manifests(repo.parse().map_err(invalid)?));
     }
-    if let Some((repo, tag)) = rest.rsplit_once("/tags/") {
+    if let Some((repo, tag)) = rest.rsplit_once("/_tags/") {
         return Ok(RepoPath::Tag(
             repo.parse().map_err(invalid)?,
             tag.parse().map_err(invalid)?,

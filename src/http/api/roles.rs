@@ -85,19 +85,22 @@ pub struct ListQuery {
     assignee: Option<String>,
 }
 
-/// The operator lists any; a principal must name a scope in a registry it owns.
+/// The operator lists any; a principal must name a scope in a registry it owns. A registry scope lists
+/// every assignment in the registry; a repository scope only those on exactly that prefix.
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, OciError> {
     let caller = ApiCaller::from_headers(&app, &headers).await?;
-    let registry = match &q.scope {
-        Some(scope) => {
-            let scope = Scope::parse(scope).map_err(OciError::Invalid)?;
-            let reg = super::registries::managed(&app, &headers, &scope.registry).await?;
-            Some(reg.id)
-        }
+    let scope = q
+        .scope
+        .as_deref()
+        .map(Scope::parse)
+        .transpose()
+        .map_err(OciError::Invalid)?;
+    let registry = match &scope {
+        Some(scope) => Some(super::registries::managed(&app, &headers, &scope.registry).await?.id),
         None => {
             caller.require_operator()?;
             None
@@ -111,7 +114,13 @@ pub async fn list(
         None => None,
     };
     let rows = metadata::role_assignments::list(&app.db, registry, principal).await?;
-    Ok(Json(rows.iter().map(assignment_view).collect::<Vec<_>>()).into_response())
+    let prefix = scope.as_ref().map_or("", |s| s.repo_prefix.as_str());
+    let shown: Vec<Value> = rows
+        .iter()
+        .filter(|a| prefix.is_empty() || a.repo_prefix == prefix)
+        .map(assignment_view)
+        .collect();
+    Ok(Json(shown).into_response())
 }
 
 pub async fn delete(

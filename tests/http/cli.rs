@@ -1,0 +1,501 @@
+//! The management CLI: the real `berth` binary, run against a test server with a clean `BERTH_*`
+//! environment and no terminal.
+
+use std::process::Stdio;
+
+use berth::config::TEST_OPERATOR_TOKEN;
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::common::TestServer;
+
+/// What one run of the CLI printed, and whether it succeeded.
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The JSON printed on stdout, once the run is known to have succeeded.
+    fn json(&self) -> Value {
+        assert!(self.ok, "berth failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    /// The error line, once the run is known to have failed with one line on stderr and nothing on stdout.
+    fn error(&self) -> &str {
+        assert!(!self.ok, "berth succeeded: {}", self.stdout);
+        assert_eq!(self.stdout, "");
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+        self.stderr.trim_end()
+    }
+}
+
+/// Runs `berth <args>` against `server` with exactly the `BERTH_*` variables in `env`.
+async fn berth_env(server: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("BERTH_TOKEN")
+        .env_remove("BERTH_USERNAME")
+        .env_remove("BERTH_PASSWORD")
+        .env_remove("BERTH_SERVER")
+        .env("BERTH_SERVER", server)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs `berth <args>` as the operator (token from `BERTH_TOKEN`).
+async fn berth(server: &TestServer, args: &[&str]) -> Run {
+    berth_env(&server.base, &[("BERTH_TOKEN", TEST_OPERATOR_TOKEN)], args).await
+}
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[key].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_are_created_listed_shown_updated_and_deleted() {
+    let server = TestServer::start().await;
+    let created = berth(
+        &server,
+        &[
+            "registry", "create", "-n", "CliReg01", "--sku", "Premium", "--tags", "env=dev", "team=web",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(created["name"], "CliReg01");
+    assert_eq!(created["id"], "/registries/CliReg01");
+    assert_eq!(created["adminUserEnabled"], false);
+    assert_eq!(created["provisioningState"], "Succeeded");
+    assert_eq!(created["sku"], json!({ "name": "Premium", "tier": "Premium" }));
+    assert_eq!(created["tags"], json!({ "env": "dev", "team": "web" }));
+    assert!(created["loginServer"].as_str().unwrap().starts_with("clireg01."));
+    assert!(
+        created["storageAccount"]["name"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    humantime::parse_rfc3339(created["creationDate"].as_str().unwrap()).unwrap();
+
+    let mut listed = names(&berth(&server, &["registry", "list"]).await.json(), "name");
+    listed.sort();
+    assert_eq!(listed, ["CliReg01", "default"]);
+    assert_eq!(
+        berth(&server, &["registry", "show", "-n", "clireg01"]).await.json(),
+        created
+    );
+
+    let args = [
+        "registry",
+        "update",
+        "-n",
+        "CliReg01",
+        "--admin-enabled",
+        "true",
+        "--sku",
+        "Basic",
+    ];
+    let updated = berth(&server, &[&args[..], &["--tags", "env=prod"]].concat())
+        .await
+        .json();
+    assert_eq!(updated["adminUserEnabled"], true);
+    assert_eq!(updated["sku"]["name"], "Basic");
+    assert_eq!(updated["tags"], json!({ "env": "prod" }));
+    let cleared = berth(&server, &["registry", "update", "-n", "CliReg01", "--tags", ""])
+        .await
+        .json();
+    assert_eq!(cleared["tags"], json!({}));
+    assert_eq!(cleared["sku"]["name"], "Basic");
+
+    // Without a terminal, deleting takes --yes.
+    let refused = berth(&server, &["registry", "delete", "-n", "CliReg01"]).await;
+    assert!(refused.error().contains("pass --yes"), "{}", refused.stderr);
+    assert!(berth(&server, &["registry", "show", "-n", "CliReg01"]).await.ok);
+    let deleted = berth(&server, &["registry", "delete", "-n", "CliReg01", "--yes"]).await;
+    assert!(deleted.ok, "{}", deleted.stderr);
+    assert_eq!(deleted.stdout, "");
+    assert_eq!(
+        berth(&server, &["registry", "show", "-n", "CliReg01"]).await.error(),
+        r#"error: registry "CliReg01" not found (404 NOT_FOUND)"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_show_the_names_in_aligned_columns() {
+    let server = TestServer::start().await;
+    berth(&server, &["registry", "create", "-n", "TableReg1", "--sku", "Standard"])
+        .await
+        .json();
+    let table = berth(&server, &["registry", "list", "-o", "table"]).await;
+    assert!(table.ok, "{}", table.stderr);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", table.stdout);
+    assert!(
+        lines[0].starts_with("NAME ") && lines[0].contains("LOGIN SERVER"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].starts_with("---------  "), "{}", lines[1]);
+    assert!(lines.iter().any(|l| l.starts_with("default ")), "{}", table.stdout);
+    let row = lines.iter().find(|l| l.starts_with("TableReg1 ")).unwrap();
+    assert!(row.starts_with("TableReg1  Standard"), "{row}");
+    assert_eq!(lines[0].find("LOGIN SERVER"), row.find("tablereg1."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_credentials_are_shown_and_renewed_one_password_at_a_time() {
+    let server = TestServer::start().await;
+    berth(
+        &server,
+        &["registry", "create", "-n", "CredReg01", "--admin-enabled", "true"],
+    )
+    .await
+    .json();
+    let shown = berth(&server, &["credential", "show", "-n", "CredReg01"]).await.json();
+    assert_eq!(shown["username"], "CredReg01");
+    assert_eq!(names(&shown["passwords"], "name"), ["password", "password2"]);
+    let [p1, p2] = [0, 1].map(|i| shown["passwords"][i]["value"].as_str().unwrap().to_string());
+    assert!(!p1.is_empty() && !p2.is_empty() && p1 != p2);
+
+    let args = ["credential", "renew", "-n", "CredReg01", "--password-name", "password2"];
+    let renewed = berth(&server, &args).await.json();
+    assert_eq!(renewed["passwords"][0]["value"], p1.as_str());
+    let new_p2 = renewed["passwords"][1]["value"].as_str().unwrap();
+    assert!(!new_p2.is_empty() && new_p2 != p2);
+
+    let table = berth(&server, &["credential", "show", "-n", "CredReg01", "-o", "table"]).await;
+    assert!(table.stdout.starts_with("USERNAME   PASSWORD"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains(&format!("CredReg01  {p1}  {new_p2}\n")),
+        "{}",
+        table.stdout
+    );
+
+    berth(
+        &server,
+        &["registry", "update", "-n", "CredReg01", "--admin-enabled", "false"],
+    )
+    .await
+    .json();
+    let disabled = berth(&server, &["credential", "show", "-n", "CredReg01"]).await;
+    assert!(
+        disabled.error().ends_with(
+            "disabled; enable it first (berth registry update -n CredReg01 --admin-enabled true) (409 CONFLICT)"
+        ),
+        "{}",
+        disabled.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_principals_get_roles_and_new_passwords() {
+    let server = TestServer::start().await;
+    berth(&server, &["registry", "create", "-n", "SpReg001"]).await.json();
+    let args = [
+        "sp",
+        "create-for-rbac",
+        "--scopes",
+        "/registries/SpReg001",
+        "--role",
+        "Reader",
+        "--name",
+        "ci-pull",
+    ];
+    let sp = berth(&server, &args).await.json();
+    let app_id = sp["appId"].as_str().unwrap().to_string();
+    let password = sp["password"].as_str().unwrap().to_string();
+    assert_eq!(sp["displayName"], "ci-pull");
+    assert_eq!(sp["roleAssignments"][0]["roleDefinitionName"], "Reader");
+
+    let assigned = berth(&server, &["role", "assignment", "list", "--assignee", &app_id])
+        .await
+        .json();
+    assert_eq!(assigned.as_array().unwrap().len(), 1, "{assigned}");
+    assert_eq!(assigned[0]["scope"], "/registries/SpReg001");
+    assert_eq!(assigned[0]["roleDefinitionName"], "Reader");
+    assert_eq!(assigned[0]["principalId"], app_id.as_str());
+    assert_eq!(assigned[0]["principalName"], "ci-pull");
+    let by_scope = berth(
+        &server,
+        &["role", "assignment", "list", "--scope", "/registries/SpReg001"],
+    )
+    .await;
+    assert_eq!(by_scope.json(), assigned);
+    let listed = berth(&server, &["sp", "list"]).await.json();
+    assert_eq!(names(&listed, "appId"), [app_id.as_str()]);
+
+    // A new password replaces the old one: the old one no longer authenticates (401), the new one does (and,
+    // the principal being a Reader, is then refused management: 403).
+    let reset = berth(&server, &["sp", "reset-credentials", "--id", &app_id])
+        .await
+        .json();
+    assert_eq!(reset["appId"], app_id.as_str());
+    let new_password = reset["password"].as_str().unwrap().to_string();
+    assert_ne!(new_password, password);
+    let as_principal = |password: String| {
+        let (base, app_id) = (server.base.clone(), app_id.clone());
+        async move {
+            let login = ["--username", &app_id, "--password", &password];
+            berth_env(
+                &base,
+                &[],
+                &[&["credential", "show", "-n", "SpReg001"], &login[..]].concat(),
+            )
+            .await
+        }
+    };
+    let old = as_principal(password).await;
+    assert!(
+        old.error()
+            .contains("(401 UNAUTHORIZED); check --username and --password"),
+        "{}",
+        old.stderr
+    );
+    let new = as_principal(new_password).await;
+    assert!(new.error().contains("(403 DENIED)"), "{}", new.stderr);
+    let chosen = berth(
+        &server,
+        &[
+            "sp",
+            "reset-credentials",
+            "--id",
+            &app_id,
+            "--password",
+            "a-chosen-password",
+        ],
+    )
+    .await;
+    assert_eq!(chosen.json()["password"], "a-chosen-password");
+
+    let args = [
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        &app_id,
+        "--role",
+        "Contributor",
+        "--scope",
+    ];
+    let more = berth(
+        &server,
+        &[&args[..], &["/registries/SpReg001/repositories/team"]].concat(),
+    )
+    .await
+    .json();
+    assert_eq!(more["scope"], "/registries/SpReg001/repositories/team");
+    let id = more["id"].as_str().unwrap();
+    let two = berth(
+        &server,
+        &["role", "assignment", "list", "--assignee", &app_id, "-o", "table"],
+    )
+    .await;
+    assert_eq!(two.stdout.lines().count(), 4, "{}", two.stdout);
+    assert!(two.stdout.contains("/registries/SpReg001/repositories/team"));
+    assert!(berth(&server, &["role", "assignment", "delete", "--id", id]).await.ok);
+    let one = berth(&server, &["role", "assignment", "list", "--assignee", &app_id])
+        .await
+        .json();
+    assert_eq!(names(&one, "scope"), ["/registries/SpReg001"]);
+
+    assert!(berth(&server, &["sp", "delete", "--id", &app_id]).await.ok);
+    assert_eq!(berth(&server, &["sp", "list"]).await.json(), json!([]));
+    let plain = berth(&server, &["sp", "create", "--name", "plain"]).await.json();
+    assert_eq!(plain["displayName"], "plain");
+    assert!(plain["password"].as_str().is_some_and(|p| p.len() >= 12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_principal_manages_its_own_registry_only() {
+    let server = TestServer::start().await;
+    for name in ["OwnReg01", "OtherReg1"] {
+        berth(&server, &["registry", "create", "-n", name, "--admin-enabled", "true"])
+            .await
+            .json();
+    }
+    let args = [
+        "sp",
+        "create-for-rbac",
+        "--scopes",
+        "/registries/OwnReg01",
+        "--role",
+        "Owner",
+    ];
+    let sp = berth(&server, &args).await.json();
+    let (app_id, password) = (sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap());
+
+    let login = ["--username", app_id, "--password", password];
+    let own = berth_env(
+        &server.base,
+        &[],
+        &[&["credential", "show", "-n", "OwnReg01"], &login[..]].concat(),
+    )
+    .await;
+    assert_eq!(own.json()["username"], "OwnReg01");
+    let env = [("BERTH_USERNAME", app_id), ("BERTH_PASSWORD", password)];
+    let other = berth_env(&server.base, &env, &["credential", "show", "-n", "OtherReg1"]).await;
+    assert!(
+        other
+            .error()
+            .starts_with("error: requested access to the resource is denied (403 DENIED)"),
+        "{}",
+        other.stderr
+    );
+    let create = berth_env(&server.base, &env, &["registry", "create", "-n", "Sneaky01"]).await;
+    assert!(create.error().contains("(403 DENIED)"), "{}", create.stderr);
+    let listed = berth_env(&server.base, &env, &["registry", "list"]).await.json();
+    assert_eq!(names(&listed, "name"), ["OwnReg01"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_tags_and_manifests_after_a_push() {
+    let server = TestServer::start().await;
+    let v1 = server.push_image("cli/app", "v1", b"layer one").await;
+    let v2 = server.push_image("cli/app", "v2", b"layer two").await;
+    server.push_image("other", "latest", b"layer three").await;
+
+    let repos = berth(&server, &["repository", "list", "-n", "default"]).await.json();
+    assert_eq!(repos, json!(["cli/app", "other"]));
+    let tags = ["repository", "show-tags", "-n", "default", "--repository", "cli/app"];
+    assert_eq!(berth(&server, &tags).await.json(), json!(["v1", "v2"]));
+    let table = berth(&server, &[&tags[..], &["-o", "table"]].concat()).await;
+    assert_eq!(table.stdout, "RESULT\n------\nv1\nv2\n");
+
+    let manifests = [
+        "repository",
+        "show-manifests",
+        "-n",
+        "default",
+        "--repository",
+        "cli/app",
+    ];
+    let shown = berth(&server, &manifests).await.json();
+    let mut digests = names(&shown, "digest");
+    digests.sort();
+    let mut pushed = vec![v1.clone(), v2];
+    pushed.sort();
+    assert_eq!(digests, pushed);
+    let first = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == v1.as_str())
+        .unwrap();
+    assert_eq!(first["tags"], json!(["v1"]));
+    let table = berth(&server, &[&manifests[..], &["-o", "table"]].concat()).await;
+    assert!(table.stdout.starts_with("DIGEST"), "{}", table.stdout);
+    assert!(table.stdout.contains(&v1), "{}", table.stdout);
+
+    let untag = ["repository", "untag", "-n", "default", "--image", "cli/app:v1"];
+    assert!(berth(&server, &untag).await.ok);
+    assert_eq!(berth(&server, &tags).await.json(), json!(["v2"]));
+    let again = berth(&server, &untag).await;
+    assert_eq!(again.error(), "error: tag v1 not found in cli/app (404 NOT_FOUND)");
+
+    let delete = ["repository", "delete", "-n", "default", "--repository", "cli/app"];
+    assert!(berth(&server, &delete).await.error().contains("pass --yes"));
+    assert!(berth(&server, &[&delete[..], &["--yes"]].concat()).await.ok);
+    assert_eq!(
+        berth(&server, &["repository", "list", "-n", "default"]).await.json(),
+        json!(["other"])
+    );
+    assert_eq!(
+        berth(&server, &tags).await.error(),
+        "error: repository cli/app not found in default (404 NOT_FOUND)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_one_clear_line_and_a_failure() {
+    let server = TestServer::start().await;
+
+    let wrong = berth_env(&server.base, &[("BERTH_TOKEN", "not-the-token")], &["registry", "list"]).await;
+    assert_eq!(
+        wrong.error(),
+        "error: invalid operator token (401 UNAUTHORIZED); check --token or BERTH_TOKEN"
+    );
+    let missing = berth_env(&server.base, &[], &["registry", "list"]).await;
+    assert!(missing.error().contains("set BERTH_TOKEN"), "{}", missing.stderr);
+    let sp_without_token = berth_env(&server.base, &[], &["sp", "list"]).await;
+    assert!(
+        sp_without_token.error().contains("set BERTH_TOKEN"),
+        "{}",
+        sp_without_token.stderr
+    );
+
+    let unknown = berth(&server, &["registry", "show", "-n", "Missing01"]).await;
+    assert_eq!(
+        unknown.error(),
+        r#"error: registry "Missing01" not found (404 NOT_FOUND)"#
+    );
+    let invalid = berth(&server, &["registry", "create", "-n", "a_b"]).await;
+    assert_eq!(
+        invalid.error(),
+        r#"error: registry name "a_b" must be 5 to 50 letters and digits (400 INVALID)"#
+    );
+    let bad_sku = berth(&server, &["registry", "create", "-n", "SkuReg01", "--sku", "Gold"]).await;
+    assert!(
+        bad_sku.error().contains("use Basic, Standard or Premium (400 INVALID)"),
+        "{}",
+        bad_sku.stderr
+    );
+
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let unreachable = berth_env(&closed, &[("BERTH_TOKEN", TEST_OPERATOR_TOKEN)], &["registry", "list"]).await;
+    assert!(
+        unreachable
+            .error()
+            .starts_with(&format!("error: cannot reach the Berth server at {closed}: ")),
+        "{}",
+        unreachable.stderr
+    );
+    let not_a_url = berth_env("localhost:5000", &[("BERTH_TOKEN", "t")], &["registry", "list"]).await;
+    assert!(
+        not_a_url.error().contains("is not an http:// or https:// URL"),
+        "{}",
+        not_a_url.stderr
+    );
+
+    // Usage errors are clap's (exit code 2).
+    let usage = berth(&server, &["repository", "untag", "-n", "default", "--image", "no-tag"]).await;
+    assert_eq!(usage.code, Some(2));
+    assert!(usage.stderr.contains("is not REPOSITORY:TAG"), "{}", usage.stderr);
+
+    // The token is never printed, not even by --help.
+    let secret = "a-very-secret-token";
+    let help = berth_env(
+        &server.base,
+        &[("BERTH_TOKEN", secret)],
+        &["registry", "list", "--help"],
+    )
+    .await;
+    assert!(help.ok && help.stdout.contains("BERTH_TOKEN"));
+    let wrong = berth_env(
+        &server.base,
+        &[("BERTH_TOKEN", secret)],
+        &["registry", "show", "-n", "default"],
+    )
+    .await;
+    for text in [&help.stdout, &help.stderr, &wrong.stdout, &wrong.stderr] {
+        assert!(!text.contains(secret), "{text}");
+    }
+}
