@@ -812,9 +812,23 @@ async fn refresh_tokens_are_revoked_by_credential_and_role_changes() {
         .unwrap();
     assert!(!refresh_works(admin_refresh).await, "renewed password");
     let admin_refresh = refresh_of("default".into(), server.admin_password.clone()).await;
-    let access: Value = server.token_as("default", &server.admin_password, &[]).await.json().await.unwrap();
+    let access: Value = server
+        .token_as("default", &server.admin_password, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     let access = access["token"].as_str().unwrap().to_string();
-    assert_eq!(server.anon(Method::GET, "/v2/").bearer_auth(&access).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        server
+            .anon(Method::GET, "/v2/")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     server
         .api(Method::PATCH, "/registries/default")
         .json(&json!({ "adminUserEnabled": false }))
@@ -822,8 +836,17 @@ async fn refresh_tokens_are_revoked_by_credential_and_role_changes() {
         .await
         .unwrap();
     assert!(!refresh_works(admin_refresh).await, "disabled admin");
-    let dead = server.anon(Method::GET, "/v2/").bearer_auth(&access).send().await.unwrap();
-    assert_eq!(dead.status(), StatusCode::UNAUTHORIZED, "an admin access token dies with the admin user");
+    let dead = server
+        .anon(Method::GET, "/v2/")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.status(),
+        StatusCode::UNAUTHORIZED,
+        "an admin access token dies with the admin user"
+    );
 
     // A principal's: reset credentials, losing its last role, deletion.
     let (id, password) = principal(&server, "/registries/default", "Reader").await;

@@ -362,7 +362,10 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
 async fn idle_upload_sessions_are_cancelled_and_their_chunks_removed() {
     let server = TestServer::start_with(|c| c.storage.upload_max_idle_secs = 1).await;
     let location = start_upload(&server, "idle").await;
-    assert_eq!(patch(&server, &location, 0, b"abandoned").await.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        patch(&server, &location, 0, b"abandoned").await.status(),
+        StatusCode::ACCEPTED
+    );
     assert!(!files_under(&server, "uploads").is_empty());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -370,7 +373,10 @@ async fn idle_upload_sessions_are_cancelled_and_their_chunks_removed() {
         if status == StatusCode::NOT_FOUND {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the idle session was never cancelled: {status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle session was never cancelled: {status}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(files_under(&server, "uploads").is_empty());
