@@ -46,6 +46,11 @@ pub enum OciError {
     BadCredentials(String),
     #[error("requested access to the resource is denied")]
     Denied,
+    /// A data-plane request the caller's roles never allow. The challenge names the missing access with
+    /// `error="insufficient_scope"`, and the detail lists it, so clients show a final "denied" and do not
+    /// retry (docker retries a bare DENIED without detail).
+    #[error("requested access to the resource is denied")]
+    AccessDenied(Box<crate::auth::access::Challenge>),
     #[error("the operation is unsupported")]
     Unsupported,
     #[error("too many requests")]
@@ -85,7 +90,7 @@ impl OciError {
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unauthorized(_) | BadCredentials(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
-            Denied => ("DENIED", StatusCode::FORBIDDEN),
+            Denied | AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Invalid(_) => ("INVALID", StatusCode::BAD_REQUEST),
@@ -111,6 +116,11 @@ impl OciError {
             | PaginationInvalid(d)
             | Unavailable(d) => json!(d),
             RangeNotSatisfiable { size } => json!({ "size": size }),
+            AccessDenied(challenge) => challenge
+                .scope
+                .iter()
+                .flat_map(|a| a.actions.iter().map(|action| json!({ "Type": a.kind, "Name": a.name, "Action": action })))
+                .collect(),
             UploadRangeInvalid { offset, .. } => json!({ "offset": offset }),
             ManifestTooLarge(limit) => json!({ "limit": limit }),
             _ => serde_json::Value::Null,
@@ -127,7 +137,7 @@ impl OciError {
                 insert(&mut headers, header::LOCATION, location.clone());
                 insert(&mut headers, header::RANGE, upload_range(*offset));
             }
-            OciError::Unauthorized(challenge) => {
+            OciError::Unauthorized(challenge) | OciError::AccessDenied(challenge) => {
                 insert(&mut headers, header::WWW_AUTHENTICATE, challenge.header_value());
             }
             OciError::BadCredentials(_) => {

@@ -96,7 +96,8 @@ pub async fn authorize(
             ..challenge
         })))
     } else {
-        Err(OciError::Denied)
+        let scope = lacking.into_iter().cloned().collect();
+        Err(OciError::AccessDenied(Box::new(Challenge { scope, insufficient: true, ..challenge })))
     }
 }
 
