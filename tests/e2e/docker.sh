@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # End to end with the real docker CLI: starts a berth server and a private dockerd, builds a multi-layer
-# image FROM scratch (static busybox + files), pushes it to berth, removes it locally, pulls it back
-# (by tag and by digest), runs it and compares digests and image IDs.
+# image FROM scratch (static busybox + files), logs in as the default registry's admin user, pushes it to
+# berth, removes it locally, pulls it back (by tag and by digest), runs it and compares digests and image IDs.
+# Then the same with service principals made through the management API: a Contributor (scoped to the
+# repository prefix warrantydept) pushes to a multilevel repository, pulls it back and may not pull outside its
+# prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail; after docker logout
+# a pull is refused.
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
 # Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
@@ -16,11 +20,90 @@ SOCK=$E2E/docker.sock
 BERTH_BIN=${BERTH_BIN:-target/debug/berth}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 STEP=0
+PUSHED=
 
-step() { STEP=$((STEP + 1)); printf '\n== step %d: %s\n' "$STEP" "$*"; }
+step() { STEP=$((STEP + 1)); printf '\n== step %d (%d s): %s\n' "$STEP" "$SECONDS" "$*"; }
 say() { printf '   %s\n' "$*"; }
 die() { printf '\nFAIL (step %d): %s\n' "$STEP" "$*" >&2; exit 1; }
-run() { printf '+ %s\n' "$*" >&2; "$@"; }
+show() { printf '+ %s\n' "$*" >&2; }
+run() { show "$@"; "$@"; }
+# refused NAME PATTERN CMD...: CMD must fail and say something matching PATTERN (extended regex, any case);
+# its output is kept in $E2E/NAME.out.
+refused() {
+  local out=$E2E/$1.out pattern=$2
+  shift 2
+  show "$@"
+  if "$@" >"$out" 2>&1; then die "'$*' succeeded, expected a refusal: $(cat "$out")"; fi
+  grep -Eiq "$pattern" "$out" || die "'$*' failed without saying /$pattern/: $(cat "$out")"
+  say "refused: $(grep -Ei "$pattern" "$out" | tail -n1)"
+}
+# The management API as the operator.
+api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
+# field NAME: the first string member NAME of the JSON on stdin.
+field() { grep -oE "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
+# principal VAR ROLE SCOPE: creates a service principal with ROLE on SCOPE; sets VAR_ID and VAR_PASSWORD.
+principal() {
+  local body id password
+  body=$(api -X POST -d "{\"scopes\":[\"$3\"],\"role\":\"$2\"}" \
+    "http://$ADDR/api/service-principals/create-for-rbac") || die "create-for-rbac $2 on $3 failed"
+  id=$(printf '%s' "$body" | field appId)
+  password=$(printf '%s' "$body" | field password)
+  [ -n "$id" ] && [ -n "$password" ] || die "no appId/password in $body"
+  printf -v "${1}_ID" '%s' "$id"
+  printf -v "${1}_PASSWORD" '%s' "$password"
+  say "service principal $id: $2 on $3"
+}
+# curl as the admin user: a token for one scope ("repository:samples/hello:pull" or "registry:catalog:*").
+curl_as() {
+  local scope=$1 token
+  shift
+  token=$(curl -fsS -u "$USER_NAME:$PASSWORD" --get --data-urlencode "service=default.localhost" \
+    --data-urlencode "scope=$scope" "http://$ADDR/oauth2/token" | field token)
+  [ -n "$token" ] || die "no token for $scope"
+  curl -fsS -H "Authorization: Bearer $token" "$@"
+}
+# tags REPO JSON: the repository's tags/list (read as the admin user) must list exactly JSON.
+tags() {
+  local got
+  got=$(curl_as "repository:$1:pull" "http://$ADDR/v2/$1/tags/list") || die "tags/list of $1 failed"
+  [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
+  say "tags/list: $got"
+}
+# push REF: docker push REF; the manifest digest it reports must be $PUSHED (set by the first push).
+push() {
+  local digest
+  run docker push "$1" | tee "$E2E/push.out"
+  digest=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$E2E/push.out" | cut -d' ' -f2 || true)
+  [ -n "$digest" ] || die "no digest in the output of docker push $1"
+  PUSHED=${PUSHED:-$digest}
+  [ "$digest" = "$PUSHED" ] || die "$1 was pushed as $digest, expected $PUSHED"
+  say "pushed $1: manifest digest $digest"
+}
+# login USER PASSWORD: docker login, which must succeed and store the credentials.
+login() {
+  show docker login -u "$1" --password-stdin "$ADDR"
+  printf '%s' "$2" | docker login -u "$1" --password-stdin "$ADDR" >"$E2E/login.out" 2>&1 ||
+    die "docker login as $1 failed: $(cat "$E2E/login.out")"
+  grep -q 'Login Succeeded' "$E2E/login.out" || die "docker login as $1 did not say 'Login Succeeded': $(cat "$E2E/login.out")"
+  grep -q "$ADDR" "$DOCKER_CONFIG/config.json" || die "docker login did not store credentials"
+  say "$1: $(grep 'Login Succeeded' "$E2E/login.out")"
+}
+# pull_run REF: docker pull REF (removing the local image first); its digest must be $PUSHED, its image ID
+# $ID_BUILT, and running it must print the greeting and the data's checksum.
+pull_run() {
+  local ref=$1 digest id out
+  docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
+  run docker pull "$ref" | tee "$E2E/pull.out"
+  digest=$(grep -oE 'Digest: sha256:[0-9a-f]{64}' "$E2E/pull.out" | cut -d' ' -f2 || true)
+  id=$(docker image inspect -f '{{.Id}}' "$ref")
+  [ "$digest" = "$PUSHED" ] || die "pulled digest '$digest' != pushed $PUSHED"
+  [ "$id" = "$ID_BUILT" ] || die "pulled image ID $id != built $ID_BUILT"
+  out=$(run docker run --rm --network none "$ref")
+  printf '%s\n' "$out"
+  [ "$(printf '%s\n' "$out" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING', got '$out'"
+  [ "$(printf '%s\n' "$out" | sed -n 2p | cut -d' ' -f1)" = "$DATA_SUM" ] || die "/opt/data.bin differs in the pulled image"
+  say "pulled $digest, image ID $id, ran it"
+}
 
 # --- preconditions -------------------------------------------------------------------------------------
 step "checking prerequisites"
@@ -64,7 +147,7 @@ cleanup() {
     awk -v dir="$E2E" '$2 ~ "^"dir {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf "$E2E"
   fi
-  if [ $rc -eq 0 ]; then printf '\n== PASS: docker push/pull round trip through berth\n'; fi
+  if [ $rc -eq 0 ]; then printf '\n== PASS (%d s): docker login/push/pull/logout through berth (admin user, service principals)\n' "$SECONDS"; fi
   exit $rc
 }
 trap cleanup EXIT
@@ -88,35 +171,17 @@ for _ in $(seq 1 100); do
 done
 [ -n "$ADDR" ] || die "berth did not report its address"
 say "berth pid $BERTH_PID listening on $ADDR"
-# Anonymous data plane (200), or one behind tokens (401): then log in as the default registry's admin user,
-# enabled through the management API with the operator token.
-CURL=(curl -fsS)
+# No anonymous access: /v2/ answers 401 with a Bearer challenge. The management API (operator token) enables
+# the default registry's admin user and makes service principals.
 V2=$(curl -sS -o /dev/null -w '%{http_code}' "http://$ADDR/v2/")
-case $V2 in
-  200) AUTH=; say "GET /v2/: 200, no authentication" ;;
-  401)
-    api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
-    api -X PATCH -d '{"adminUserEnabled":true}' "http://$ADDR/api/registries/default" >/dev/null ||
-      die "could not enable the default registry's admin user"
-    CREDS=$(api "http://$ADDR/api/registries/default/credentials") || die "could not read the admin credentials"
-    USER_NAME=$(printf '%s' "$CREDS" | grep -oE '"username":"[^"]*"' | cut -d'"' -f4)
-    PASSWORD=$(printf '%s' "$CREDS" | grep -oE '"value":"[^"]*"' | head -n1 | cut -d'"' -f4)
-    [ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $CREDS"
-    AUTH=1
-    say "GET /v2/: 401, logging in as the admin user '$USER_NAME'"
-    ;;
-  *) die "GET http://$ADDR/v2/ answered $V2" ;;
-esac
-# curl as the admin user: a token for one scope ("repository:samples/hello:pull" or "registry:catalog:*").
-curl_as() {
-  local scope=$1; shift
-  if [ -z "$AUTH" ]; then "${CURL[@]}" "$@"; return; fi
-  local token
-  token=$(curl -fsS -u "$USER_NAME:$PASSWORD" --get --data-urlencode "service=default.localhost" \
-    --data-urlencode "scope=$scope" "http://$ADDR/oauth2/token" | grep -oE '"token":"[^"]*"' | cut -d'"' -f4)
-  [ -n "$token" ] || die "no token for $scope"
-  "${CURL[@]}" -H "Authorization: Bearer $token" "$@"
-}
+[ "$V2" = 401 ] || die "GET http://$ADDR/v2/ without a token answered $V2, expected 401"
+api -X PATCH -d '{"adminUserEnabled":true}' "http://$ADDR/api/registries/default" >/dev/null ||
+  die "could not enable the default registry's admin user"
+CREDS=$(api "http://$ADDR/api/registries/default/credentials") || die "could not read the admin credentials"
+USER_NAME=$(printf '%s' "$CREDS" | field username)
+PASSWORD=$(printf '%s' "$CREDS" | field value)
+[ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $CREDS"
+say "GET /v2/: 401; admin user '$USER_NAME' enabled"
 
 # --- dockerd -------------------------------------------------------------------------------------------
 step "starting dockerd"
@@ -133,10 +198,9 @@ for i in $(seq 1 60); do
   sleep 1
 done
 say "dockerd pid $DOCKERD_PID, server $(docker info --format '{{.ServerVersion}}'), storage $(docker info --format '{{.Driver}}')"
-if [ -n "$AUTH" ]; then
-  printf '%s' "$PASSWORD" | run docker login -u "$USER_NAME" --password-stdin "$ADDR" 2>&1 | grep -v -i 'warning\|credential\|^$' || true
-  grep -q "$ADDR" "$DOCKER_CONFIG/config.json" || die "docker login did not store credentials"
-fi
+
+step "docker login as the admin user"
+login "$USER_NAME" "$PASSWORD"
 
 # --- image ---------------------------------------------------------------------------------------------
 step "building an image FROM scratch with several layers"
@@ -164,15 +228,10 @@ say "image ID $ID_BUILT with $LAYERS layers"
 
 # --- push ----------------------------------------------------------------------------------------------
 step "docker push $IMAGE:v1"
-run docker push "$IMAGE:v1" | tee "$E2E/push.out"
-PUSHED=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$E2E/push.out" | cut -d' ' -f2)
-[ -n "$PUSHED" ] || die "no digest in the push output"
-say "pushed manifest digest $PUSHED"
+push "$IMAGE:v1"
 
 step "checking the registry over HTTP"
-TAGS=$(curl_as repository:samples/hello:pull "http://$ADDR/v2/samples/hello/tags/list")
-say "tags/list: $TAGS"
-[ "$TAGS" = '{"name":"samples/hello","tags":["v1"]}' ] || die "unexpected tags/list: $TAGS"
+tags samples/hello '["v1"]'
 HEADERS=$(curl_as repository:samples/hello:pull -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
   "http://$ADDR/v2/samples/hello/manifests/v1" | tr -d '\r')
 SERVED=$(echo "$HEADERS" | grep -i '^docker-content-digest:' | cut -d' ' -f2)
@@ -188,11 +247,8 @@ case $CATALOG in *'"samples/hello"'*) ;; *) die "samples/hello not in the catalo
 
 step "pushing a second tag (every layer already exists)"
 run docker tag "$IMAGE:v1" "$IMAGE:v2"
-run docker push "$IMAGE:v2" | tee "$E2E/push2.out"
-grep -q 'digest: '"$PUSHED" "$E2E/push2.out" || die "v2 was pushed with another digest"
-TAGS=$(curl_as repository:samples/hello:pull "http://$ADDR/v2/samples/hello/tags/list")
-[ "$TAGS" = '{"name":"samples/hello","tags":["v1","v2"]}' ] || die "unexpected tags/list: $TAGS"
-say "tags/list: $TAGS"
+push "$IMAGE:v2"
+tags samples/hello '["v1","v2"]'
 
 # --- pull ----------------------------------------------------------------------------------------------
 step "removing the local image"
@@ -200,39 +256,56 @@ run docker rmi -f "$ID_BUILT" >/dev/null
 if docker image inspect "$IMAGE:v1" >/dev/null 2>&1; then die "$IMAGE:v1 is still present locally"; fi
 say "gone: $(docker images -q | wc -l) local images"
 
-step "docker pull $IMAGE:v1"
-run docker pull "$IMAGE:v1" | tee "$E2E/pull.out"
-PULLED=$(grep -oE 'Digest: sha256:[0-9a-f]{64}' "$E2E/pull.out" | cut -d' ' -f2)
-ID_PULLED=$(docker image inspect -f '{{.Id}}' "$IMAGE:v1")
-say "pulled digest $PULLED, image ID $ID_PULLED"
-[ "$PULLED" = "$PUSHED" ] || die "pulled digest $PULLED != pushed $PUSHED"
-[ "$ID_PULLED" = "$ID_BUILT" ] || die "pulled image ID $ID_PULLED != built $ID_BUILT"
+step "docker pull $IMAGE:v1 and run it"
+pull_run "$IMAGE:v1"
 REPO_DIGEST=$(docker image inspect -f '{{join .RepoDigests " "}}' "$IMAGE:v1")
 [ "$REPO_DIGEST" = "$IMAGE@$PUSHED" ] || die "RepoDigests: $REPO_DIGEST"
 
-step "docker run --rm --network none $IMAGE:v1"
-OUT=$(run docker run --rm --network none "$IMAGE:v1")
-printf '%s\n' "$OUT"
-[ "$(printf '%s\n' "$OUT" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING'"
-[ "$(printf '%s\n' "$OUT" | sed -n 2p | cut -d' ' -f1)" = "$DATA_SUM" ] || die "/opt/data.bin differs in the pulled image"
+step "docker pull by digest $IMAGE@$PUSHED (after removing the image again) and run it"
+pull_run "$IMAGE@$PUSHED"
 
-step "docker pull by digest $IMAGE@$PUSHED (after removing the image again)"
-run docker rmi -f "$ID_PULLED" >/dev/null
-run docker pull "$IMAGE@$PUSHED"
-ID_BY_DIGEST=$(docker image inspect -f '{{.Id}}' "$IMAGE@$PUSHED")
-[ "$ID_BY_DIGEST" = "$ID_BUILT" ] || die "image ID by digest $ID_BY_DIGEST != built $ID_BUILT"
-OUT=$(run docker run --rm --network none "$IMAGE@$PUSHED")
-[ "$(printf '%s\n' "$OUT" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING', got '$OUT'"
-say "image ID $ID_BY_DIGEST, printed: $(printf '%s\n' "$OUT" | sed -n 1p)"
+# --- service principals ----------------------------------------------------------------------------------
+MULTI=warrantydept/customersubmissions/web
+# Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied","detail":null}.
+# docker turns an error whose message is the code's standard text and has no detail into the bare code and
+# prints just "denied" (with a detail or an insufficient_scope challenge it would print the whole sentence).
+DENIED='(^|daemon: )denied($|: requested access to the resource is denied)'
+step "a Contributor on the prefix warrantydept pushes to the multilevel repository $MULTI"
+principal CONTRIB Contributor /registries/default/repositories/warrantydept
+login "$CONTRIB_ID" "$CONTRIB_PASSWORD"
+run docker tag "$ID_BUILT" "$ADDR/$MULTI:v1"
+push "$ADDR/$MULTI:v1"
+tags "$MULTI" '["v1"]'
+# Outside its prefix it may not even pull. (Not a push: docker retries each layer's denied upload 5 times
+# with growing pauses, almost a minute, because the denial comes as a bare code; see DENIED.)
+refused contrib-outside "$DENIED" docker pull "$IMAGE:v1"
 
-if [ -n "$AUTH" ]; then
-  step "anonymous pull is refused after docker logout"
-  run docker logout "$ADDR"
-  run docker rmi -f "$ID_BY_DIGEST" >/dev/null
-  if run docker pull "$IMAGE:v1" >"$E2E/anon.out" 2>&1; then die "an anonymous pull succeeded"; fi
-  say "refused: $(tail -n1 "$E2E/anon.out")"
-fi
+step "the Contributor pulls $MULTI:v1 back and runs it"
+pull_run "$ADDR/$MULTI:v1"
+
+step "a Reader on the registry pulls $MULTI:v1 and is denied a push"
+principal READER Reader /registries/default
+login "$READER_ID" "$READER_PASSWORD"
+pull_run "$ADDR/$MULTI:v1"
+run docker tag "$ID_BUILT" "$ADDR/$MULTI:v2"
+refused reader-push "$DENIED" docker push "$ADDR/$MULTI:v2"
+tags "$MULTI" '["v1"]'
+
+step "docker login with a wrong password fails"
+for user in "$USER_NAME" "$READER_ID"; do
+  refused wrong-password 'unauthorized: incorrect username or password' \
+    docker login -u "$user" --password-stdin "$ADDR" <<<"wrong-$PASSWORD"
+done
+
+step "anonymous pull is refused after docker logout"
+run docker logout "$ADDR"
+grep -q "$ADDR" "$DOCKER_CONFIG/config.json" && die "docker logout left credentials in config.json"
+docker rmi -f "$ID_BUILT" >/dev/null
+for ref in "$IMAGE:v1" "$ADDR/$MULTI:v1"; do
+  refused anon-pull 'unauthorized: authentication required' docker pull "$ref"
+done
 
 step "summary"
-say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT)"
-say "pulled  $PULLED (image ID $ID_PULLED)"
+say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT) as samples/hello:v1,v2 (admin) and $MULTI:v1 (Contributor)"
+say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
+say "refused Contributor pull outside its prefix, Reader push, wrong passwords, pulls after logout"

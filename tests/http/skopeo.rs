@@ -8,7 +8,9 @@
 //! - `--dest-tls-verify=false` / `--src-tls-verify=false`: plain HTTP on 127.0.0.1;
 //! - `--policy`: a throwaway accept-anything signature policy, so the host's policy.json does not matter;
 //! - `REGISTRY_AUTH_FILE`: a private auth.json with the default registry's admin user; skopeo follows the
-//!   Bearer challenge to the token endpoint with it.
+//!   Bearer challenge to the token endpoint with it;
+//! - `--src-creds` / `--dest-creds` / `--creds appId:password`: a service principal's credentials on the
+//!   command line instead (the tests using them empty the auth.json first).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -150,7 +152,6 @@ impl Setup {
         let policy = tmp.path().join("policy.json");
         std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
         let auth_file = tmp.path().join("auth.json");
-        std::fs::write(&auth_file, r#"{"auths":{}}"#).unwrap();
         let host = server.base.trim_start_matches("http://").to_string();
         let setup = Setup {
             server,
@@ -167,7 +168,16 @@ impl Setup {
     /// Makes every later skopeo command use these credentials for the server (as `skopeo login` would).
     fn login(&self, username: &str, password: &str) {
         let auth = base64(format!("{username}:{password}").as_bytes());
-        let file = json!({"auths": {self.host.as_str(): {"auth": auth}}});
+        self.write_auths(json!({self.host.as_str(): {"auth": auth}}));
+    }
+
+    /// Empties the auth file: from now on skopeo has only the credentials given on its command line.
+    fn logout(&self) {
+        self.write_auths(json!({}));
+    }
+
+    fn write_auths(&self, auths: Value) {
+        let file = json!({ "auths": auths });
         std::fs::write(&self.auth_file, serde_json::to_vec(&file).unwrap()).unwrap();
     }
 
@@ -216,31 +226,57 @@ impl Setup {
     }
 
     async fn push(&self, layout: &Path, tag: &str, repo: &str, dest_tag: &str) {
+        self.push_as(None, layout, tag, repo, dest_tag)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Copies `layout:tag` to `repo:dest_tag`, as the auth file's user or with `--dest-creds creds`
+    /// ("user:password"); `Err(message)` when skopeo fails.
+    async fn push_as(
+        &self,
+        creds: Option<&str>,
+        layout: &Path,
+        tag: &str,
+        repo: &str,
+        dest_tag: &str,
+    ) -> Result<Vec<u8>, String> {
         let src = format!("oci:{}:{tag}", layout.display());
         let dest = self.docker_ref(repo, dest_tag);
-        self.skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &src,
-            &dest,
-        ])
-        .await;
+        self.copy("--dest", creds, &src, &dest).await
     }
 
     async fn pull(&self, repo: &str, reference: &str, layout: &Path, tag: &str) {
+        self.pull_as(None, repo, reference, layout, tag)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Copies `repo:reference` into `layout:tag`, as the auth file's user or with `--src-creds creds`.
+    async fn pull_as(
+        &self,
+        creds: Option<&str>,
+        repo: &str,
+        reference: &str,
+        layout: &Path,
+        tag: &str,
+    ) -> Result<Vec<u8>, String> {
         let src = self.docker_ref(repo, reference);
         let dest = format!("oci:{}:{tag}", layout.display());
-        self.skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &src,
-            &dest,
-        ])
-        .await;
+        self.copy("--src", creds, &src, &dest).await
+    }
+
+    /// `skopeo copy --all --preserve-digests` where `side` ("--src" or "--dest") is the registry: plain
+    /// HTTP there, and `{side}-creds` when `creds` is given.
+    async fn copy(&self, side: &str, creds: Option<&str>, src: &str, dest: &str) -> Result<Vec<u8>, String> {
+        let tls = format!("{side}-tls-verify=false");
+        let mut args = vec!["copy", "--all", "--preserve-digests", tls.as_str()];
+        let creds_flag = format!("{side}-creds");
+        if let Some(creds) = creds {
+            args.extend([creds_flag.as_str(), creds]);
+        }
+        args.extend([src, dest]);
+        self.skopeo_result(&args).await
     }
 
     async fn inspect_raw(&self, repo: &str, reference: &str) -> Vec<u8> {
@@ -425,6 +461,98 @@ async fn skopeo_round_trips_a_multi_arch_index() {
     let by_digest = s.path("by-digest");
     s.pull(repo, &index_digest, &by_digest, "v2").await;
     assert_same_layout(&src, &by_digest, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_creds_of_service_principals_push_pull_and_are_refused() {
+    let s = Setup::new().await;
+    s.logout();
+    let repo = "warrantydept/customersubmissions/web";
+    let creds = |(app_id, password): (String, String)| format!("{app_id}:{password}");
+    let contributor = creds(
+        crate::auth::principal(
+            &s.server,
+            "/registries/default/repositories/warrantydept",
+            "Contributor",
+        )
+        .await,
+    );
+    let reader = creds(crate::auth::principal(&s.server, "/registries/default", "Reader").await);
+    let src = s.path("src");
+    let layout = Layout::new(src.clone());
+    let manifest = layout.image("linux", "amd64", 30);
+    layout.tag("v1", OCI_MANIFEST, &manifest);
+
+    // The Contributor pushes into the multilevel repository under its prefix.
+    s.push_as(Some(&contributor), &src, "v1", repo, "v1")
+        .await
+        .unwrap_or_else(|err| panic!("Contributor push: {err}"));
+    let resp = s
+        .server
+        .req(reqwest::Method::HEAD, &format!("/v2/{repo}/manifests/v1"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["docker-content-digest"], sha256(&manifest).as_str());
+
+    // The Reader copies it out byte for byte, and with the Contributor's credentials it comes out the same.
+    for (who, creds) in [("Reader", &reader), ("Contributor", &contributor)] {
+        let out = s.path(&format!("out-{who}"));
+        s.pull_as(Some(creds), repo, "v1", &out, "v1")
+            .await
+            .unwrap_or_else(|err| panic!("{who} pull: {err}"));
+        assert_same_layout(&src, &out, "v1");
+    }
+
+    // Pushes the roles do not allow: the Reader anywhere (a new tag of existing blobs: the manifest PUT is
+    // refused; a new repository: the first upload is), the Contributor outside its prefix (the first blob
+    // HEAD is). Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied",
+    // "detail":null}; containers/image, like docker, shows an error whose message is the code's standard
+    // text and has no detail as the bare code, "...: denied"; a 403 to a HEAD (no body) as "403 (Forbidden)".
+    for (who, creds, target, says) in [
+        ("Reader", &reader, repo, "uploading manifest v2 to "),
+        ("Reader", &reader, "warrantydept/new", "initiating layer upload to "),
+        ("Contributor", &contributor, "samples/outside", "403 (Forbidden)"),
+    ] {
+        let err = s
+            .push_as(Some(creds), &src, "v1", target, "v2")
+            .await
+            .expect_err(&format!("{who} may not push to {target}"));
+        let stderr = stderr_of(&err);
+        let denied = stderr.contains(": denied") || stderr.contains("403 (Forbidden)");
+        assert!(denied && stderr.contains(says), "{who} push to {target}: {err}");
+    }
+    let tags: Value = serde_json::from_slice(
+        &s.skopeo(&[
+            "list-tags",
+            "--tls-verify=false",
+            "--creds",
+            &reader,
+            &format!("docker://{}/{repo}", s.host),
+        ])
+        .await,
+    )
+    .unwrap();
+    assert_eq!(tags["Tags"], json!(["v1"]), "the Reader's push left no tag: {tags}");
+
+    // A wrong password is refused at the token endpoint, for pulls and pushes alike.
+    let wrong = format!("{}:wrong-password", contributor.split(':').next().unwrap());
+    let pull = s.pull_as(Some(&wrong), repo, "v1", &s.path("wrong"), "v1").await;
+    let push = s.push_as(Some(&wrong), &src, "v1", repo, "v3").await;
+    for (what, result) in [("pull", pull), ("push", push)] {
+        let err = result.expect_err(&format!("{what} with a wrong password"));
+        assert!(
+            stderr_of(&err).contains("unauthorized: incorrect username or password"),
+            "{what} with a wrong password: {err}"
+        );
+    }
+}
+
+/// The standard error part of a failure message of `Setup::skopeo_result`.
+fn stderr_of(err: &str) -> &str {
+    err.rsplit_once("\nstderr: ")
+        .map_or(err, |(_, stderr)| stderr.trim_end())
 }
 
 /// Standard base64 with padding (for auth.json).
