@@ -267,18 +267,19 @@ pull_run "$IMAGE@$PUSHED"
 # --- service principals ----------------------------------------------------------------------------------
 MULTI=warrantydept/customersubmissions/web
 # Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied","detail":null}.
-# docker turns an error whose message is the code's standard text and has no detail into the bare code and
-# prints just "denied" (with a detail or an insufficient_scope challenge it would print the whole sentence).
-DENIED='(^|daemon: )denied($|: requested access to the resource is denied)'
+# A final denial: Berth names the missing access (insufficient_scope challenge and error detail), so docker
+# prints the whole sentence and does not retry.
+DENIED='denied: requested access to the resource is denied'
 step "a Contributor on the prefix warrantydept pushes to the multilevel repository $MULTI"
 principal CONTRIB Contributor /registries/default/repositories/warrantydept
 login "$CONTRIB_ID" "$CONTRIB_PASSWORD"
 run docker tag "$ID_BUILT" "$ADDR/$MULTI:v1"
 push "$ADDR/$MULTI:v1"
 tags "$MULTI" '["v1"]'
-# Outside its prefix it may not even pull. (Not a push: docker retries each layer's denied upload 5 times
-# with growing pauses, almost a minute, because the denial comes as a bare code; see DENIED.)
+# Outside its prefix it may neither pull nor push, and the push fails at once (no retry loop).
 refused contrib-outside "$DENIED" docker pull "$IMAGE:v1"
+run docker tag "$ID_BUILT" "$ADDR/samples/outside:v1"
+refused contrib-outside-push "$DENIED" timeout 30 docker push "$ADDR/samples/outside:v1"
 
 step "the Contributor pulls $MULTI:v1 back and runs it"
 pull_run "$ADDR/$MULTI:v1"
