@@ -6,15 +6,19 @@ use std::sync::Arc;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::errors::OciError;
+use crate::limits::Limits;
 use crate::metadata::{self, Db, registries::RegistryRow};
 use crate::storage::BlobStore;
 use crate::storage::registry_stores::RegistryStores;
+use crate::telemetry::Metrics;
 
 pub struct App {
     pub config: Config,
     pub db: Db,
     pub stores: RegistryStores,
     pub auth: Auth,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
 }
 
 /// Cheap to clone; derefs to [`App`].
@@ -54,6 +58,16 @@ impl App {
             .get(&row.name, row.storage_url.as_deref())
             .map_err(OciError::Internal)?;
         Ok(RegistryCtx { row, blobs })
+    }
+
+    /// The concurrency limits in force for a registry: its overrides, else its SKU's defaults.
+    pub fn limits_of(&self, reg: &RegistryRow) -> crate::config::SkuLimits {
+        let sku = self.config.limits.for_sku(&reg.sku);
+        let pick = |over: Option<i64>, default: u32| over.and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
+        crate::config::SkuLimits {
+            pulls: pick(reg.pull_limit, sku.pulls),
+            pushes: pick(reg.push_limit, sku.pushes),
+        }
     }
 
     /// `<name lowercased>.<domain>`: the registry's login server, and the audience of its tokens.

@@ -21,6 +21,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -29,6 +30,7 @@ pub struct Config {
 pub struct HttpConfig {
     pub bind: SocketAddr,
     pub public_url: String,
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,12 +77,40 @@ impl std::fmt::Debug for AuthConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub queue_timeout_ms: u64,
+    pub basic: SkuLimits,
+    pub standard: SkuLimits,
+    pub premium: SkuLimits,
+}
+
+/// Default concurrency limits of one SKU.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkuLimits {
+    pub pulls: u32,
+    pub pushes: u32,
+}
+
+impl LimitsConfig {
+    /// The defaults of SKU `sku` (Basic's for an unknown name).
+    pub fn for_sku(&self, sku: &str) -> SkuLimits {
+        match sku {
+            "Premium" => self.premium,
+            "Standard" => self.standard,
+            _ => self.basic,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -115,6 +145,16 @@ impl Config {
         }
         if let Some(v) = var("BERTH_PUBLIC_URL") {
             self.http.public_url = v;
+        }
+        if let Some(v) = var("BERTH_SHUTDOWN_TIMEOUT_SECS") {
+            self.http.shutdown_timeout_secs = v
+                .parse()
+                .with_context(|| format!("BERTH_SHUTDOWN_TIMEOUT_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_LIMITS_QUEUE_TIMEOUT_MS") {
+            self.limits.queue_timeout_ms = v
+                .parse()
+                .with_context(|| format!("BERTH_LIMITS_QUEUE_TIMEOUT_MS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_SECRET_KEY") {
             self.auth.secret_key = v;

@@ -119,7 +119,11 @@ impl OciError {
             AccessDenied(challenge) => challenge
                 .scope
                 .iter()
-                .flat_map(|a| a.actions.iter().map(|action| json!({ "Type": a.kind, "Name": a.name, "Action": action })))
+                .flat_map(|a| {
+                    a.actions
+                        .iter()
+                        .map(|action| json!({ "Type": a.kind, "Name": a.name, "Action": action }))
+                })
                 .collect(),
             UploadRangeInvalid { offset, .. } => json!({ "offset": offset }),
             ManifestTooLarge(limit) => json!({ "limit": limit }),

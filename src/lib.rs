@@ -10,13 +10,16 @@ pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod http;
+pub mod limits;
 pub mod metadata;
 pub mod oci;
 pub mod ops;
 pub mod storage;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -40,11 +43,15 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     bootstrap::operator_token(&db, &config).await?;
     bootstrap::default_registry(&db, &auth, &config).await?;
     let stores = RegistryStores::new(config.storage.data_dir.clone());
+    let metrics = Arc::new(telemetry::Metrics::new()?);
+    let limits = limits::Limits::new(Duration::from_millis(config.limits.queue_timeout_ms), metrics.clone());
     let state = AppState(Arc::new(App {
         config,
         db,
         stores,
         auth,
+        metrics,
+        limits,
     }));
     tokio::spawn(purge_stale_uploads(Arc::downgrade(&state.0)));
     Ok(http::router(state))
@@ -68,13 +75,31 @@ async fn purge_stale_uploads(app: std::sync::Weak<App>) {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets running requests finish.
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting and gives running
+/// requests `grace` to finish before dropping them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the shutdown grace period; closing"),
+    }
     Ok(())
 }
 

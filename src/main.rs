@@ -21,6 +21,9 @@ enum Command {
         /// A TOML file overriding some of the defaults (see config/berth.toml).
         #[arg(long, env = "BERTH_CONFIG")]
         config: Option<PathBuf>,
+        /// Log format: text for people, json for log pipelines (overrides log.format).
+        #[arg(long, value_enum)]
+        log_format: Option<berth::config::LogFormat>,
     },
     /// The management commands, talking to a server's REST API.
     #[command(flatten)]
@@ -29,15 +32,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let config = match Cli::parse().command {
-        Command::Serve { config } => config,
+    let (config, log_format) = match Cli::parse().command {
+        Command::Serve { config, log_format } => (config, log_format),
         Command::Manage(command) => return Ok(berth::cli::run(command).await),
     };
-    let config = berth::config::Config::load(config.as_deref())?;
+    let mut config = berth::config::Config::load(config.as_deref())?;
+    config.log.format = log_format.unwrap_or(config.log.format);
+    let grace = std::time::Duration::from_secs(config.http.shutdown_timeout_secs);
     berth::init_tracing(&config.log.level, config.log.format);
     let listener = tokio::net::TcpListener::bind(config.http.bind).await?;
-    tracing::info!(address = %listener.local_addr()?, "berth listening");
     let app = berth::build_app(config).await?;
-    berth::serve(listener, app, berth::shutdown_signal()).await?;
+    tracing::info!(address = %listener.local_addr()?, "berth listening");
+    berth::serve(listener, app, berth::shutdown_signal(), grace).await?;
     Ok(ExitCode::SUCCESS)
 }

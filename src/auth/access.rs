@@ -97,7 +97,11 @@ pub async fn authorize(
         })))
     } else {
         let scope = lacking.into_iter().cloned().collect();
-        Err(OciError::AccessDenied(Box::new(Challenge { scope, insufficient: true, ..challenge })))
+        Err(OciError::AccessDenied(Box::new(Challenge {
+            scope,
+            insufficient: true,
+            ..challenge
+        })))
     }
 }
 

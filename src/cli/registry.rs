@@ -57,6 +57,12 @@ pub enum Command {
         /// Replace all tags with these key=value pairs; `--tags ""` removes them all.
         #[arg(long, num_args = 0.., value_name = "KEY=VALUE", value_parser = parse_tag)]
         tags: Option<Vec<Tag>>,
+        /// Concurrent pulls allowed (0: the SKU's default); applies to the next request.
+        #[arg(long, value_name = "N")]
+        pull_limit: Option<u32>,
+        /// Concurrent pushes allowed (0: the SKU's default); applies to the next request.
+        #[arg(long, value_name = "N")]
+        push_limit: Option<u32>,
     },
     /// Delete a registry with all its content and credentials.
     Delete {
@@ -94,16 +100,21 @@ impl Run for Command {
                 sku,
                 admin_enabled,
                 tags,
+                pull_limit,
+                push_limit,
             } => {
-                if sku.is_none() && admin_enabled.is_none() && tags.is_none() {
+                let nothing = sku.is_none() && admin_enabled.is_none() && tags.is_none();
+                if nothing && pull_limit.is_none() && push_limit.is_none() {
                     return Err(CliError::Usage(
-                        "nothing to update: pass --sku, --admin-enabled or --tags".into(),
+                        "nothing to update: pass --sku, --admin-enabled, --tags, --pull-limit or --push-limit".into(),
                     ));
                 }
                 let body = json!({
                     "sku": sku,
                     "adminUserEnabled": admin_enabled,
                     "tags": tags.as_deref().map(tags_object),
+                    "pullLimit": pull_limit,
+                    "pushLimit": push_limit,
                 });
                 client.patch(&["registries", &name], &body).await?
             }

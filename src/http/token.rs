@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::edge_auth;
+use super::observe::RequestInfo;
 use crate::app::{AppState, RegistryCtx};
 use crate::auth::secrets::{random_secret, token_hash};
 use crate::auth::token::{Claims, ISSUER};
@@ -80,7 +81,7 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }
-    Ok(Json(body).into_response())
+    Ok(issued_response(&reg, &identity, body))
 }
 
 pub async fn post(
@@ -126,7 +127,19 @@ pub async fn post(
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }
-    Ok(Json(body).into_response())
+    Ok(issued_response(&reg, &identity, body))
+}
+
+/// The token response, described for the request log.
+fn issued_response(reg: &RegistryCtx, identity: &Identity, body: serde_json::Value) -> Response {
+    let mut response = Json(body).into_response();
+    response.extensions_mut().insert(RequestInfo {
+        registry: Some(reg.row.name.clone()),
+        repository: None,
+        operation: "token",
+        principal: Some(identity.subject()),
+    });
+    response
 }
 
 struct Issued {
@@ -157,6 +170,7 @@ async fn issue(
         access,
     };
     let token = app.auth.keys.sign(&claims).map_err(OciError::Internal)?;
+    app.metrics.tokens_issued.with_label_values(&[&reg.row.name]).inc();
     let scope = claims
         .access
         .iter()

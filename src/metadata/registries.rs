@@ -14,9 +14,12 @@ pub struct RegistryRow {
     pub created_at: i64,
     pub admin_password1: Option<Vec<u8>>,
     pub admin_password2: Option<Vec<u8>>,
+    /// Overrides of the SKU's concurrency limits.
+    pub pull_limit: Option<i64>,
+    pub push_limit: Option<i64>,
 }
 
-const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2";
+const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2, pull_limit, push_limit";
 
 /// A registry to create.
 pub struct NewRegistry<'a> {
@@ -54,10 +57,20 @@ pub async fn create(db: &Db, r: &NewRegistry<'_>) -> sqlx::Result<Option<Registr
     find(db, &key).await
 }
 
-/// Changes SKU, admin switch and tags.
-pub async fn update(db: &Db, id: i64, sku: &str, admin_enabled: bool, tags: &str) -> sqlx::Result<()> {
-    const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3 WHERE id = $4";
-    on_db!(db, p => sqlx::query(SQL).bind(sku).bind(admin_enabled).bind(tags).bind(id).execute(p).await.map(|_| ()))
+/// The settings of a registry that can change.
+pub struct Settings<'a> {
+    pub sku: &'a str,
+    pub admin_enabled: bool,
+    pub tags: &'a str,
+    pub pull_limit: Option<i64>,
+    pub push_limit: Option<i64>,
+}
+
+pub async fn update(db: &Db, id: i64, s: &Settings<'_>) -> sqlx::Result<()> {
+    const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3, pull_limit = $4, push_limit = $5 \
+                       WHERE id = $6";
+    on_db!(db, p => sqlx::query(SQL).bind(s.sku).bind(s.admin_enabled).bind(s.tags).bind(s.pull_limit)
+        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))
 }
 
 /// Replaces admin password 1 or 2 with a sealed new one.

@@ -74,3 +74,10 @@ pub async fn stale(db: &Db, before: i64) -> sqlx::Result<Vec<StaleUpload>> {
                        JOIN registries r ON r.id = u.registry_id WHERE u.updated_at < $1";
     on_db!(db, p => sqlx::query_as(SQL).bind(before).fetch_all(p).await)
 }
+
+/// The number of upload sessions in progress, by registry name.
+pub async fn count_by_registry(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
+    const SQL: &str =
+        "SELECT r.name, COUNT(*) FROM upload_sessions u JOIN registries r ON r.id = u.registry_id GROUP BY r.name";
+    on_db!(db, p => sqlx::query_as(SQL).fetch_all(p).await)
+}

@@ -69,24 +69,37 @@ pub async fn find(db: &Db, name: &str) -> Result<RegistryRow, OciError> {
         .ok_or_else(|| OciError::NotFound(format!("registry {name:?} not found")))
 }
 
-/// Changes SKU, admin switch and tags; disabling the admin user revokes its refresh tokens at once.
-pub async fn update(
-    db: &Db,
-    reg: &RegistryRow,
-    sku: Option<&str>,
-    admin_enabled: Option<bool>,
-    tags: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Result<RegistryRow, OciError> {
-    let sku = match sku {
-        Some(s) => canonical_sku(s)?,
-        None => canonical_sku(&reg.sku)?,
-    };
-    let admin_enabled = admin_enabled.unwrap_or(reg.admin_enabled);
-    let tags = tags.map_or_else(
+/// What to change of a registry; `None` keeps the current value. A limit of 0 returns to the SKU default.
+#[derive(Default)]
+pub struct Changes<'a> {
+    pub sku: Option<&'a str>,
+    pub admin_enabled: Option<bool>,
+    pub tags: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub pull_limit: Option<u32>,
+    pub push_limit: Option<u32>,
+}
+
+/// Applies `changes`; disabling the admin user revokes its refresh tokens at once.
+pub async fn update(db: &Db, reg: &RegistryRow, changes: &Changes<'_>) -> Result<RegistryRow, OciError> {
+    let sku = canonical_sku(changes.sku.unwrap_or(&reg.sku))?;
+    let admin_enabled = changes.admin_enabled.unwrap_or(reg.admin_enabled);
+    let tags = changes.tags.map_or_else(
         || reg.tags.clone(),
         |t| serde_json::Value::Object(t.clone()).to_string(),
     );
-    metadata::registries::update(db, reg.id, sku, admin_enabled, &tags).await?;
+    let limit = |change: Option<u32>, current: Option<i64>| match change {
+        Some(0) => None,
+        Some(n) => Some(i64::from(n)),
+        None => current,
+    };
+    let settings = metadata::registries::Settings {
+        sku,
+        admin_enabled,
+        tags: &tags,
+        pull_limit: limit(changes.pull_limit, reg.pull_limit),
+        push_limit: limit(changes.push_limit, reg.push_limit),
+    };
+    metadata::registries::update(db, reg.id, &settings).await?;
     if !admin_enabled {
         metadata::refresh_tokens::revoke_subject(db, reg.id, crate::auth::ADMIN_SUBJECT).await?;
     }

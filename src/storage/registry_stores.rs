@@ -64,6 +64,14 @@ impl RegistryStores {
         }
     }
 
+    /// Writes and removes a small file in the data folder: whether local storage is usable.
+    pub async fn probe(&self) -> anyhow::Result<()> {
+        let probe = self.data_dir.join(".readyz");
+        tokio::fs::write(&probe, b"ok").await?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(())
+    }
+
     fn default_dir(&self, name: &str) -> PathBuf {
         self.data_dir.join("registries").join(name.to_ascii_lowercase())
     }

@@ -203,7 +203,7 @@ step "docker login as the admin user"
 login "$USER_NAME" "$PASSWORD"
 
 # --- image ---------------------------------------------------------------------------------------------
-step "building an image FROM scratch with several layers"
+step "building an image FROM scratch with 8 layers (more than the push limit of 5)"
 TOKEN=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
 GREETING="hello from berth $TOKEN"
 cp "$BUSYBOX" "$E2E/ctx/busybox"
@@ -211,12 +211,17 @@ echo "$GREETING" >"$E2E/ctx/greeting.txt"
 head -c $((4 * 1024 * 1024)) /dev/urandom >"$E2E/ctx/data.bin"
 DATA_SUM=$(sha256sum "$E2E/ctx/data.bin" | cut -d' ' -f1)
 printf 'built by tests/e2e/docker.sh\n' >"$E2E/ctx/README"
+for i in 1 2 3 4; do head -c $((256 * 1024 + i)) /dev/urandom >"$E2E/ctx/extra$i.bin"; done
 cat >"$E2E/ctx/Dockerfile" <<'EOF'
 FROM scratch
 COPY busybox /bin/busybox
 COPY greeting.txt /etc/greeting.txt
 COPY data.bin /opt/data.bin
 COPY README /README
+COPY extra1.bin /opt/extra1.bin
+COPY extra2.bin /opt/extra2.bin
+COPY extra3.bin /opt/extra3.bin
+COPY extra4.bin /opt/extra4.bin
 CMD ["/bin/busybox", "sh", "-c", "/bin/busybox cat /etc/greeting.txt && /bin/busybox sha256sum /opt/data.bin"]
 EOF
 IMAGE=$ADDR/samples/hello
@@ -224,7 +229,10 @@ run docker build -q -t "$IMAGE:v1" "$E2E/ctx"
 ID_BUILT=$(docker image inspect -f '{{.Id}}' "$IMAGE:v1")
 LAYERS=$(docker image inspect -f '{{len .RootFS.Layers}}' "$IMAGE:v1")
 say "image ID $ID_BUILT with $LAYERS layers"
-[ "$LAYERS" -ge 3 ] || die "expected at least 3 layers, got $LAYERS"
+[ "$LAYERS" -ge 8 ] || die "expected at least 8 layers, got $LAYERS"
+PUSH_LIMIT=$(api "http://$ADDR/api/registries/default" | grep -oE '"pushes":[0-9]+' | cut -d: -f2)
+say "the registry allows $PUSH_LIMIT concurrent pushes; docker uploads up to 5 layers at a time"
+[ "$PUSH_LIMIT" = 5 ] || die "expected Basic's push limit of 5, got $PUSH_LIMIT"
 
 # --- push ----------------------------------------------------------------------------------------------
 step "docker push $IMAGE:v1"

@@ -472,12 +472,16 @@ async fn a_reader_on_a_prefix_pulls_below_it_and_nothing_else() {
     .await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert!(
-        header(&denied, "www-authenticate").ends_with(r#"scope="repository:aspnetcore:pull",error="insufficient_scope""#),
+        header(&denied, "www-authenticate")
+            .ends_with(r#"scope="repository:aspnetcore:pull",error="insufficient_scope""#),
         "a final denial names what is missing"
     );
     let body: Value = denied.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], "DENIED");
-    assert_eq!(body["errors"][0]["detail"], json!([{ "Type": "repository", "Name": "aspnetcore", "Action": "pull" }]));
+    assert_eq!(
+        body["errors"][0]["detail"],
+        json!([{ "Type": "repository", "Name": "aspnetcore", "Action": "pull" }])
+    );
     let push = as_user(
         &server,
         creds,

@@ -122,6 +122,22 @@ async fn registries_are_created_listed_shown_updated_and_deleted() {
         .json();
     assert_eq!(cleared["tags"], json!({}));
     assert_eq!(cleared["sku"]["name"], "Basic");
+    let limited = berth(
+        &server,
+        &[
+            "registry",
+            "update",
+            "-n",
+            "CliReg01",
+            "--pull-limit",
+            "3",
+            "--push-limit",
+            "2",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(limited["limits"], json!({ "pulls": 3, "pushes": 2 }));
 
     // Without a terminal, deleting takes --yes.
     let refused = berth(&server, &["registry", "delete", "-n", "CliReg01"]).await;

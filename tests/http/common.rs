@@ -46,9 +46,14 @@ impl TestServer {
         let app = berth::build_app(config).await.unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            berth::serve(listener, app, async {
-                let _ = rx.await;
-            })
+            berth::serve(
+                listener,
+                app,
+                async {
+                    let _ = rx.await;
+                },
+                std::time::Duration::from_secs(5),
+            )
             .await
             .unwrap();
         });
@@ -104,6 +109,27 @@ impl TestServer {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The value of one metric series (`name{labels}` exactly as Prometheus prints it), or 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.api_metrics().await;
+        text.lines()
+            .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    /// The whole `/metrics` text.
+    pub async fn api_metrics(&self) -> String {
+        let resp = self
+            .client
+            .get(self.url("/metrics"))
+            .bearer_auth(TEST_OPERATOR_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
     }
 
     /// A request with no credentials.

@@ -16,6 +16,7 @@ use crate::ops::registries::{self, RegistrySpec};
 /// A registry as the API shows it (the shape of `az acr create`'s output).
 pub fn view(app: &App, reg: &RegistryRow) -> Value {
     let tags: Value = serde_json::from_str(&reg.tags).unwrap_or_else(|_| json!({}));
+    let limits = app.limits_of(reg);
     let storage = reg
         .storage_url
         .clone()
@@ -31,6 +32,7 @@ pub fn view(app: &App, reg: &RegistryRow) -> Value {
         "storageAccount": { "name": storage },
         "tags": tags,
         "type": "Berth/registries",
+        "limits": { "pulls": limits.pulls, "pushes": limits.pushes },
     })
 }
 
@@ -110,6 +112,8 @@ pub struct UpdateRegistry {
     sku: Option<String>,
     admin_user_enabled: Option<bool>,
     tags: Option<Map<String, Value>>,
+    pull_limit: Option<u32>,
+    push_limit: Option<u32>,
 }
 
 pub async fn update(
@@ -120,14 +124,14 @@ pub async fn update(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     let body = json_body(body)?;
-    let reg = registries::update(
-        &app.db,
-        &reg,
-        body.sku.as_deref(),
-        body.admin_user_enabled,
-        body.tags.as_ref(),
-    )
-    .await?;
+    let changes = registries::Changes {
+        sku: body.sku.as_deref(),
+        admin_enabled: body.admin_user_enabled,
+        tags: body.tags.as_ref(),
+        pull_limit: body.pull_limit,
+        push_limit: body.push_limit,
+    };
+    let reg = registries::update(&app.db, &reg, &changes).await?;
     Ok(Json(view(&app, &reg)).into_response())
 }
 

@@ -1,0 +1,132 @@
+//! One structured log line and the metrics of every request, recorded when its response body has been
+//! sent: registry, repository, operation, status, bytes in and out, duration, principal, source client and
+//! user agent. Handlers describe the request by putting a [`RequestInfo`] in the response's extensions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::body::Guarded;
+use super::extract::header_str;
+use crate::app::AppState;
+use crate::telemetry::{Metrics, source_client_label, user_agent_label};
+
+/// What the handler knows of a request, for its log line and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    pub registry: Option<String>,
+    pub repository: Option<String>,
+    pub operation: &'static str,
+    /// The token subject, `operator` or a principal's appId.
+    pub principal: Option<String>,
+}
+
+/// Longest header value copied into a log line.
+const MAX_LOGGED_HEADER: usize = 200;
+
+pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let client = ClientInfo::of(request.headers());
+    let received = Arc::new(AtomicU64::new(0));
+    let request = request.map(|body| Guarded::<()>::wrap(body, None, Some(received.clone())));
+    let response = next.run(request).await;
+    let mut info = response.extensions().get::<RequestInfo>().cloned().unwrap_or_default();
+    if info.operation.is_empty() {
+        info.operation = operation_of_path(&path);
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let record = Record {
+        metrics: app.metrics.clone(),
+        started,
+        method: method.to_string(),
+        status: response.status().as_u16(),
+        info,
+        client,
+        received,
+        sent: sent.clone(),
+    };
+    response.map(|body| Guarded::wrap(body, Some(record), Some(sent)))
+}
+
+/// Operations outside the data plane, by path.
+fn operation_of_path(path: &str) -> &'static str {
+    match path {
+        "/oauth2/token" => "token",
+        "/metrics" => "metrics",
+        "/healthz" | "/readyz" => "health",
+        p if p.starts_with("/api/") => "api",
+        p if p.starts_with("/v2") => "v2",
+        _ => "other",
+    }
+}
+
+struct ClientInfo {
+    source_client: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    fn of(headers: &HeaderMap) -> ClientInfo {
+        let bounded = |v: &str| v.chars().take(MAX_LOGGED_HEADER).collect::<String>();
+        ClientInfo {
+            source_client: header_str(headers, &header::HeaderName::from_static("x-meta-source-client")).map(bounded),
+            user_agent: header_str(headers, &header::USER_AGENT).map(bounded),
+        }
+    }
+}
+
+/// Logged and counted when dropped: after the last byte, or when the client goes away.
+struct Record {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    method: String,
+    status: u16,
+    info: RequestInfo,
+    client: ClientInfo,
+    received: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let (received, sent) = (self.received.load(Ordering::Relaxed), self.sent.load(Ordering::Relaxed));
+        let registry = self.info.registry.as_deref().unwrap_or("-");
+        let status = self.status.to_string();
+        let source_label = source_client_label(self.client.source_client.as_deref());
+        let agent_label = user_agent_label(self.client.user_agent.as_deref());
+        let m = &self.metrics;
+        m.requests
+            .with_label_values(&[registry, self.info.operation, &status])
+            .inc();
+        m.latency
+            .with_label_values(&[registry, self.info.operation])
+            .observe(elapsed.as_secs_f64());
+        m.bytes_received.with_label_values(&[registry]).inc_by(received);
+        m.bytes_sent.with_label_values(&[registry]).inc_by(sent);
+        m.clients.with_label_values(&[source_label, agent_label]).inc();
+        tracing::info!(
+            target: "berth::request",
+            method = %self.method,
+            registry,
+            repository = self.info.repository.as_deref().unwrap_or("-"),
+            operation = self.info.operation,
+            status = self.status,
+            bytes_in = received,
+            bytes_out = sent,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            principal = self.info.principal.as_deref().unwrap_or("-"),
+            source_client = self.client.source_client.as_deref().unwrap_or("-"),
+            source_client_label = source_label,
+            user_agent = self.client.user_agent.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+}

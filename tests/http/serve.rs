@@ -1,0 +1,306 @@
+//! The real `berth serve` process: structured JSON request logs with the source client, bounded metric
+//! labels, health and readiness, and a graceful shutdown on SIGTERM.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const OPERATOR: &str = "serve-test-operator-token";
+
+/// A `berth serve --log-format json` child process and the log lines it printed.
+struct Served {
+    child: Child,
+    base: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Served {
+    async fn start() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--log-format", "json"])
+            .env("BERTH_HTTP_BIND", "127.0.0.1:0")
+            .env("BERTH_DATA_DIR", dir.path())
+            .env("BERTH_OPERATOR_TOKEN", OPERATOR)
+            .env("BERTH_LOG_LEVEL", "info")
+            .env("BERTH_SHUTDOWN_TIMEOUT_SECS", "20")
+            .env_remove("RUST_LOG")
+            .env_remove("BERTH_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
+        let collected = lines.clone();
+        tokio::spawn(async move {
+            let mut addr_tx = Some(addr_tx);
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Ok(json) = serde_json::from_str::<Value>(&line)
+                    && json["fields"]["message"] == "berth listening"
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(json["fields"]["address"].as_str().unwrap().to_string());
+                }
+                collected.lock().unwrap().push(line);
+            }
+        });
+        let addr = tokio::time::timeout(Duration::from_secs(30), addr_rx)
+            .await
+            .expect("berth serve started")
+            .unwrap();
+        Served {
+            child,
+            base: format!("http://{addr}"),
+            lines,
+            client: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// The admin token of the default registry for `scope`.
+    async fn admin_token(&self, scope: &str) -> String {
+        let api = |m: Method, p: &str| self.req(m, &format!("/api{p}")).bearer_auth(OPERATOR);
+        api(Method::PATCH, "/registries/default")
+            .json(&serde_json::json!({ "adminUserEnabled": true }))
+            .send()
+            .await
+            .unwrap();
+        let creds: Value = api(Method::GET, "/registries/default/credentials")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token: Value = self
+            .req(Method::GET, &format!("/oauth2/token?scope={scope}"))
+            .basic_auth("default", creds["passwords"][0]["value"].as_str())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    /// The JSON request-log lines printed so far.
+    fn request_logs(&self) -> Vec<Value> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|j| j["fields"]["message"] == "request")
+            .collect()
+    }
+
+    async fn metrics(&self) -> String {
+        self.req(Method::GET, "/metrics")
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_one_json_log_line_with_its_source_client() {
+    let served = Served::start().await;
+    let token = served.admin_token("repository:telemetry/app:pull,push").await;
+    let digest = crate::common::sha256(b"logged bytes");
+    let resp = served
+        .req(
+            Method::POST,
+            &format!("/v2/telemetry/app/blobs/uploads/?digest={digest}"),
+        )
+        .bearer_auth(&token)
+        .header("x-meta-source-client", "azure/compute/batch")
+        .header("user-agent", "docker/28.2.2 go/go1.24")
+        .body("logged bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let get = served
+        .req(Method::GET, &format!("/v2/telemetry/app/blobs/{digest}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.bytes().await.unwrap().as_ref(), b"logged bytes");
+
+    let mut line = None;
+    for _ in 0..50 {
+        line = served
+            .request_logs()
+            .into_iter()
+            .find(|l| l["fields"]["source_client"] == "azure/compute/batch");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = line.expect("a request log line carries the source client");
+    let fields = &line["fields"];
+    assert_eq!(fields["registry"], "default");
+    assert_eq!(fields["repository"], "telemetry/app");
+    assert_eq!(fields["operation"], "upload_start");
+    assert_eq!(fields["status"], 201);
+    assert_eq!(fields["bytes_in"], 12);
+    assert_eq!(fields["principal"], "admin");
+    assert_eq!(fields["user_agent"], "docker/28.2.2 go/go1.24");
+    assert!(fields["duration_ms"].as_f64().unwrap() >= 0.0);
+    let pulled = served
+        .request_logs()
+        .into_iter()
+        .find(|l| l["fields"]["operation"] == "blob_get")
+        .unwrap();
+    assert_eq!(pulled["fields"]["bytes_out"], 12);
+    let logs = served.lines.lock().unwrap().join("\n");
+    assert!(!logs.contains(&token), "tokens never reach the log");
+
+    let metrics = served.metrics().await;
+    assert!(
+        metrics.contains(r#"berth_client_requests_total{source_client="azure/compute/batch",user_agent="docker"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"berth_http_requests_total{operation="upload_start",registry="default",status="201"} 1"#)
+    );
+    assert!(metrics.contains(r#"berth_http_received_bytes_total{registry="default"} 12"#));
+    assert!(metrics.contains(r#"berth_tokens_issued_total{registry="default"} 1"#));
+    assert!(metrics.contains("berth_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_junk_source_clients_do_not_grow_the_metric_series() {
+    let served = Arc::new(Served::start().await);
+    let requests = (0..10_000).map(|i| {
+        let served = served.clone();
+        async move {
+            let junk = format!("junk/{i}/{}", "x".repeat(i % 50));
+            let resp = served
+                .req(Method::GET, "/healthz")
+                .header("x-meta-source-client", junk)
+                .header("user-agent", format!("agent-{i}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+        }
+    });
+    futures::stream::iter(requests)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let metrics = served.metrics().await;
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("berth_client_requests_total{"))
+        .collect();
+    assert_eq!(
+        series,
+        vec![r#"berth_client_requests_total{source_client="other",user_agent="other"} 10000"#],
+        "{series:?}"
+    );
+    assert!(!metrics.contains("junk/"), "raw input never becomes a label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_a_graceful_shutdown() {
+    let mut served = Served::start().await;
+    let health = served.req(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = served.req(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.json::<Value>().await.unwrap()["database"], "ok");
+    let anonymous_metrics = served.req(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(
+        anonymous_metrics.status(),
+        StatusCode::UNAUTHORIZED,
+        "metrics name tenants: operator only"
+    );
+
+    // A slow upload is running when SIGTERM comes: it finishes, new connections are refused, the process exits 0.
+    let token = served.admin_token("repository:slow/app:pull,push").await;
+    let started = served
+        .req(Method::POST, "/v2/slow/app/blobs/uploads/")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let location = started.headers()["location"].to_str().unwrap().to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let patch = served
+        .req(Method::PATCH, &location)
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )));
+    let running = tokio::spawn(async move { patch.send().await.unwrap().status() });
+    tx.send(Ok(Bytes::from_static(b"before the signal, "))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = served.child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await;
+    assert!(fresh.is_err(), "no new connections after SIGTERM");
+    tx.send(Ok(Bytes::from_static(b"after it"))).await.unwrap();
+    drop(tx);
+    assert_eq!(
+        running.await.unwrap(),
+        StatusCode::ACCEPTED,
+        "the running request finished"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), served.child.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    assert!(status.success());
+    assert!(served.dir.path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_storage_is_gone() {
+    let served = Served::start().await;
+    std::fs::remove_dir_all(served.dir.path()).unwrap();
+    let ready = served.req(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable");
+    assert_ne!(body["storage"], "ok");
+    assert_eq!(
+        served.req(Method::GET, "/healthz").send().await.unwrap().status(),
+        StatusCode::OK,
+        "the process is still up"
+    );
+}
