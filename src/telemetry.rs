@@ -89,7 +89,7 @@ impl Metrics {
             .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
             ]),
-            &["registry", "operation"],
+            &["registry", "operation", "status"],
         )?;
         registry.register(Box::new(latency.clone()))?;
         Ok(Metrics {

@@ -107,7 +107,7 @@ impl Drop for Record {
             .with_label_values(&[registry, self.info.operation, &status])
             .inc();
         m.latency
-            .with_label_values(&[registry, self.info.operation])
+            .with_label_values(&[registry, self.info.operation, &status])
             .observe(elapsed.as_secs_f64());
         m.bytes_received.with_label_values(&[registry]).inc_by(received);
         m.bytes_sent.with_label_values(&[registry]).inc_by(sent);

@@ -2,8 +2,6 @@
 //! (docker; `offline_token=true` adds a refresh token), `POST` with `grant_type=password` (containerd) or
 //! `grant_type=refresh_token` (docker after login). The registry is chosen by `Host`, like `/v2/`.
 
-use std::time::{Duration, SystemTime};
-
 use axum::Json;
 use axum::extract::{RawForm, State};
 use axum::http::{HeaderMap, Uri};
@@ -177,8 +175,7 @@ async fn issue(
         .map(Access::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    let issued_at =
-        humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(iat as u64)).to_string();
+    let issued_at = super::api::rfc3339(iat);
     Ok(Issued {
         token,
         issued_at,
