@@ -53,14 +53,7 @@ pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<b
 /// Of `digests`, the first that repository `repository_id` cannot serve.
 pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
-    for digest in digests {
-        let found: Option<i32> =
-            on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
-        if found.is_none() {
-            return Ok(Some(digest.clone()));
-        }
-    }
-    Ok(None)
+    super::first_absent(db, SQL, repository_id, digests).await
 }
 
 /// The registry's record of blob `digest`, whichever repositories link it.

@@ -64,14 +64,7 @@ pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sql
 /// Of `digests`, the first that is not a manifest of the repository.
 pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
     const SQL: &str = "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2";
-    for digest in digests {
-        let found: Option<i32> =
-            on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)?;
-        if found.is_none() {
-            return Ok(Some(digest.clone()));
-        }
-    }
-    Ok(None)
+    super::first_absent(db, SQL, repository_id, digests).await
 }
 
 /// Deletes a manifest with its tags and references; `false` if there was none.

@@ -114,6 +114,24 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Of `digests`, the first for which `exists_sql` (binding `$1` = repository id, `$2` = digest) finds
+/// no row.
+async fn first_absent(
+    db: &Db,
+    exists_sql: &str,
+    repository_id: i64,
+    digests: &[String],
+) -> sqlx::Result<Option<String>> {
+    for digest in digests {
+        let found: Option<i32> =
+            on_db!(db, p => sqlx::query_scalar(exists_sql).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+        if found.is_none() {
+            return Ok(Some(digest.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Seconds since the Unix epoch, the one time unit stored in metadata.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
