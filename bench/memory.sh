@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 SIZE_MIB=${BERTH_BENCH_SIZE_MIB:-2048}
 LIMIT_MIB=${BERTH_BENCH_LIMIT_MIB:-100}
-BIN=target/release/berth
+BIN=${CARGO_TARGET_DIR:-target}/release/berth
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }

@@ -9,7 +9,7 @@
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
 # Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
-# Env:   BERTH_BIN  the server binary, default target/debug/berth (built with cargo if missing)
+# Env:   BERTH_BIN  the server binary, default the debug build (built with cargo when not given)
 #        BUSYBOX    a statically linked busybox, default /bin/busybox
 # Everything lives in /tmp/berth-e2e, removed on exit; exits non-zero on any failure.
 set -euo pipefail
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 
 E2E=/tmp/berth-e2e
 SOCK=$E2E/docker.sock
-BERTH_BIN=${BERTH_BIN:-target/debug/berth}
+BERTH_BIN=${BERTH_BIN:-}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 STEP=0
 PUSHED=
@@ -114,12 +114,9 @@ if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked (apt
 if [ -f "$E2E/docker.pid" ] && kill -0 "$(cat "$E2E/docker.pid")" 2>/dev/null; then
   die "a dockerd from another run is still running (pid $(cat "$E2E/docker.pid")); stop it or remove $E2E"
 fi
-if [ ! -x "$BERTH_BIN" ]; then
-  case $BERTH_BIN in
-    target/debug/berth) run cargo build --bin berth ;;
-    target/release/berth) run cargo build --release --bin berth ;;
-    *) die "BERTH_BIN=$BERTH_BIN does not exist" ;;
-  esac
+if [ -z "$BERTH_BIN" ]; then
+  run cargo build --bin berth
+  BERTH_BIN=${CARGO_TARGET_DIR:-target}/debug/berth
 fi
 [ -x "$BERTH_BIN" ] || die "$BERTH_BIN is missing"
 say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
