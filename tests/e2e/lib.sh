@@ -1,0 +1,112 @@
+# Shared by the end-to-end scripts (sourced, not run): step output, refusal checks, and a berth server and
+# a private dockerd (vfs storage) that live in the script's folder $E2E and are cleaned up on exit.
+# A script sets E2E (a folder of its own under /tmp) and PASS_MESSAGE, then sources this file.
+
+STEP=0
+BERTH_PID=
+DOCKERD_PID=
+HOSTS_MARK=
+
+step() { STEP=$((STEP + 1)); printf '\n== step %d (%d s): %s\n' "$STEP" "$SECONDS" "$*"; }
+say() { printf '   %s\n' "$*"; }
+die() { printf '\nFAIL (step %d): %s\n' "$STEP" "$*" >&2; exit 1; }
+show() { printf '+ %s\n' "$*" >&2; }
+run() { show "$@"; "$@"; }
+# refused NAME PATTERN CMD...: CMD must fail and say something matching PATTERN (extended regex, any case);
+# its output is kept in $E2E/NAME.out.
+refused() {
+  local out=$E2E/$1.out pattern=$2
+  shift 2
+  show "$@"
+  if "$@" >"$out" 2>&1; then die "'$*' succeeded, expected a refusal: $(cat "$out")"; fi
+  grep -Eiq "$pattern" "$out" || die "'$*' failed without saying /$pattern/: $(cat "$out")"
+  say "refused: $(grep -Ei "$pattern" "$out" | tail -n1)"
+}
+# The management API as the operator.
+api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
+# field NAME: the first string member NAME of the JSON on stdin.
+field() { grep -oE "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
+
+# e2e_prerequisites TOOL...: root, the tools, and no dockerd left from an earlier run of this script.
+e2e_prerequisites() {
+  [ "$(id -u)" = 0 ] || die "must run as root (it starts its own dockerd)"
+  for tool in "$@"; do command -v "$tool" >/dev/null || die "$tool is missing"; done
+  if [ -f "$E2E/docker.pid" ] && kill -0 "$(cat "$E2E/docker.pid")" 2>/dev/null; then
+    die "a dockerd from another run is still running (pid $(cat "$E2E/docker.pid")); stop it or remove $E2E"
+  fi
+  if [ -z "${BERTH_BIN:-}" ]; then
+    run cargo build --bin berth
+    BERTH_BIN=${CARGO_TARGET_DIR:-target}/debug/berth
+  fi
+  [ -x "$BERTH_BIN" ] || die "$BERTH_BIN is missing"
+  rm -rf "$E2E"
+  mkdir -p "$E2E/ctx" "$E2E/docker-config"
+  trap e2e_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+e2e_cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    kill "$DOCKERD_PID"
+    for _ in $(seq 1 150); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$DOCKERD_PID" 2>/dev/null && kill -9 "$DOCKERD_PID"
+  fi
+  if [ -n "$BERTH_PID" ] && kill -0 "$BERTH_PID" 2>/dev/null; then
+    kill "$BERTH_PID"; wait "$BERTH_PID" 2>/dev/null
+  fi
+  [ -n "$HOSTS_MARK" ] && sed -i "/$HOSTS_MARK/d" /etc/hosts
+  if [ $rc -ne 0 ]; then
+    [ -f "$E2E/berth.log" ] && { echo "--- berth log (last 30 lines)" >&2; tail -n 30 "$E2E/berth.log" >&2; }
+    [ -f "$E2E/dockerd.log" ] && { echo "--- dockerd log (last 15 lines)" >&2; tail -n 15 "$E2E/dockerd.log" >&2; }
+  fi
+  # Anything dockerd left mounted (netns, overlay) under the folder, deepest first.
+  if [ -d "$E2E" ]; then
+    awk -v dir="$E2E" '$2 ~ "^"dir {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
+    rm -rf "$E2E"
+  fi
+  if [ $rc -eq 0 ]; then printf '\n== PASS (%d s): %s\n' "$SECONDS" "$PASS_MESSAGE"; fi
+  exit $rc
+}
+
+# start_berth [ENV=VALUE...]: runs `berth serve` on a free loopback port with a fresh operator token;
+# sets BERTH_PID, ADDR (host:port) and OPERATOR_TOKEN.
+start_berth() {
+  OPERATOR_TOKEN=e2e-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  env BERTH_HTTP_BIND=127.0.0.1:0 BERTH_DATA_DIR="$E2E/data" BERTH_LOG_LEVEL=info BERTH_LOG_FORMAT=text \
+    BERTH_OPERATOR_TOKEN="$OPERATOR_TOKEN" "$@" "$BERTH_BIN" serve >"$E2E/berth.log" 2>&1 &
+  BERTH_PID=$!
+  ADDR=
+  for _ in $(seq 1 100); do
+    ADDR=$(grep -m1 -oE 'listening.*127\.0\.0\.1:[0-9]+' "$E2E/berth.log" | grep -oE '127\.0\.0\.1:[0-9]+' || true)
+    [ -n "$ADDR" ] && break
+    kill -0 "$BERTH_PID" 2>/dev/null || die "berth exited: $(cat "$E2E/berth.log")"
+    sleep 0.1
+  done
+  [ -n "$ADDR" ] || die "berth did not report its address"
+  say "berth pid $BERTH_PID listening on $ADDR"
+}
+
+# start_dockerd: a private dockerd (vfs storage, no networking setup) and a docker CLI pointed at it.
+start_dockerd() {
+  export DOCKER_HOST=unix://$E2E/docker.sock
+  export DOCKER_CONFIG=$E2E/docker-config # no credential helpers or proxies from the host
+  export DOCKER_BUILDKIT=0                # the classic builder: no buildx plugin needed, works offline
+  dockerd --storage-driver=vfs --iptables=false --bridge=none --host "$DOCKER_HOST" --data-root "$E2E/docker" \
+    --exec-root "$E2E/exec" --pidfile "$E2E/docker.pid" >"$E2E/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for i in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    kill -0 "$DOCKERD_PID" 2>/dev/null || die "dockerd exited: $(tail -n 20 "$E2E/dockerd.log")"
+    [ "$i" = 60 ] && die "dockerd did not answer within 60 s"
+    sleep 1
+  done
+  say "dockerd pid $DOCKERD_PID, server $(docker info --format '{{.ServerVersion}}'), storage $(docker info --format '{{.Driver}}')"
+}
+
+# add_hosts NAME...: maps the names to 127.0.0.1 in /etc/hosts until the script ends.
+add_hosts() {
+  HOSTS_MARK="berth-e2e-$$"
+  printf '127.0.0.1 %s # %s\n' "$*" "$HOSTS_MARK" >>/etc/hosts
+}
