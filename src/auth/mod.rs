@@ -177,13 +177,19 @@ impl Permissions {
             .iter()
             .filter_map(|want| {
                 let allowed: BTreeSet<String> = match (want.kind.as_str(), want.name.as_str()) {
+                    // `*` asks for everything and gets what the roles allow, spelled out: a granted `*`
+                    // would pass for any action.
                     ("repository", repo) => {
                         let ok = self.actions_on(repo);
-                        want.actions
-                            .iter()
-                            .filter(|a| ok.contains(a.as_str()) || (a.as_str() == "*" && !ok.is_empty()))
-                            .cloned()
-                            .collect()
+                        if want.actions.contains("*") {
+                            ok.iter().map(|a| a.to_string()).collect()
+                        } else {
+                            want.actions
+                                .iter()
+                                .filter(|a| ok.contains(a.as_str()))
+                                .cloned()
+                                .collect()
+                        }
                     }
                     ("registry", "catalog") if self.any() => {
                         want.actions.iter().filter(|a| a.as_str() == "*").cloned().collect()
@@ -232,5 +238,14 @@ mod tests {
         );
         assert!(Permissions::Roles(vec![]).grant(&requested).is_empty());
         assert_eq!(Permissions::Everything.grant(&requested).len(), 3);
+        let everything = vec![Access::repository("warrantydept/web", &["*"])];
+        assert_eq!(
+            reader_on_dept.grant(&everything),
+            vec![Access::repository("warrantydept/web", &["pull"])]
+        );
+        assert_eq!(
+            contributor.grant(&everything),
+            vec![Access::repository("warrantydept/web", &["delete", "pull", "push"])]
+        );
     }
 }

@@ -32,11 +32,11 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Whether the token grants `action` on resource (`kind`, `name`).
+    /// Whether the token grants `action` on resource (`kind`, `name`); `*` matches only itself (the catalog).
     pub fn allows(&self, kind: &str, name: &str, action: &str) -> bool {
         self.access
             .iter()
-            .any(|a| a.kind == kind && a.name == name && (a.actions.contains(action) || a.actions.contains("*")))
+            .any(|a| a.kind == kind && a.name == name && a.actions.contains(action))
     }
 }
 

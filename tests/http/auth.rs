@@ -968,3 +968,38 @@ async fn an_upload_outlives_its_token_but_belongs_to_its_principal() {
         .unwrap();
     assert_eq!(done.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_wildcard_scope_grants_only_what_the_roles_allow() {
+    let server = TestServer::start().await;
+    server.push_image("apps/web", "v1", b"wild").await;
+    let (id, password) = principal(&server, "/registries/default", "Reader").await;
+    let wild = token(&server, &id, &password, &["repository:apps/web:*"])
+        .await
+        .unwrap();
+    assert_eq!(
+        decode_claims(&wild)["access"],
+        json!([{ "type": "repository", "name": "apps/web", "actions": ["pull"] }])
+    );
+    let pull = server
+        .anon(Method::GET, "/v2/apps/web/manifests/v1")
+        .bearer_auth(&wild)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pull.status(), StatusCode::OK);
+    let push = server
+        .anon(Method::POST, "/v2/apps/web/blobs/uploads/")
+        .bearer_auth(&wild)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(push.status(), StatusCode::FORBIDDEN);
+    let delete = server
+        .anon(Method::DELETE, "/v2/apps/web/manifests/v1")
+        .bearer_auth(&wild)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+}
