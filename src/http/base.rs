@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::edge_auth;
+use super::observe::RequestInfo;
 use crate::app::AppState;
 use crate::auth;
 use crate::errors::OciError;
@@ -14,7 +15,7 @@ use crate::errors::OciError;
 pub async fn get(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
     let reg = super::registry(&app, &headers).await?;
     let challenge = edge_auth::challenge(&app, &headers, &reg, Vec::new());
-    auth::access::authorize(
+    let caller = auth::access::authorize(
         &app.auth,
         &app.db,
         &reg.row,
@@ -23,5 +24,5 @@ pub async fn get(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
         challenge,
     )
     .await?;
-    Ok(Json(serde_json::json!({})).into_response())
+    Ok(RequestInfo::new("base", &reg.row.name, &caller.sub).attach(Json(serde_json::json!({})).into_response()))
 }

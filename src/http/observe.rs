@@ -26,6 +26,24 @@ pub struct RequestInfo {
     pub principal: Option<String>,
 }
 
+impl RequestInfo {
+    /// A request of `operation` on `registry` by `principal`.
+    pub fn new(operation: &'static str, registry: &str, principal: &str) -> RequestInfo {
+        RequestInfo {
+            registry: Some(registry.to_owned()),
+            repository: None,
+            operation,
+            principal: Some(principal.to_owned()),
+        }
+    }
+
+    /// `response`, described by this info for its log line.
+    pub fn attach(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 /// Longest header value copied into a log line.
 const MAX_LOGGED_HEADER: usize = 200;
 

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::blobs::with_headers;
 use super::edge_auth;
 use super::extract::{Page, V2Query};
+use super::observe::RequestInfo;
 use crate::app::{AppState, RegistryCtx};
 use crate::auth;
 use crate::errors::OciError;
@@ -72,7 +73,8 @@ pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) 
     }
     visible.truncate(page.n + 1);
     let (repositories, link) = page.finish(visible, "/v2/_catalog");
-    Ok(listing(json!({ "repositories": repositories }), link))
+    let response = listing(json!({ "repositories": repositories }), link);
+    Ok(RequestInfo::new("catalog", &reg.row.name, &caller.sub).attach(response))
 }
 
 fn listing(body: serde_json::Value, link: Option<String>) -> Response {

@@ -79,7 +79,7 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }
-    Ok(issued_response(&reg, &identity, body))
+    Ok(RequestInfo::new("token", &reg.row.name, &identity.subject()).attach(Json(body).into_response()))
 }
 
 pub async fn post(
@@ -125,19 +125,7 @@ pub async fn post(
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }
-    Ok(issued_response(&reg, &identity, body))
-}
-
-/// The token response, described for the request log.
-fn issued_response(reg: &RegistryCtx, identity: &Identity, body: serde_json::Value) -> Response {
-    let mut response = Json(body).into_response();
-    response.extensions_mut().insert(RequestInfo {
-        registry: Some(reg.row.name.clone()),
-        repository: None,
-        operation: "token",
-        principal: Some(identity.subject()),
-    });
-    response
+    Ok(RequestInfo::new("token", &reg.row.name, &identity.subject()).attach(Json(body).into_response()))
 }
 
 struct Issued {

@@ -6,7 +6,7 @@
 # principals (a Contributor pushes, a Reader pulls and is denied a push) and a multi-arch manifest list.
 #
 # Usage: tests/e2e/walkthrough.sh   (as root: it runs its own dockerd and adds /etc/hosts entries)
-# Needs: docker.io, busybox-static, curl, python3.  Env: BERTH_BIN (default: the debug build).
+# Needs: docker.io, podman, busybox-static, curl, python3.  Env: BERTH_BIN (default: the debug build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 E2E=/tmp/berth-walkthrough-e2e
@@ -15,7 +15,7 @@ source tests/e2e/lib.sh
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 step "checking prerequisites"
-e2e_prerequisites dockerd docker curl python3
+e2e_prerequisites dockerd docker curl python3 podman
 ldd "$BUSYBOX" >/dev/null 2>&1 && die "$BUSYBOX is not static (apt-get install busybox-static)"
 
 step "starting berth and dockerd"
@@ -137,3 +137,18 @@ ARCH=$(docker image inspect -f '{{.Architecture}}' "$LOGIN2/ci/multi:latest")
 OUT=$(docker run --rm --network none "$LOGIN2/ci/multi:latest")
 [ "$OUT" = "$GREETING" ] || die "the multi-arch image printed '$OUT'"
 say "docker picked linux/$ARCH from the list; it printed: $OUT"
+
+step "podman: login, push and pull against the same registries"
+# podman cannot run containers in this sandbox (runc may not set rlimits here), so it pushes and pulls only.
+podman() { show podman "$@"; env -u DOCKER_CONFIG REGISTRY_AUTH_FILE="$E2E/podman-auth.json" podman --root "$E2E/podman" --runroot "$E2E/podman-run" --storage-driver vfs "$@"; }
+podman login --tls-verify=false "$LOGIN1" -u "$ADMIN_USER" --password-stdin <<<"$ADMIN_PASSWORD"
+cp "$BUSYBOX" "$E2E/ctx/busybox"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "echo", "%s"]\n' "$GREETING" >"$E2E/ctx/Containerfile"
+podman build -q -f "$E2E/ctx/Containerfile" -t "$LOGIN1/podman/hello:v1" "$E2E/ctx" >/dev/null
+podman push -q --tls-verify=false "$LOGIN1/podman/hello:v1"
+podman rmi -f "$LOGIN1/podman/hello:v1" >/dev/null
+podman pull -q --tls-verify=false "$LOGIN1/podman/hello:v1" >/dev/null
+CMD=$(podman image inspect -f '{{.Config.Cmd}}' "$LOGIN1/podman/hello:v1")
+case $CMD in *"$GREETING"*) say "podman pulled it back: Cmd $CMD" ;; *) die "podman pulled an unexpected image: $CMD" ;; esac
+podman logout "$LOGIN1"
+refused podman-anonymous 'unauthorized|authentication required' podman pull --tls-verify=false "$LOGIN1/podman/hello:v1"
