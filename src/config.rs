@@ -31,6 +31,17 @@ pub struct HttpConfig {
     pub bind: SocketAddr,
     pub public_url: String,
     pub shutdown_timeout_secs: u64,
+    /// PEM certificate chain to serve HTTPS with; empty: plain HTTP.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: PathBuf,
+}
+
+impl HttpConfig {
+    /// Whether the server terminates TLS itself (a certificate file is configured).
+    pub fn serves_tls(&self) -> bool {
+        !self.tls_cert_file.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +161,12 @@ impl Config {
             self.http.shutdown_timeout_secs = v
                 .parse()
                 .with_context(|| format!("BERTH_SHUTDOWN_TIMEOUT_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_TLS_CERT_FILE") {
+            self.http.tls_cert_file = v.into();
+        }
+        if let Some(v) = var("BERTH_TLS_KEY_FILE") {
+            self.http.tls_key_file = v.into();
         }
         if let Some(v) = var("BERTH_LIMITS_QUEUE_TIMEOUT_MS") {
             self.limits.queue_timeout_ms = v
@@ -273,5 +290,21 @@ mod tests {
         );
         std::fs::write(&file, "[http]\nport = 1\n").unwrap();
         assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_the_environment_names_the_pem_files() {
+        let mut config = Config::load(None).unwrap();
+        assert!(!config.http.serves_tls());
+        config
+            .apply_env(|name| match name {
+                "BERTH_TLS_CERT_FILE" => Some("/etc/berth/tls.crt".into()),
+                "BERTH_TLS_KEY_FILE" => Some("/etc/berth/tls.key".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(config.http.serves_tls());
+        assert_eq!(config.http.tls_cert_file, PathBuf::from("/etc/berth/tls.crt"));
+        assert_eq!(config.http.tls_key_file, PathBuf::from("/etc/berth/tls.key"));
     }
 }

@@ -16,6 +16,7 @@ pub mod oci;
 pub mod ops;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,14 +76,38 @@ async fn purge_stale_uploads(app: std::sync::Weak<App>) {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting and gives running
-/// requests `grace` to finish before dropping them.
+/// Serves `router` over plain HTTP on `listener` until `shutdown` resolves; then stops accepting and gives
+/// running requests `grace` to finish before dropping them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    serve_on(listener, router, shutdown, grace).await
+}
+
+/// [`serve`] over HTTPS: TLS with `tls` (see [`tls::from_config`]) on every connection of `listener`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    serve_on(tls::TlsListener::new(listener, tls)?, router, shutdown, grace).await
+}
+
+async fn serve_on<L>(
+    listener: L,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;

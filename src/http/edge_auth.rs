@@ -33,7 +33,8 @@ pub fn basic(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// The `scheme://host` clients use to reach this server: the configured public URL, else what a proxy
-/// says (`X-Forwarded-Proto`, `X-Forwarded-Host`), else the request's own `Host`.
+/// says (`X-Forwarded-Proto`, `X-Forwarded-Host`), else the request's own `Host` with https when this
+/// server terminates TLS itself, http otherwise.
 pub fn public_base(app: &App, headers: &HeaderMap) -> String {
     let configured = app.config.http.public_url.trim_end_matches('/');
     if !configured.is_empty() {
@@ -45,7 +46,7 @@ pub fn public_base(app: &App, headers: &HeaderMap) -> String {
     };
     let scheme = first("x-forwarded-proto")
         .filter(|p| p == "https" || p == "http")
-        .unwrap_or_else(|| "http".into());
+        .unwrap_or_else(|| if app.config.http.serves_tls() { "https" } else { "http" }.into());
     let host = first("x-forwarded-host")
         .filter(|h| !h.is_empty())
         .or_else(|| header_str(headers, &header::HOST).map(str::to_owned))

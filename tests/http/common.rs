@@ -28,38 +28,49 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with_client(reqwest::Client::new(), tweak).await
+    }
+
+    /// Starts a server whose helpers use `client`: with `http.tls_cert_file` set by `tweak` it serves
+    /// HTTPS, and `client` must trust its certificate.
+    pub async fn start_with_client(client: reqwest::Client, tweak: impl FnOnce(&mut Config)) -> Self {
         let tempdir = tempfile::tempdir().unwrap();
-        let mut server = Self::start_in(tempdir.path().to_path_buf(), tweak).await;
+        let mut server = Self::launch(tempdir.path().to_path_buf(), client, tweak).await;
         server._tempdir = Some(tempdir);
         server
     }
 
     /// Starts a server on an existing data folder (to restart one).
     pub async fn start_in(dir: PathBuf, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::launch(dir, reqwest::Client::new(), tweak).await
+    }
+
+    async fn launch(dir: PathBuf, client: reqwest::Client, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_tests(&dir);
         if let Some(url) = postgres_database_for(&dir).await {
             config.database.url = url;
         }
         tweak(&mut config);
+        let tls = berth::tls::from_config(&config.http).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().unwrap());
         let app = berth::build_app(config).await.unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            berth::serve(
-                listener,
-                app,
-                async {
-                    let _ = rx.await;
-                },
-                std::time::Duration::from_secs(5),
-            )
-            .await
+            let stop = async {
+                let _ = rx.await;
+            };
+            let grace = std::time::Duration::from_secs(5);
+            match tls {
+                Some(tls) => berth::serve_tls(listener, tls, app, stop, grace).await,
+                None => berth::serve(listener, app, stop, grace).await,
+            }
             .unwrap();
         });
         let mut server = TestServer {
             base,
-            client: reqwest::Client::new(),
+            client,
             dir,
             admin_password: String::new(),
             tokens: Mutex::new(HashMap::new()),

@@ -12,4 +12,5 @@ mod manifests;
 mod names;
 mod serve;
 mod skopeo;
+mod tls;
 mod uploads;

@@ -5,7 +5,8 @@
 //! Flags that matter:
 //! - `--preserve-digests`: skopeo otherwise gzips the uncompressed layers on push (and on the way back
 //!   into an `oci:` layout), which changes every digest;
-//! - `--dest-tls-verify=false` / `--src-tls-verify=false`: plain HTTP on 127.0.0.1;
+//! - `--dest-tls-verify=false` / `--src-tls-verify=false`: plain HTTP on 127.0.0.1 (`tls.rs` runs these
+//!   helpers against a server speaking HTTPS, with `--cert-dir` holding the test CA instead);
 //! - `--policy`: a throwaway accept-anything signature policy, so the host's policy.json does not matter;
 //! - `REGISTRY_AUTH_FILE`: a private auth.json with the default registry's admin user; skopeo follows the
 //!   Bearer challenge to the token endpoint with it;
@@ -25,12 +26,12 @@ const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// An OCI image layout being written in a folder.
-struct Layout {
+pub(crate) struct Layout {
     dir: PathBuf,
 }
 
 impl Layout {
-    fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
         std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
         Layout { dir }
@@ -45,7 +46,7 @@ impl Layout {
 
     /// Writes a config and three layers of a few hundred KB for `os`/`arch`, then their image manifest;
     /// returns the manifest's bytes.
-    fn image(&self, os: &str, arch: &str, seed: u8) -> Vec<u8> {
+    pub(crate) fn image(&self, os: &str, arch: &str, seed: u8) -> Vec<u8> {
         let layers: Vec<Value> = (0..3u8)
             .map(|i| {
                 self.blob(
@@ -75,7 +76,7 @@ impl Layout {
     }
 
     /// Writes index.json naming `top` (a manifest or index already stored as a blob) `tag`.
-    fn tag(&self, tag: &str, media_type: &str, top: &[u8]) {
+    pub(crate) fn tag(&self, tag: &str, media_type: &str, top: &[u8]) {
         let mut desc = json!({"mediaType": media_type, "digest": sha256(top), "size": top.len()});
         desc["annotations"] = json!({ REF_NAME: tag });
         let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]});
@@ -111,7 +112,7 @@ fn tagged_digest(dir: &Path, tag: &str) -> String {
 }
 
 /// Checks the layout in `copy` holds exactly the blobs of `original` and tags the same digest.
-fn assert_same_layout(original: &Path, copy: &Path, tag: &str) {
+pub(crate) fn assert_same_layout(original: &Path, copy: &Path, tag: &str) {
     assert_eq!(
         tagged_digest(copy, tag),
         tagged_digest(original, tag),
@@ -137,28 +138,36 @@ fn assert_same_layout(original: &Path, copy: &Path, tag: &str) {
 /// A running server, a temp folder, a signature policy accepting anything and a credentials file of our
 /// own holding the default registry's admin user (so the host's ~/.docker/config.json or auth.json play
 /// no part).
-struct Setup {
-    server: TestServer,
+pub(crate) struct Setup {
+    pub(crate) server: TestServer,
     tmp: tempfile::TempDir,
     policy: PathBuf,
     auth_file: PathBuf,
-    host: String,
+    pub(crate) host: String,
+    /// For a server speaking HTTPS: a folder with the CA certificate (`ca.crt`) that skopeo is to trust
+    /// (`--cert-dir`). `None`: plain HTTP (`--tls-verify=false`).
+    cert_dir: Option<PathBuf>,
 }
 
 impl Setup {
     async fn new() -> Self {
-        let server = TestServer::start().await;
+        Self::with_server(TestServer::start().await, None)
+    }
+
+    /// Skopeo against `server`, trusting the CA certificates in `cert_dir` when it serves HTTPS.
+    pub(crate) fn with_server(server: TestServer, cert_dir: Option<PathBuf>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let policy = tmp.path().join("policy.json");
         std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
         let auth_file = tmp.path().join("auth.json");
-        let host = server.base.trim_start_matches("http://").to_string();
+        let host = server.base.split_once("://").unwrap().1.to_string();
         let setup = Setup {
             server,
             tmp,
             policy,
             auth_file,
             host,
+            cert_dir,
         };
         // skopeo follows the registry's Bearer challenge and logs in at the token endpoint with these.
         setup.login("default", &setup.server.admin_password);
@@ -175,7 +184,7 @@ impl Setup {
     }
 
     /// Empties the auth file: from now on skopeo has only the credentials given on its command line.
-    fn logout(&self) {
+    pub(crate) fn logout(&self) {
         self.write_auths(json!({}));
     }
 
@@ -185,12 +194,12 @@ impl Setup {
     }
 
     /// Runs skopeo and returns its standard output; fails on a missing skopeo, an error exit or a hang.
-    async fn skopeo(&self, args: &[&str]) -> Vec<u8> {
+    pub(crate) async fn skopeo(&self, args: &[&str]) -> Vec<u8> {
         self.skopeo_result(args).await.unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// Runs skopeo: `Ok(stdout)` on success, `Err(message)` when it exits with an error.
-    async fn skopeo_result(&self, args: &[&str]) -> Result<Vec<u8>, String> {
+    pub(crate) async fn skopeo_result(&self, args: &[&str]) -> Result<Vec<u8>, String> {
         let mut command = tokio::process::Command::new("skopeo");
         command
             .arg("--policy")
@@ -219,11 +228,11 @@ impl Setup {
         }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
 
-    fn docker_ref(&self, repo: &str, reference: &str) -> String {
+    pub(crate) fn docker_ref(&self, repo: &str, reference: &str) -> String {
         let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
         format!("docker://{}/{repo}{sep}{reference}", self.host)
     }
@@ -236,7 +245,7 @@ impl Setup {
 
     /// Copies `layout:tag` to `repo:dest_tag`, as the auth file's user or with `--dest-creds creds`
     /// ("user:password"); `Err(message)` when skopeo fails.
-    async fn push_as(
+    pub(crate) async fn push_as(
         &self,
         creds: Option<&str>,
         layout: &Path,
@@ -256,7 +265,7 @@ impl Setup {
     }
 
     /// Copies `repo:reference` into `layout:tag`, as the auth file's user or with `--src-creds creds`.
-    async fn pull_as(
+    pub(crate) async fn pull_as(
         &self,
         creds: Option<&str>,
         repo: &str,
@@ -270,9 +279,9 @@ impl Setup {
     }
 
     /// `skopeo copy --all --preserve-digests` where `side` ("--src" or "--dest") is the registry: plain
-    /// HTTP there, and `{side}-creds` when `creds` is given.
+    /// HTTP there (or HTTPS trusting `cert_dir`), and `{side}-creds` when `creds` is given.
     async fn copy(&self, side: &str, creds: Option<&str>, src: &str, dest: &str) -> Result<Vec<u8>, String> {
-        let tls = format!("{side}-tls-verify=false");
+        let tls = self.tls_flag(&format!("{side}-"));
         let mut args = vec!["copy", "--all", "--preserve-digests", tls.as_str()];
         let creds_flag = format!("{side}-creds");
         if let Some(creds) = creds {
@@ -282,14 +291,23 @@ impl Setup {
         self.skopeo_result(&args).await
     }
 
-    async fn inspect_raw(&self, repo: &str, reference: &str) -> Vec<u8> {
+    pub(crate) async fn inspect_raw(&self, repo: &str, reference: &str) -> Vec<u8> {
         self.skopeo(&[
             "inspect",
             "--raw",
-            "--tls-verify=false",
+            &self.tls_flag("--"),
             &self.docker_ref(repo, reference),
         ])
         .await
+    }
+
+    /// How skopeo is to reach the registry, `prefix` being "--", "--src-" or "--dest-": trusting the CA
+    /// certificates of `cert_dir` over HTTPS, or plain HTTP.
+    fn tls_flag(&self, prefix: &str) -> String {
+        match &self.cert_dir {
+            Some(dir) => format!("{prefix}cert-dir={}", dir.display()),
+            None => format!("{prefix}tls-verify=false"),
+        }
     }
 }
 
