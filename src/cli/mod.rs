@@ -9,6 +9,7 @@ mod client;
 mod credential;
 mod error;
 mod globals;
+mod healthcheck;
 mod output;
 mod prompt;
 mod registry;
@@ -38,6 +39,8 @@ pub enum Command {
     Role(Group<role::Command>),
     /// List and delete repositories, tags and manifests.
     Repository(Group<repository::Command>),
+    /// Probe a server's /healthz: exit 0 when it answers 200 (the container image's HEALTHCHECK).
+    Healthcheck(healthcheck::Args),
 }
 
 /// A command group's subcommand with the global options, which may appear anywhere after the group name.
@@ -69,6 +72,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
         Command::Sp(a) => run_group(a.command, &a.globals, None).await,
         Command::Role(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
         Command::Repository(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
+        Command::Healthcheck(a) => healthcheck::run(a).await,
     }
 }
 
