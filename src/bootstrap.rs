@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::auth::Auth;
-use crate::auth::secrets::{SecretBox, random_secret, token_hash};
+use crate::auth::secrets::{SecretBox, random_password, token_hash};
 use crate::config::Config;
 use crate::metadata::{self, Db};
 use crate::ops::registries::{self, RegistrySpec};
@@ -41,7 +41,7 @@ pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
     if metadata::operators::any(db).await? {
         return Ok(());
     }
-    let token = random_secret(32);
+    let token = random_password();
     metadata::operators::insert(db, &token_hash(&token)).await?;
     eprintln!("\nBerth operator token (shown once; keep it safe, use it as BERTH_TOKEN for the CLI):\n\n    {token}\n");
     Ok(())

@@ -74,6 +74,13 @@ pub fn random_secret(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// A random credential people paste (passwords, the operator token): 32 letters and digits, about 190
+/// bits, nothing a shell or a command line (a leading `-`) could misread.
+pub fn random_password() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
+}
+
 /// The SHA-256 of a high-entropy token, hex: how tokens are stored and looked up.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -107,6 +114,9 @@ mod tests {
     fn random_secrets_differ_and_hashes_are_stable() {
         assert_ne!(random_secret(32), random_secret(32));
         assert_eq!(random_secret(32).len(), 43);
+        let password = random_password();
+        assert!(password.len() == 32 && password.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(password, random_password());
         assert_eq!(token_hash("abc"), token_hash("abc"));
         assert!(constant_time_eq(b"same", b"same") && !constant_time_eq(b"same", b"diff"));
     }

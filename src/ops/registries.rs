@@ -2,7 +2,7 @@
 //! (content and credentials), show and renew passwords.
 
 use crate::auth::Auth;
-use crate::auth::secrets::random_secret;
+use crate::auth::secrets::random_password;
 use crate::errors::OciError;
 use crate::metadata::{
     self, Db,
@@ -47,8 +47,8 @@ pub async fn create(db: &Db, auth: &Auth, spec: &RegistrySpec<'_>) -> Result<Opt
     let sku = canonical_sku(spec.sku)?;
     let tags = serde_json::Value::Object(spec.tags.clone()).to_string();
     let (p1, p2) = (
-        auth.secrets().seal(random_secret(24).as_bytes()),
-        auth.secrets().seal(random_secret(24).as_bytes()),
+        auth.secrets().seal(random_password().as_bytes()),
+        auth.secrets().seal(random_password().as_bytes()),
     );
     let new = NewRegistry {
         name: spec.name,
@@ -130,7 +130,7 @@ pub fn admin_passwords(auth: &Auth, reg: &RegistryRow) -> Result<[String; 2], Oc
 
 /// Replaces admin password 1 or 2 and revokes the admin user's refresh tokens.
 pub async fn renew_password(db: &Db, auth: &Auth, reg: &RegistryRow, slot: u8) -> Result<RegistryRow, OciError> {
-    let sealed = auth.secrets().seal(random_secret(24).as_bytes());
+    let sealed = auth.secrets().seal(random_password().as_bytes());
     metadata::registries::set_admin_password(db, reg.id, slot, &sealed).await?;
     metadata::refresh_tokens::revoke_subject(db, reg.id, crate::auth::ADMIN_SUBJECT).await?;
     find(db, &reg.name).await

@@ -37,7 +37,6 @@ cd "$(dirname "$0")/../.."
 REPO=$PWD
 
 E2E=/tmp/berth-container-e2e
-SOCK=$E2E/docker.sock
 BRIDGE=berthce0         # the host side of the test's docker network; unique to this script
 NETWORK=berth-ce
 VOLUME=berth-ce-data
@@ -46,17 +45,9 @@ RUST_STANDIN=berth-ce/rust-standin:local
 RUNTIME_STANDIN=berth-ce/runtime-base:local
 BERTH_RELEASE_BIN=${BERTH_RELEASE_BIN:-}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
-STEP=0
 
-step() { STEP=$((STEP + 1)); printf '\n== step %d (%d s): %s\n' "$STEP" "$SECONDS" "$*"; }
-say() { printf '   %s\n' "$*"; }
-die() { printf '\nFAIL (step %d): %s\n' "$STEP" "$*" >&2; exit 1; }
-show() { printf '+ %s\n' "$*" >&2; }
-run() { show "$@"; "$@"; }
-# The management API as the operator, at the container's published address.
-api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
-# field NAME: the first string member NAME of the JSON on stdin.
-field() { grep -oE "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
+PASS_MESSAGE="the Dockerfile's image serves docker login/push/pull, healthy, non-root, data kept on its volume"
+source tests/e2e/lib.sh
 inspect() { docker inspect -f "$2" "$1"; }
 
 # start_container NAME PORT [docker run options...]: runs the image as NAME with the volume, publishing
@@ -116,15 +107,8 @@ pull_run() {
 
 # --- preconditions -------------------------------------------------------------------------------------
 step "checking prerequisites"
-[ "$(id -u)" = 0 ] || die "must run as root (it starts its own dockerd)"
-for tool in dockerd docker docker-proxy curl ldd tar; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install docker.io curl)"
-done
-[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (apt-get install busybox-static)"
-if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked (apt-get install busybox-static)"; fi
-if [ -f "$E2E/docker.pid" ] && kill -0 "$(cat "$E2E/docker.pid")" 2>/dev/null; then
-  die "a dockerd from another run is still running (pid $(cat "$E2E/docker.pid")); stop it or remove $E2E"
-fi
+e2e_prerequisites dockerd docker docker-proxy curl ldd tar
+require_static_busybox
 if [ -e "/sys/class/net/$BRIDGE" ]; then
   die "the bridge $BRIDGE is left from an earlier run; remove it with: ip link delete $BRIDGE"
 fi
@@ -135,65 +119,35 @@ fi
 [ -x "$BERTH_RELEASE_BIN" ] || die "$BERTH_RELEASE_BIN is missing"
 say "berth: $BERTH_RELEASE_BIN; busybox: $BUSYBOX; $(docker --version)"
 
-# --- cleanup -------------------------------------------------------------------------------------------
-DOCKERD_PID=
-cleanup() {
-  local rc=$?
-  set +e
-  if [ $rc -ne 0 ] && [ -n "$DOCKERD_PID" ]; then
-    for c in $(docker -H "unix://$SOCK" ps -aq 2>/dev/null); do
-      echo "--- container $c: state $(docker -H "unix://$SOCK" inspect -f '{{.State.Status}} {{json .State.Health}}' "$c"); logs (last 15 lines)" >&2
-      docker -H "unix://$SOCK" logs "$c" 2>&1 | tail -n 15 >&2
+# --- cleanup (around lib.sh's) --------------------------------------------------------------------------
+e2e_before_cleanup() {
+  [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null || return 0
+  if [ "$1" -ne 0 ]; then
+    for c in $(docker ps -aq 2>/dev/null); do
+      echo "--- container $c: state $(docker inspect -f '{{.State.Status}} {{json .State.Health}}' "$c"); logs (last 15 lines)" >&2
+      docker logs "$c" 2>&1 | tail -n 15 >&2
     done
-    [ -f "$E2E/dockerd.log" ] && { echo "--- dockerd log (last 15 lines)" >&2; tail -n 15 "$E2E/dockerd.log" >&2; }
   fi
-  if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
-    # Containers and the network first, so that dockerd removes their veths and the bridge itself.
-    docker -H "unix://$SOCK" ps -aq | xargs -r docker -H "unix://$SOCK" rm -f >/dev/null 2>&1
-    docker -H "unix://$SOCK" network rm "$NETWORK" >/dev/null 2>&1
-    kill "$DOCKERD_PID"
-    for _ in $(seq 1 150); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$DOCKERD_PID" 2>/dev/null && kill -9 "$DOCKERD_PID"
-  fi
-  # The bridge can only be this run's: the preconditions refused to start with one present.
-  [ -e "/sys/class/net/$BRIDGE" ] && ip link delete "$BRIDGE"
-  # Anything dockerd left mounted (netns, volumes) under the folder, deepest first.
-  if [ -d "$E2E" ]; then
-    awk -v dir="$E2E" '$2 ~ "^"dir {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-    rm -rf "$E2E"
-  fi
-  if [ $rc -eq 0 ]; then
-    printf '\n== PASS (%d s): the Dockerfile'"'"'s image serves docker login/push/pull, healthy, non-root, data kept on its volume\n' "$SECONDS"
-  fi
-  exit $rc
+  # Containers and the network first, so that dockerd removes their veths and the bridge itself.
+  docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1
+  docker network rm "$NETWORK" >/dev/null 2>&1
+  return 0
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rm -rf "$E2E"
-mkdir -p "$E2E/docker-config" "$E2E/standin-rust" "$E2E/standin-runtime" "$E2E/hello"
+# The bridge can only be this run's: the preconditions refused to start with one present.
+e2e_after_cleanup() {
+  [ -e "/sys/class/net/$BRIDGE" ] && ip link delete "$BRIDGE"
+  return 0
+}
+mkdir -p "$E2E/standin-rust" "$E2E/standin-runtime" "$E2E/hello"
 
 # --- dockerd -------------------------------------------------------------------------------------------
 step "starting dockerd"
-export DOCKER_HOST=unix://$SOCK
-export DOCKER_CONFIG=$E2E/docker-config # no credential helpers or proxies from the host
-export DOCKER_BUILDKIT=0                # the classic builder: no buildx plugin needed, works offline
-echo '{}' >"$E2E/daemon.json"           # nothing from /etc/docker/daemon.json
+echo '{}' >"$E2E/daemon.json" # nothing from /etc/docker/daemon.json
 # No default bridge (docker0 would be shared with other dockerds) and no iptables or sysctl changes on the
 # host: published ports go through docker-proxy to a bridge network of our own.
-dockerd --config-file "$E2E/daemon.json" --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false \
-  --ip-masq=false --host "$DOCKER_HOST" --data-root "$E2E/docker" --exec-root "$E2E/exec" \
-  --pidfile "$E2E/docker.pid" >"$E2E/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-for i in $(seq 1 60); do
-  docker info >/dev/null 2>&1 && break
-  kill -0 "$DOCKERD_PID" 2>/dev/null || die "dockerd exited: $(tail -n 20 "$E2E/dockerd.log")"
-  [ "$i" = 60 ] && die "dockerd did not answer within 60 s"
-  sleep 1
-done
+start_dockerd --config-file "$E2E/daemon.json" --ip-forward=false --ip-masq=false
 run docker network create --driver bridge -o "com.docker.network.bridge.name=$BRIDGE" "$NETWORK" >/dev/null
-say "dockerd pid $DOCKERD_PID, server $(docker info --format '{{.ServerVersion}}'), storage $(docker info --format '{{.Driver}}')," \
-  "network $NETWORK $(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$NETWORK") on $BRIDGE"
+say "network $NETWORK $(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$NETWORK") on $BRIDGE"
 
 # --- local stand-ins for the two base images -----------------------------------------------------------
 step "making the stand-in for the build stage's Rust image (busybox, a cargo that provides the prebuilt binary)"

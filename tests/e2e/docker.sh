@@ -48,16 +48,6 @@ tags() {
   [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
   say "tags/list: $got"
 }
-# push REF: docker push REF; the manifest digest it reports must be $PUSHED (set by the first push).
-push() {
-  local digest
-  run docker push "$1" | tee "$E2E/push.out"
-  digest=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$E2E/push.out" | cut -d' ' -f2 || true)
-  [ -n "$digest" ] || die "no digest in the output of docker push $1"
-  PUSHED=${PUSHED:-$digest}
-  [ "$digest" = "$PUSHED" ] || die "$1 was pushed as $digest, expected $PUSHED"
-  say "pushed $1: manifest digest $digest"
-}
 # login USER PASSWORD: docker login, which must succeed and store the credentials.
 login() {
   show docker login -u "$1" --password-stdin "$ADDR"
@@ -67,28 +57,11 @@ login() {
   grep -q "$ADDR" "$DOCKER_CONFIG/config.json" || die "docker login did not store credentials"
   say "$1: $(grep 'Login Succeeded' "$E2E/login.out")"
 }
-# pull_run REF: docker pull REF (removing the local image first); its digest must be $PUSHED, its image ID
-# $ID_BUILT, and running it must print the greeting and the data's checksum.
-pull_run() {
-  local ref=$1 digest id out
-  docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
-  run docker pull "$ref" | tee "$E2E/pull.out"
-  digest=$(grep -oE 'Digest: sha256:[0-9a-f]{64}' "$E2E/pull.out" | cut -d' ' -f2 || true)
-  id=$(docker image inspect -f '{{.Id}}' "$ref")
-  [ "$digest" = "$PUSHED" ] || die "pulled digest '$digest' != pushed $PUSHED"
-  [ "$id" = "$ID_BUILT" ] || die "pulled image ID $id != built $ID_BUILT"
-  out=$(run docker run --rm --network none "$ref")
-  printf '%s\n' "$out"
-  [ "$(printf '%s\n' "$out" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING', got '$out'"
-  [ "$(printf '%s\n' "$out" | sed -n 2p | cut -d' ' -f1)" = "$DATA_SUM" ] || die "/opt/data.bin differs in the pulled image"
-  say "pulled $digest, image ID $id, ran it"
-}
 
 # --- preconditions -------------------------------------------------------------------------------------
 step "checking prerequisites"
 e2e_prerequisites dockerd docker curl
-[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (apt-get install busybox-static)"
-if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked (apt-get install busybox-static)"; fi
+require_static_busybox
 say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
 
 # --- berth ---------------------------------------------------------------------------------------------

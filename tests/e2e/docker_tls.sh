@@ -53,53 +53,22 @@ tags() {
   [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
   say "tags/list: $got"
 }
-# push REF: docker push REF; the manifest digest it reports must be $PUSHED (set by the first push).
-push() {
-  local digest
-  run docker push "$1" | tee "$E2E/push.out"
-  digest=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$E2E/push.out" | cut -d' ' -f2 || true)
-  [ -n "$digest" ] || die "no digest in the output of docker push $1"
-  PUSHED=${PUSHED:-$digest}
-  [ "$digest" = "$PUSHED" ] || die "$1 was pushed as $digest, expected $PUSHED"
-  say "pushed $1: manifest digest $digest"
-}
-# pull_run REF: docker pull REF (removing the local image first); its digest must be $PUSHED, its image ID
-# $ID_BUILT, and running it must print the greeting and the data's checksum.
-pull_run() {
-  local ref=$1 digest id out
-  docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
-  run docker pull "$ref" | tee "$E2E/pull.out"
-  digest=$(grep -oE 'Digest: sha256:[0-9a-f]{64}' "$E2E/pull.out" | cut -d' ' -f2 || true)
-  id=$(docker image inspect -f '{{.Id}}' "$ref")
-  [ "$digest" = "$PUSHED" ] || die "pulled digest '$digest' != pushed $PUSHED"
-  [ "$id" = "$ID_BUILT" ] || die "pulled image ID $id != built $ID_BUILT"
-  out=$(run docker run --rm --network none "$ref")
-  printf '%s\n' "$out"
-  [ "$(printf '%s\n' "$out" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING', got '$out'"
-  [ "$(printf '%s\n' "$out" | sed -n 2p | cut -d' ' -f1)" = "$DATA_SUM" ] || die "/opt/data.bin differs in the pulled image"
-  say "pulled $digest, image ID $id, ran it"
-}
 # Before lib.sh's cleanup (dockerd, berth, logs, $E2E): the certs.d entry, the namespace and the veth pair,
 # each only if this run made it.
-tls_cleanup() {
-  local rc=$?
-  set +e
+e2e_before_cleanup() {
   [ -n "$CERTS_HOST_DIR" ] && rm -rf "$CERTS_HOST_DIR"
   [ -n "$CREATED_CERTS_D" ] && rmdir "$CERTS_D" 2>/dev/null
   if [ -n "$NETNS_MADE" ]; then
     ip link del "$VETH_HOST" 2>/dev/null
     ip netns del "$NETNS" 2>/dev/null
   fi
-  (exit "$rc")
-  e2e_cleanup
+  return 0
 }
 
 # --- preconditions -------------------------------------------------------------------------------------
 step "checking prerequisites"
 e2e_prerequisites dockerd docker curl openssl ip
-trap tls_cleanup EXIT
-[ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (apt-get install busybox-static)"
-if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked (apt-get install busybox-static)"; fi
+require_static_busybox
 if ip netns list | grep -qw "$NETNS"; then
   [ -z "$(ip netns pids "$NETNS" 2>/dev/null)" ] || die "network namespace $NETNS is in use by another run"
   ip netns del "$NETNS" # left behind by a run that was killed

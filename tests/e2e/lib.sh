@@ -1,6 +1,8 @@
-# Shared by the end-to-end scripts (sourced, not run): step output, refusal checks, and a berth server and
-# a private dockerd (vfs storage) that live in the script's folder $E2E and are cleaned up on exit.
-# A script sets E2E (a folder of its own under /tmp) and PASS_MESSAGE, then sources this file.
+# Shared by the end-to-end scripts (sourced, not run): step output, refusal checks, a berth server and a
+# private dockerd (vfs storage) that live in the script's folder $E2E and are cleaned up on exit, and the
+# push/pull checks of an image built FROM scratch. A script sets E2E (a folder of its own under /tmp) and
+# PASS_MESSAGE, then sources this file; it may define e2e_before_cleanup and e2e_after_cleanup (run before
+# and after dockerd and berth are stopped, with the exit status as $1).
 
 STEP=0
 BERTH_PID=
@@ -48,6 +50,7 @@ e2e_prerequisites() {
 e2e_cleanup() {
   local rc=$?
   set +e
+  declare -F e2e_before_cleanup >/dev/null && e2e_before_cleanup "$rc"
   if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
     kill "$DOCKERD_PID"
     for _ in $(seq 1 150); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
@@ -57,6 +60,7 @@ e2e_cleanup() {
     kill "$BERTH_PID"; wait "$BERTH_PID" 2>/dev/null
   fi
   [ -n "$HOSTS_MARK" ] && sed -i "/$HOSTS_MARK/d" /etc/hosts
+  declare -F e2e_after_cleanup >/dev/null && e2e_after_cleanup "$rc"
   if [ $rc -ne 0 ]; then
     [ -f "$E2E/berth.log" ] && { echo "--- berth log (last 30 lines)" >&2; tail -n 30 "$E2E/berth.log" >&2; }
     [ -f "$E2E/dockerd.log" ] && { echo "--- dockerd log (last 15 lines)" >&2; tail -n 15 "$E2E/dockerd.log" >&2; }
@@ -88,13 +92,14 @@ start_berth() {
   say "berth pid $BERTH_PID listening on $ADDR"
 }
 
-# start_dockerd: a private dockerd (vfs storage, no networking setup) and a docker CLI pointed at it.
+# start_dockerd [DOCKERD_ARG...]: a private dockerd (vfs storage, no default bridge, no iptables changes)
+# and a docker CLI pointed at it.
 start_dockerd() {
   export DOCKER_HOST=unix://$E2E/docker.sock
   export DOCKER_CONFIG=$E2E/docker-config # no credential helpers or proxies from the host
   export DOCKER_BUILDKIT=0                # the classic builder: no buildx plugin needed, works offline
   dockerd --storage-driver=vfs --iptables=false --bridge=none --host "$DOCKER_HOST" --data-root "$E2E/docker" \
-    --exec-root "$E2E/exec" --pidfile "$E2E/docker.pid" >"$E2E/dockerd.log" 2>&1 &
+    --exec-root "$E2E/exec" --pidfile "$E2E/docker.pid" "$@" >"$E2E/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   for i in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
@@ -109,4 +114,38 @@ start_dockerd() {
 add_hosts() {
   HOSTS_MARK="berth-e2e-$$"
   printf '127.0.0.1 %s # %s\n' "$*" "$HOSTS_MARK" >>/etc/hosts
+}
+
+# require_static_busybox: $BUSYBOX (default /bin/busybox) must be a statically linked busybox.
+require_static_busybox() {
+  BUSYBOX=${BUSYBOX:-/bin/busybox}
+  [ -x "$BUSYBOX" ] || die "$BUSYBOX is missing (apt-get install busybox-static)"
+  if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked (apt-get install busybox-static)"; fi
+}
+
+# push REF: docker push REF; the manifest digest it reports must be $PUSHED (set by the first push).
+push() {
+  local digest
+  run docker push "$1" | tee "$E2E/push.out"
+  digest=$(grep -oE 'digest: sha256:[0-9a-f]{64}' "$E2E/push.out" | cut -d' ' -f2 || true)
+  [ -n "$digest" ] || die "no digest in the output of docker push $1"
+  PUSHED=${PUSHED:-$digest}
+  [ "$digest" = "$PUSHED" ] || die "$1 was pushed as $digest, expected $PUSHED"
+  say "pushed $1: manifest digest $digest"
+}
+# pull_run REF: docker pull REF (removing the local image first); its digest must be $PUSHED, its image ID
+# $ID_BUILT, and running it must print the greeting and the data's checksum.
+pull_run() {
+  local ref=$1 digest id out
+  docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
+  run docker pull "$ref" | tee "$E2E/pull.out"
+  digest=$(grep -oE 'Digest: sha256:[0-9a-f]{64}' "$E2E/pull.out" | cut -d' ' -f2 || true)
+  id=$(docker image inspect -f '{{.Id}}' "$ref")
+  [ "$digest" = "$PUSHED" ] || die "pulled digest '$digest' != pushed $PUSHED"
+  [ "$id" = "$ID_BUILT" ] || die "pulled image ID $id != built $ID_BUILT"
+  out=$(run docker run --rm --network none "$ref")
+  printf '%s\n' "$out"
+  [ "$(printf '%s\n' "$out" | sed -n 1p)" = "$GREETING" ] || die "expected '$GREETING', got '$out'"
+  [ "$(printf '%s\n' "$out" | sed -n 2p | cut -d' ' -f1)" = "$DATA_SUM" ] || die "/opt/data.bin differs in the pulled image"
+  say "pulled $digest, image ID $id, ran it"
 }

@@ -6,7 +6,7 @@
 # principals (a Contributor pushes, a Reader pulls and is denied a push) and a multi-arch manifest list.
 #
 # Usage: tests/e2e/walkthrough.sh   (as root: it runs its own dockerd and adds /etc/hosts entries)
-# Needs: docker.io, podman, busybox-static, curl, python3.  Env: BERTH_BIN (default: the debug build).
+# Needs: docker.io (with containerd's ctr), podman, busybox-static, curl, python3.  Env: BERTH_BIN (default: the debug build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 E2E=/tmp/berth-walkthrough-e2e
@@ -15,8 +15,8 @@ source tests/e2e/lib.sh
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 
 step "checking prerequisites"
-e2e_prerequisites dockerd docker curl python3 podman
-ldd "$BUSYBOX" >/dev/null 2>&1 && die "$BUSYBOX is not static (apt-get install busybox-static)"
+e2e_prerequisites dockerd docker ctr curl python3 podman
+require_static_busybox
 
 step "starting berth and dockerd"
 # The login servers' names, mapped before dockerd starts (Go re-reads /etc/hosts only every few seconds).
@@ -91,6 +91,14 @@ run docker pull "$LOGIN2/ci/app:1"
 run docker tag "$LOGIN2/ci/app:1" "$LOGIN2/ci/app:2"
 refused reader-push 'denied: requested access to the resource is denied' docker push "$LOGIN2/ci/app:2"
 refused admin-elsewhere 'unauthorized' docker login "$LOGIN2" -u "$ADMIN_USER" --password-stdin <<<"$ADMIN_PASSWORD"
+
+step "containerd pulls with the Reader's credentials (ctr, as the README shows)"
+READER_CREDS="$(json 'v["appId"]' <"$E2E/reader.json"):$(json 'v["password"]' <"$E2E/reader.json")"
+ctr() { show ctr "$@"; command ctr --address "$E2E/exec/containerd/containerd.sock" --namespace berth-e2e "$@"; }
+ctr images pull --plain-http --user "$READER_CREDS" "$LOGIN2/ci/app:1" >"$E2E/ctr.out"
+ctr images ls -q | grep -qx "$LOGIN2/ci/app:1" || die "containerd does not list the pulled image: $(cat "$E2E/ctr.out")"
+say "containerd pulled $LOGIN2/ci/app:1"
+refused ctr-wrong-password 'unauthorized|authorization failed|401' ctr images pull --plain-http --user "$READER_CREDS-wrong" "$LOGIN2/ci/app:1"
 
 step "multi-arch: a manifest list of two platforms, pushed and pulled"
 run docker login "$LOGIN2" -u "$CONTRIB_ID" --password-stdin <<<"$CONTRIB_PASSWORD"

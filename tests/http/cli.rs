@@ -267,7 +267,8 @@ async fn service_principals_get_roles_and_new_passwords() {
     let as_principal = |password: String| {
         let (base, app_id) = (server.base.clone(), app_id.clone());
         async move {
-            let login = ["--username", &app_id, "--password", &password];
+            let password_arg = format!("--password={password}");
+            let login = ["--username", &app_id, &password_arg];
             berth_env(
                 &base,
                 &[],
@@ -356,7 +357,8 @@ async fn an_owner_principal_manages_its_own_registry_only() {
     let sp = berth(&server, &args).await.json();
     let (app_id, password) = (sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap());
 
-    let login = ["--username", app_id, "--password", password];
+    let password_arg = format!("--password={password}");
+    let login = ["--username", app_id, &password_arg];
     let own = berth_env(
         &server.base,
         &[],

@@ -12,7 +12,7 @@ use super::roles::{assign, assignment_view};
 use super::{ApiCaller, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::password;
-use crate::auth::secrets::random_secret;
+use crate::auth::secrets::random_password;
 use crate::errors::OciError;
 use crate::metadata::{self, principals::PrincipalRow};
 
@@ -34,7 +34,7 @@ fn chosen_or_new_password(given: Option<String>) -> Result<String, OciError> {
             "a password needs at least {MIN_PASSWORD_LEN} characters"
         ))),
         Some(p) => Ok(p),
-        None => Ok(random_secret(24)),
+        None => Ok(random_password()),
     }
 }
 
