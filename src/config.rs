@@ -49,6 +49,67 @@ impl HttpConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub upload_max_idle_secs: u64,
+    /// Answer whole-blob GETs with a redirect to a presigned URL where the store can sign one.
+    pub redirect: bool,
+    pub s3: S3Config,
+    pub azure: AzureConfig,
+    pub gcs: GcsConfig,
+}
+
+/// Settings of `s3://` locations; empty values are left to the standard `AWS_*` environment.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub allow_http: bool,
+}
+
+/// Settings of `azure://` (`az://`) locations; empty values are left to the standard `AZURE_*` environment.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    pub account: String,
+    pub access_key: String,
+    pub endpoint: String,
+    pub allow_http: bool,
+}
+
+/// Settings of `gs://` locations; empty values are left to the standard `GOOGLE_*` environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcsConfig {
+    pub service_account_path: String,
+}
+
+/// Shows whether a secret is set, never its value.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureConfig")
+            .field("account", &self.account)
+            .field("access_key", &redacted(&self.access_key))
+            .field("endpoint", &self.endpoint)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +117,7 @@ pub struct StorageConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    pub statement_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,7 +138,6 @@ pub struct AuthConfig {
 
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redacted = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
         f.debug_struct("AuthConfig")
             .field("secret_key", &redacted(&self.secret_key))
             .field("operator_token", &redacted(&self.operator_token))
@@ -126,6 +187,46 @@ pub struct LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// Parses a boolean environment override (`true`/`false`, `1`/`0`).
+fn env_bool(name: &str, value: &str) -> anyhow::Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => anyhow::bail!("{name}={value:?} (true or false)"),
+    }
+}
+
+impl StorageConfig {
+    /// Applies the `BERTH_STORAGE_REDIRECT`, `BERTH_S3_*`, `BERTH_AZURE_*` and `BERTH_GCS_*` overrides.
+    fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let flag = |name: &str, target: &mut bool| -> anyhow::Result<()> {
+            if let Some(v) = var(name) {
+                *target = env_bool(name, &v)?;
+            }
+            Ok(())
+        };
+        flag("BERTH_STORAGE_REDIRECT", &mut self.redirect)?;
+        flag("BERTH_S3_ALLOW_HTTP", &mut self.s3.allow_http)?;
+        flag("BERTH_AZURE_ALLOW_HTTP", &mut self.azure.allow_http)?;
+        let texts: [(&str, &mut String); 8] = [
+            ("BERTH_S3_ENDPOINT", &mut self.s3.endpoint),
+            ("BERTH_S3_REGION", &mut self.s3.region),
+            ("BERTH_S3_ACCESS_KEY_ID", &mut self.s3.access_key_id),
+            ("BERTH_S3_SECRET_ACCESS_KEY", &mut self.s3.secret_access_key),
+            ("BERTH_AZURE_ACCOUNT", &mut self.azure.account),
+            ("BERTH_AZURE_ACCESS_KEY", &mut self.azure.access_key),
+            ("BERTH_AZURE_ENDPOINT", &mut self.azure.endpoint),
+            ("BERTH_GCS_SERVICE_ACCOUNT_PATH", &mut self.gcs.service_account_path),
+        ];
+        for (name, target) in texts {
+            if let Some(v) = var(name) {
+                *target = v;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -194,6 +295,7 @@ impl Config {
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();
         }
+        self.storage.apply_env(&var)?;
         if let Some(v) = var("BERTH_DATABASE_URL") {
             self.database.url = v;
         }
@@ -201,6 +303,11 @@ impl Config {
             self.database.max_connections = v
                 .parse()
                 .with_context(|| format!("BERTH_DATABASE_MAX_CONNECTIONS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_DATABASE_STATEMENT_TIMEOUT_SECS") {
+            self.database.statement_timeout_secs = v
+                .parse()
+                .with_context(|| format!("BERTH_DATABASE_STATEMENT_TIMEOUT_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DEFAULT_REGISTRY") {
             self.registry.default_registry = v;
@@ -290,6 +397,31 @@ mod tests {
         );
         std::fs::write(&file, "[http]\nport = 1\n").unwrap();
         assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
+    }
+
+    #[test]
+    fn object_storage_settings_come_from_the_environment_and_secrets_stay_out_of_debug() {
+        let mut config = Config::load(None).unwrap();
+        assert!(!config.storage.redirect, "redirects are off by default");
+        config
+            .apply_env(|name| match name {
+                "BERTH_STORAGE_REDIRECT" => Some("true".into()),
+                "BERTH_S3_ENDPOINT" => Some("http://127.0.0.1:9000".into()),
+                "BERTH_S3_ALLOW_HTTP" => Some("1".into()),
+                "BERTH_S3_SECRET_ACCESS_KEY" => Some("s3-secret-value".into()),
+                "BERTH_AZURE_ACCESS_KEY" => Some("azure-secret-value".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(config.storage.redirect && config.storage.s3.allow_http);
+        assert_eq!(config.storage.s3.endpoint, "http://127.0.0.1:9000");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3-secret-value") && !shown.contains("azure-secret-value"));
+        assert!(
+            config
+                .apply_env(|n| (n == "BERTH_S3_ALLOW_HTTP").then(|| "maybe".into()))
+                .is_err()
+        );
     }
 
     #[test]

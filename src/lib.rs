@@ -33,7 +33,13 @@ use crate::storage::registry_stores::RegistryStores;
 /// registry, and builds the router.
 pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     std::fs::create_dir_all(&config.storage.data_dir)?;
-    let db = metadata::connect(&config.database_url(), config.database.max_connections).await?;
+    let statement_timeout = Duration::from_secs(config.database.statement_timeout_secs);
+    let db = metadata::connect(
+        &config.database_url(),
+        config.database.max_connections,
+        statement_timeout,
+    )
+    .await?;
     let keys = auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?).await?;
     let auth = auth::Auth {
         keys,
@@ -43,7 +49,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     };
     bootstrap::operator_token(&db, &config).await?;
     bootstrap::default_registry(&db, &auth, &config).await?;
-    let stores = RegistryStores::new(config.storage.data_dir.clone());
+    let stores = RegistryStores::new(config.storage.clone());
     let metrics = Arc::new(telemetry::Metrics::new()?);
     let limits = limits::Limits::new(Duration::from_millis(config.limits.queue_timeout_ms), metrics.clone());
     let state = AppState(Arc::new(App {

@@ -1,4 +1,4 @@
-//! Blob reads (`GET`/`HEAD`, with `Range`) and unlinking (`DELETE`).
+//! Blob reads (`GET`/`HEAD`, with `Range`, or a redirect to a presigned URL) and unlinking (`DELETE`).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,7 +19,8 @@ async fn repository_id(app: &AppState, reg: &RegistryCtx, repo: &RepoName) -> Re
         .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))
 }
 
-/// Streams a blob (or the requested range of it); `with_body` is false for `HEAD`.
+/// Streams a blob (or the requested range of it), or redirects a whole-blob GET to a presigned URL of the
+/// object store when the registry's store hands one out; `with_body` is false for `HEAD`.
 pub async fn get(
     app: &AppState,
     reg: &RegistryCtx,
@@ -49,15 +50,35 @@ pub async fn get(
     if let Some(r) = span {
         response_headers.push((header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end)));
     }
-    let body = if with_body {
-        let layout = BlobLayout::from_stored(blob.object_key, blob.part_sizes.as_deref())
-            .map_err(|e| OciError::Internal(e.into()))?;
-        let stream = reg.blobs.read(&layout, span.map(|r| r.start..r.end + 1)).await?;
-        Body::from_stream(stream)
-    } else {
-        Body::empty()
-    };
-    Ok(with_headers(status, response_headers, body))
+    if !with_body {
+        return Ok(with_headers(status, response_headers, Body::empty()));
+    }
+    let layout =
+        BlobLayout::from_stored(blob.object_key, blob.parts.as_deref()).map_err(|e| OciError::Internal(e.into()))?;
+    if span.is_none()
+        && let Some(location) = presigned(reg, &layout).await
+    {
+        let headers = vec![
+            (header::LOCATION, location),
+            (header::CONTENT_LENGTH, "0".to_string()),
+            (docker_content_digest(), digest.to_string()),
+        ];
+        return Ok(with_headers(StatusCode::TEMPORARY_REDIRECT, headers, Body::empty()));
+    }
+    let stream = reg.blobs.read(&layout, span.map(|r| r.start..r.end + 1)).await?;
+    Ok(with_headers(status, response_headers, Body::from_stream(stream)))
+}
+
+/// A presigned URL to redirect a whole-blob GET to, when `storage.redirect` is on and the registry's store
+/// can sign one for this blob; a signing failure is logged and the blob is streamed instead.
+async fn presigned(reg: &RegistryCtx, layout: &BlobLayout) -> Option<String> {
+    match reg.blobs.presigned_url(layout).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(registry = %reg.row.name, error = %e, "presigning a blob URL failed; streaming it");
+            None
+        }
+    }
 }
 
 /// Removes the blob from the repository (other repositories that link it keep it).

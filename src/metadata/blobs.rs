@@ -6,12 +6,13 @@ use super::{Db, Tx, now, on_db, on_tx};
 pub struct BlobRow {
     pub size: i64,
     pub object_key: String,
-    pub part_sizes: Option<String>,
+    /// The parts below `object_key` as `name:size,...`; `None` when `object_key` is one object.
+    pub parts: Option<String>,
 }
 
 /// The blob `digest` if repository `repository_id` may serve it.
 pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<BlobRow>> {
-    const SQL: &str = "SELECT b.size, b.object_key, b.part_sizes FROM repository_blobs l \
+    const SQL: &str = "SELECT b.size, b.object_key, b.parts FROM repository_blobs l \
                        JOIN repositories r ON r.id = l.repository_id \
                        JOIN blobs b ON b.registry_id = r.registry_id AND b.digest = l.digest \
                        WHERE l.repository_id = $1 AND l.digest = $2";
@@ -25,12 +26,12 @@ pub async fn insert(
     digest: &str,
     size: i64,
     object_key: &str,
-    part_sizes: Option<&str>,
+    parts: Option<&str>,
 ) -> sqlx::Result<bool> {
-    const SQL: &str = "INSERT INTO blobs (registry_id, digest, size, object_key, part_sizes, created_at) \
+    const SQL: &str = "INSERT INTO blobs (registry_id, digest, size, object_key, parts, created_at) \
                        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (registry_id, digest) DO NOTHING";
     let done = on_tx!(tx, c => sqlx::query(SQL).bind(registry_id).bind(digest).bind(size).bind(object_key)
-        .bind(part_sizes).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+        .bind(parts).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
@@ -58,6 +59,6 @@ pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> 
 
 /// The registry's record of blob `digest`, whichever repositories link it.
 pub async fn in_registry(db: &Db, registry_id: i64, digest: &str) -> sqlx::Result<Option<BlobRow>> {
-    const SQL: &str = "SELECT size, object_key, part_sizes FROM blobs WHERE registry_id = $1 AND digest = $2";
+    const SQL: &str = "SELECT size, object_key, parts FROM blobs WHERE registry_id = $1 AND digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(digest).fetch_optional(p).await)
 }

@@ -17,7 +17,7 @@ pub mod uploads;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// A connection pool on one of the supported backends.
@@ -84,13 +84,16 @@ impl Tx {
     }
 }
 
-/// Opens the pool for `url` (`sqlite://…` or `postgres://…`) and applies the migrations.
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+/// Opens the pool for `url` (`sqlite://…` or `postgres://…`) and applies the migrations. On Postgres every
+/// statement is cut off after `statement_timeout`.
+pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
     let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let timeout_ms = statement_timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout_ms.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Db::Postgres(pool)

@@ -126,8 +126,9 @@ where
 }
 
 /// Finishes an upload as blob `digest` of the session's repository, in Distribution's commit order:
-/// finish the hash, refuse a mismatch (discarding everything staged), move the bytes into place, then
-/// record blob, link and session end in one transaction.
+/// finish the hash, refuse a mismatch (discarding everything staged), put the bytes in place (no copy),
+/// record blob, link and session end in one transaction, and only then, as the request that ended the
+/// session, discard what the blob does not use.
 pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Digest) -> Result<(), OciError> {
     let chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let computed = match session.row.hash_state.as_deref().and_then(Hasher::restore) {
@@ -158,6 +159,9 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
         return Err(OciError::BlobUploadUnknown);
     }
     tx.commit().await?;
+    if let Err(e) = reg.blobs.discard_unused(&session.id, &layout).await {
+        tracing::warn!(upload = %session.id, error = %e, "removing an upload's unused chunks failed");
+    }
     if !inserted {
         discard_duplicate(db, reg, &digest_text, &layout).await?;
     }
@@ -183,7 +187,8 @@ async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: A
     Ok(hasher.finish())
 }
 
-/// Ends a session and discards what it staged.
+/// Ends a session and discards what it staged (a session is only cancelled before it is committed, so
+/// nothing it staged belongs to a blob yet).
 pub async fn cancel(db: &Db, reg: &RegistryCtx, session: &Session) -> Result<(), OciError> {
     metadata::uploads::delete(db, session.id.as_str()).await?;
     reg.blobs.abort(&session.id).await?;

@@ -1,12 +1,17 @@
-//! One behaviour suite every object store backend must pass (InMemory and the local filesystem here).
+//! One behaviour suite every object store backend must pass: InMemory and the local filesystem always,
+//! S3 and Azure Blob when `TEST_S3_ENDPOINT` / `TEST_AZURITE_ENDPOINT` name a running server (an
+//! S3-compatible one such as moto, and Azurite; `.ci/run` starts both).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
+use object_store::path::Path;
 
-use super::{BlobLayout, BlobStore, Chunk, StorageError};
+use super::registry_stores::RegistryStores;
+use super::{BlobLayout, BlobStore, Chunk, Placement, StorageError};
+use crate::config::{Config, StorageConfig};
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::route::UploadId;
 
@@ -19,23 +24,73 @@ async fn read_all(store: &BlobStore, layout: &BlobLayout, range: Option<std::ops
     chunks.concat()
 }
 
-async fn run_suite(objects: Arc<dyn ObjectStore>) {
-    let store = BlobStore::new(objects);
+/// The keys of every object below `prefix`, sorted.
+async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
+    let prefix = Path::from(prefix);
+    let mut keys: Vec<String> = store
+        .store
+        .list(Some(&prefix))
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
 
-    // A single-chunk upload becomes one object.
+/// What the store says of object `key` (entity tag, modification time, size): a copy would differ.
+async fn identity(store: &BlobStore, key: &str) -> object_store::ObjectMeta {
+    store.store.head(&Path::from(key)).await.unwrap()
+}
+
+async fn run_suite(store: BlobStore) {
+    let in_place = store.placement == Placement::InPlace;
+
+    // A single-chunk upload becomes one object: renamed to blobs/..., or on a cloud store the very chunk
+    // object, not a copy of it.
     let id = UploadId::generate();
     let name = Chunk::new_name(0);
     assert_eq!(
         store.put_chunk(&id, &name, body(&[b"hello ", b"world"])).await.unwrap(),
         11
     );
+    let chunk_key = format!("uploads/{id}/{name}");
+    let before = identity(&store, &chunk_key).await;
     let loser = Chunk::new_name(0);
     store.put_chunk(&id, &loser, body(&[b"raced"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
     let single = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
+    store.discard_unused(&id, &single).await.unwrap();
     assert!(single.parts.is_empty());
+    if in_place {
+        assert_eq!(single.key, chunk_key, "the layout names the chunk object itself");
+        assert_eq!(
+            identity(&store, &chunk_key).await,
+            before,
+            "the chunk object was not rewritten"
+        );
+        assert!(
+            keys(&store, "blobs").await.is_empty(),
+            "nothing was copied under blobs/"
+        );
+    } else {
+        assert_eq!(
+            single.key,
+            format!("blobs/sha256/{}/{}", &digest.hex()[..2], digest.hex())
+        );
+    }
+    assert_eq!(
+        keys(&store, &format!("uploads/{id}")).await,
+        if in_place { vec![chunk_key.clone()] } else { Vec::new() },
+        "the losing chunk is gone, the used one stays"
+    );
     assert_eq!(read_all(&store, &single, None).await, b"hello world");
     assert_eq!(read_all(&store, &single, Some(6..11)).await, b"world");
+    if let Some(url) = store.presigned_url(&single).await.unwrap() {
+        let fetched = reqwest::get(&url).await.unwrap();
+        assert!(fetched.status().is_success(), "{url}: {}", fetched.status());
+        assert_eq!(fetched.bytes().await.unwrap(), &b"hello world"[..]);
+    }
 
     // A chunked upload keeps its parts and reads across their borders.
     let id = UploadId::generate();
@@ -50,8 +105,30 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
     let rehashed: Vec<Bytes> = store.read_chunks(&id, &chunks).try_collect().await.unwrap();
     assert_eq!(rehashed.concat(), b"abcdefghij");
     let digest = Digest::of(Algorithm::Sha256, b"abcdefghij");
+    let staged = keys(&store, &format!("uploads/{id}")).await;
     let parts = store.commit(&id, &chunks, &digest).await.unwrap();
-    assert_eq!(parts.parts, vec![3, 5, 2]);
+    store.discard_unused(&id, &parts).await.unwrap();
+    assert_eq!(parts.parts.iter().map(|p| p.size).collect::<Vec<_>>(), vec![3, 5, 2]);
+    if in_place {
+        assert_eq!(parts.key, format!("uploads/{id}"));
+        assert_eq!(parts.parts, chunks, "the layout names the original chunk objects");
+        assert_eq!(
+            keys(&store, &format!("uploads/{id}")).await,
+            staged,
+            "no chunk moved or went"
+        );
+        assert!(
+            keys(&store, "blobs").await.is_empty(),
+            "nothing was copied under blobs/"
+        );
+    } else {
+        assert_eq!(keys(&store, &format!("uploads/{id}")).await, Vec::<String>::new());
+    }
+    assert_eq!(
+        store.presigned_url(&parts).await.unwrap(),
+        None,
+        "parts are never redirected"
+    );
     let stored = BlobLayout::from_stored(parts.key.clone(), parts.parts_text().as_deref()).unwrap();
     assert_eq!(stored, parts);
     assert_eq!(read_all(&store, &parts, None).await, b"abcdefghij");
@@ -93,7 +170,11 @@ async fn run_suite(objects: Arc<dyn ObjectStore>) {
 
 #[tokio::test]
 async fn in_memory_store_conforms() {
-    run_suite(Arc::new(object_store::memory::InMemory::new())).await;
+    run_suite(BlobStore::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Placement::Rename,
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -102,10 +183,67 @@ async fn local_filesystem_store_conforms() {
     let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path())
         .unwrap()
         .with_automatic_cleanup(true);
-    run_suite(Arc::new(fs)).await;
+    run_suite(BlobStore::new(Arc::new(fs), Placement::Rename)).await;
     let leftovers: Vec<_> = walk(dir.path());
     assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
 }
+
+/// Storage settings for the test servers, with presigned redirects on.
+fn test_storage_config() -> StorageConfig {
+    let mut config = Config::for_tests(std::path::Path::new("/nonexistent")).storage;
+    config.redirect = true;
+    config
+}
+
+/// Runs the suite on the cloud store at `url` (a fresh prefix) and checks it leaves nothing behind.
+async fn run_cloud_suite(config: StorageConfig, url: &str) {
+    let store = RegistryStores::new(config).get("conformance", Some(url)).unwrap();
+    assert_eq!(store.placement, Placement::InPlace, "a cloud store never renames");
+    assert!(store.presigner.is_some());
+    run_suite(store.clone()).await;
+    assert_eq!(
+        keys(&store, "").await,
+        Vec::<String>::new(),
+        "objects left behind in {url}"
+    );
+}
+
+#[tokio::test]
+async fn s3_store_conforms() {
+    let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") else {
+        eprintln!("skipping s3_store_conforms: TEST_S3_ENDPOINT is not set (see .ci/run)");
+        return;
+    };
+    let bucket = std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "berth-test".into());
+    let mut config = test_storage_config();
+    config.s3.allow_http = endpoint.starts_with("http://");
+    config.s3.endpoint = endpoint;
+    config.s3.region = "us-east-1".into();
+    config.s3.access_key_id = std::env::var("TEST_S3_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
+    config.s3.secret_access_key = std::env::var("TEST_S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
+    let url = format!("s3://{bucket}/conformance-{}", uuid::Uuid::new_v4().simple());
+    run_cloud_suite(config, &url).await;
+}
+
+#[tokio::test]
+async fn azure_store_conforms() {
+    let Ok(endpoint) = std::env::var("TEST_AZURITE_ENDPOINT") else {
+        eprintln!("skipping azure_store_conforms: TEST_AZURITE_ENDPOINT is not set (see .ci/run)");
+        return;
+    };
+    let container = std::env::var("TEST_AZURITE_CONTAINER").unwrap_or_else(|_| "berth-test".into());
+    let mut config = test_storage_config();
+    config.azure.allow_http = endpoint.starts_with("http://");
+    config.azure.endpoint = endpoint;
+    config.azure.account = AZURITE_ACCOUNT.into();
+    config.azure.access_key = AZURITE_KEY.into();
+    let url = format!("azure://{container}/conformance-{}", uuid::Uuid::new_v4().simple());
+    run_cloud_suite(config, &url).await;
+}
+
+/// Azurite's well-known development account and key (public, documented by Microsoft).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();

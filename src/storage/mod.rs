@@ -4,14 +4,22 @@
 //! Layout inside a registry's store:
 //! - `uploads/<id>/<chunk name>`: one object per received chunk of an upload session (a fresh name per
 //!   request, so two racing requests never write the same object);
-//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here);
+//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here),
+//!   or the empty blob;
 //! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
-//!   renamed, never concatenated, so finishing an upload never copies its data.
+//!   renamed, never concatenated.
+//!
+//! Renaming is only done where it is cheap (local files, memory). On S3, Azure Blob and GCS a rename is a
+//! server-side copy (which S3 refuses above 5 GiB), so there a committed blob stays in its chunk objects
+//! under `uploads/<id>/` and its [`BlobLayout`] names them: finishing an upload never copies its data.
 
+pub mod cloud;
 pub mod registry_stores;
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -26,6 +34,8 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Size of the parts a chunk is written in, and how many may be in flight at once.
 const WRITE_PART: usize = 8 * 1024 * 1024;
 const WRITE_CONCURRENCY: usize = 2;
+/// How long a presigned blob URL stays valid.
+const PRESIGNED_FOR: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -45,29 +55,33 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 /// Where a committed blob's bytes are: one object, or several parts read in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobLayout {
+    /// The object itself, or the folder of the parts.
     pub key: String,
-    /// Sizes of the parts below `key`; empty when `key` is a single object.
-    pub parts: Vec<u64>,
+    /// The parts in order, each an object name below `key` and its size; empty when `key` is one object.
+    pub parts: Vec<Chunk>,
 }
 
 impl BlobLayout {
-    /// The part sizes as stored in metadata (`None` for a single object).
+    /// The parts as stored in metadata, `name:size,...` (`None` for a single object).
     pub fn parts_text(&self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| self.parts.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+        (!self.parts.is_empty()).then(|| Chunk::encode_list(&self.parts))
     }
 
     pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
-        let parts = match parts {
-            None | Some("") => Vec::new(),
-            Some(text) => text
-                .split(',')
-                .map(|p| {
-                    p.parse()
-                        .map_err(|_| StorageError::Layout(format!("bad part size {p:?}")))
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let parts = parts.map(Chunk::decode_list).transpose()?.unwrap_or_default();
         Ok(BlobLayout { key, parts })
+    }
+
+    /// The objects holding the blob, in order.
+    fn objects(&self) -> Vec<Path> {
+        if self.parts.is_empty() {
+            vec![Path::from(self.key.as_str())]
+        } else {
+            self.parts
+                .iter()
+                .map(|p| Path::from(format!("{}/{}", self.key, p.name)))
+                .collect()
+        }
     }
 }
 
@@ -112,10 +126,22 @@ impl Chunk {
     }
 }
 
+/// How committing an upload puts its chunks in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Rename the chunks under `blobs/`: renaming is cheap here (local files, memory).
+    Rename,
+    /// Leave the chunks where they are and name them in the layout: renaming would be a server-side copy
+    /// (S3, Azure Blob, GCS).
+    InPlace,
+}
+
 /// One registry's blob storage.
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    placement: Placement,
+    presigner: Option<cloud::Presigner>,
 }
 
 fn blob_key(digest: &Digest) -> String {
@@ -127,8 +153,8 @@ fn upload_prefix(id: &UploadId) -> String {
     format!("uploads/{id}")
 }
 
-fn part_key(prefix: &str, index: usize) -> Path {
-    Path::from(format!("{prefix}/{index:08}"))
+fn part_name(index: usize) -> String {
+    format!("{index:08}")
 }
 
 fn chunk_key(id: &UploadId, name: &str) -> Path {
@@ -136,8 +162,20 @@ fn chunk_key(id: &UploadId, name: &str) -> Path {
 }
 
 impl BlobStore {
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { store }
+    pub fn new(store: Arc<dyn ObjectStore>, placement: Placement) -> Self {
+        BlobStore {
+            store,
+            placement,
+            presigner: None,
+        }
+    }
+
+    /// Lets [`BlobStore::presigned_url`] hand out URLs signed by `presigner`.
+    pub fn with_presigner(self, presigner: cloud::Presigner) -> Self {
+        BlobStore {
+            presigner: Some(presigner),
+            ..self
+        }
     }
 
     /// Writes one chunk of an upload, streaming: at most a few parts of the body are in memory at once.
@@ -188,37 +226,77 @@ impl BlobStore {
             .boxed()
     }
 
-    /// Moves an upload's chunks to their place as the blob `digest` and returns where they are.
-    /// Anything else staged for the upload (chunks of requests that lost a race) is removed.
+    /// Puts an upload's chunks in place as the blob `digest` and returns where they are: renamed under
+    /// `blobs/` with [`Placement::Rename`], left where they are with [`Placement::InPlace`] (the caller's
+    /// record of the session, ended in the same transaction as the blob is recorded, guards against a
+    /// concurrent cancel). Either way no byte is copied. Chunks the layout does not use stay staged until
+    /// [`BlobStore::discard_unused`].
     pub async fn commit(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
-        let layout = self.place(id, chunks, digest).await?;
-        self.abort(id).await?;
-        Ok(layout)
-    }
-
-    async fn place(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
+        let in_place = self.placement == Placement::InPlace;
         match chunks {
             [] => {
                 let key = blob_key(digest);
                 self.store.put(&Path::from(key.as_str()), Bytes::new().into()).await?;
                 Ok(BlobLayout { key, parts: Vec::new() })
             }
+            [only] if in_place => Ok(BlobLayout {
+                key: chunk_key(id, &only.name).to_string(),
+                parts: Vec::new(),
+            }),
             [only] => {
                 let key = blob_key(digest);
                 self.rename(&chunk_key(id, &only.name), &Path::from(key.as_str()))
                     .await?;
                 Ok(BlobLayout { key, parts: Vec::new() })
             }
+            _ if in_place => Ok(BlobLayout {
+                key: upload_prefix(id),
+                parts: chunks.to_vec(),
+            }),
             _ => {
                 let key = format!("{}.parts/{id}", blob_key(digest));
+                let mut parts = Vec::with_capacity(chunks.len());
                 for (i, chunk) in chunks.iter().enumerate() {
-                    self.rename(&chunk_key(id, &chunk.name), &part_key(&key, i)).await?;
+                    let part = Chunk {
+                        name: part_name(i),
+                        size: chunk.size,
+                    };
+                    let to = Path::from(format!("{key}/{}", part.name));
+                    self.rename(&chunk_key(id, &chunk.name), &to).await?;
+                    parts.push(part);
                 }
-                Ok(BlobLayout {
-                    key,
-                    parts: chunks.iter().map(|c| c.size).collect(),
-                })
+                Ok(BlobLayout { key, parts })
             }
+        }
+    }
+
+    /// Removes whatever upload `id` staged that `layout` does not use (chunks of requests that lost a
+    /// race). Only the request that recorded the blob may call this, once it has.
+    pub async fn discard_unused(&self, id: &UploadId, layout: &BlobLayout) -> Result<(), StorageError> {
+        let used: HashSet<Path> = layout.objects().into_iter().collect();
+        let prefix = Path::from(upload_prefix(id));
+        let unused = self
+            .store
+            .list(Some(&prefix))
+            .try_filter_map(|meta| {
+                futures::future::ready(Ok((!used.contains(&meta.location)).then_some(meta.location)))
+            })
+            .boxed();
+        self.store.delete_stream(unused).try_collect::<Vec<_>>().await?;
+        Ok(())
+    }
+
+    /// A URL valid for a while that serves the whole blob straight from the object store, when the store
+    /// can sign one and the blob is a single object; `None` otherwise.
+    pub async fn presigned_url(&self, layout: &BlobLayout) -> Result<Option<String>, StorageError> {
+        match &self.presigner {
+            Some(presigner) if layout.parts.is_empty() => {
+                let url = presigner
+                    .get_url(&Path::from(layout.key.as_str()), PRESIGNED_FOR)
+                    .await?;
+                Ok(Some(url))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -236,14 +314,13 @@ impl BlobStore {
 
     /// Removes a committed blob's objects.
     pub async fn delete(&self, layout: &BlobLayout) -> Result<(), StorageError> {
-        if layout.parts.is_empty() {
-            match self.store.delete(&Path::from(layout.key.as_str())).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.into()),
+        for path in layout.objects() {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
-        } else {
-            self.delete_prefix(&layout.key).await
         }
+        Ok(())
     }
 
     /// Removes every object of the store (the registry is being deleted).
@@ -265,15 +342,15 @@ impl BlobStore {
         if layout.parts.is_empty() {
             return self.read_object(Path::from(layout.key.as_str()), range).await;
         }
-        let total: u64 = layout.parts.iter().sum();
+        let total: u64 = layout.parts.iter().map(|p| p.size).sum();
         let wanted = range.unwrap_or(0..total);
         let mut pieces = Vec::new();
         let mut part_start = 0u64;
-        for (i, size) in layout.parts.iter().enumerate() {
-            let part_end = part_start + size;
+        for (path, part) in layout.objects().into_iter().zip(&layout.parts) {
+            let part_end = part_start + part.size;
             let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
             if from < to {
-                pieces.push((part_key(&layout.key, i), (from - part_start)..(to - part_start)));
+                pieces.push((path, (from - part_start)..(to - part_start)));
             }
             part_start = part_end;
         }

@@ -1,5 +1,6 @@
 //! Which object store holds each registry's blobs: by default a folder per registry under the data
-//! directory (`<data>/registries/<name>/`); a registry may name another location by URL.
+//! directory (`<data>/registries/<name>/`); a registry may name another location by URL: `file:///path`,
+//! `memory://`, or a cloud store (`s3://`, `azure://`, `az://`, `gs://`, see [`super::cloud`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,18 +10,19 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 
-use super::BlobStore;
+use super::{BlobStore, Placement, cloud};
+use crate::config::StorageConfig;
 
 /// Builds and caches one [`BlobStore`] per registry.
 pub struct RegistryStores {
-    data_dir: PathBuf,
+    config: StorageConfig,
     cache: RwLock<HashMap<String, BlobStore>>,
 }
 
 impl RegistryStores {
-    pub fn new(data_dir: PathBuf) -> Self {
+    pub fn new(config: StorageConfig) -> Self {
         RegistryStores {
-            data_dir,
+            config,
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -36,7 +38,7 @@ impl RegistryStores {
         {
             return Ok(store.clone());
         }
-        let store = BlobStore::new(self.open(name, url)?);
+        let store = self.open(name, url)?;
         self.cache
             .write()
             .map_err(|_| anyhow::anyhow!("store cache poisoned"))?
@@ -66,28 +68,39 @@ impl RegistryStores {
 
     /// Writes and removes a small file in the data folder: whether local storage is usable.
     pub async fn probe(&self) -> anyhow::Result<()> {
-        let probe = self.data_dir.join(".readyz");
+        let probe = self.config.data_dir.join(".readyz");
         tokio::fs::write(&probe, b"ok").await?;
         tokio::fs::remove_file(&probe).await?;
         Ok(())
     }
 
     fn default_dir(&self, name: &str) -> PathBuf {
-        self.data_dir.join("registries").join(name.to_ascii_lowercase())
+        self.config.data_dir.join("registries").join(name.to_ascii_lowercase())
     }
 
-    fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {
         let dir = match url {
-            None => self.data_dir.join("registries").join(name.to_ascii_lowercase()),
-            Some("memory://") => return Ok(Arc::new(InMemory::new())),
-            Some(url) => match url.strip_prefix("file://") {
-                Some(path) => PathBuf::from(path),
-                None => anyhow::bail!("unsupported storage location {url:?} (use file:///path)"),
+            None => self.default_dir(name),
+            Some("memory://") => return Ok(BlobStore::new(Arc::new(InMemory::new()), Placement::Rename)),
+            Some(url) => match (url.strip_prefix("file://"), cloud::open(url, &self.config)?) {
+                (Some(path), _) => PathBuf::from(path),
+                (None, Some(cloud)) => {
+                    let store = BlobStore::new(cloud.store, Placement::InPlace);
+                    return Ok(if self.config.redirect {
+                        store.with_presigner(cloud.presigner)
+                    } else {
+                        store
+                    });
+                }
+                (None, None) => anyhow::bail!(
+                    "unsupported storage location {url:?} (use file:///path, s3://bucket[/prefix], \
+                     azure://container[/prefix] or gs://bucket[/prefix])"
+                ),
             },
         };
         std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        Ok(Arc::new(
-            LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
-        ))
+        let local: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
+        Ok(BlobStore::new(local, Placement::Rename))
     }
 }

@@ -234,7 +234,7 @@ impl TestServer {
 
 /// With `TEST_POSTGRES_URL` set (a Postgres URL whose user may create databases), every test server runs
 /// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
-async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
+pub async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
     use sqlx::{Connection, Executor};
     let admin_url = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
     let suffix: String = dir

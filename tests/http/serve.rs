@@ -1,126 +1,16 @@
 //! The real `berth serve` process: structured JSON request logs with the source client, bounded metric
 //! labels, health and readiness, and a graceful shutdown on SIGTERM.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const OPERATOR: &str = "serve-test-operator-token";
-
-/// A `berth serve --log-format json` child process and the log lines it printed.
-struct Served {
-    child: Child,
-    base: String,
-    lines: Arc<Mutex<Vec<String>>>,
-    client: reqwest::Client,
-    dir: tempfile::TempDir,
-}
-
-impl Served {
-    async fn start() -> Served {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--log-format", "json"])
-            .env("BERTH_HTTP_BIND", "127.0.0.1:0")
-            .env("BERTH_DATA_DIR", dir.path())
-            .env("BERTH_OPERATOR_TOKEN", OPERATOR)
-            .env("BERTH_LOG_LEVEL", "info")
-            .env("BERTH_SHUTDOWN_TIMEOUT_SECS", "20")
-            .env_remove("RUST_LOG")
-            .env_remove("BERTH_DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
-        let collected = lines.clone();
-        tokio::spawn(async move {
-            let mut addr_tx = Some(addr_tx);
-            while let Ok(Some(line)) = reader.next_line().await {
-                if let Ok(json) = serde_json::from_str::<Value>(&line)
-                    && json["fields"]["message"] == "berth listening"
-                    && let Some(tx) = addr_tx.take()
-                {
-                    let _ = tx.send(json["fields"]["address"].as_str().unwrap().to_string());
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let addr = tokio::time::timeout(Duration::from_secs(30), addr_rx)
-            .await
-            .expect("berth serve started")
-            .unwrap();
-        Served {
-            child,
-            base: format!("http://{addr}"),
-            lines,
-            client: reqwest::Client::new(),
-            dir,
-        }
-    }
-
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base))
-    }
-
-    /// The admin token of the default registry for `scope`.
-    async fn admin_token(&self, scope: &str) -> String {
-        let api = |m: Method, p: &str| self.req(m, &format!("/api{p}")).bearer_auth(OPERATOR);
-        api(Method::PATCH, "/registries/default")
-            .json(&serde_json::json!({ "adminUserEnabled": true }))
-            .send()
-            .await
-            .unwrap();
-        let creds: Value = api(Method::GET, "/registries/default/credentials")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token: Value = self
-            .req(Method::GET, &format!("/oauth2/token?scope={scope}"))
-            .basic_auth("default", creds["passwords"][0]["value"].as_str())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        token["token"].as_str().unwrap().to_string()
-    }
-
-    /// The JSON request-log lines printed so far.
-    fn request_logs(&self) -> Vec<Value> {
-        let lines = self.lines.lock().unwrap();
-        lines
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|j| j["fields"]["message"] == "request")
-            .collect()
-    }
-
-    async fn metrics(&self) -> String {
-        self.req(Method::GET, "/metrics")
-            .bearer_auth(OPERATOR)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
+use crate::process::Served;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_one_json_log_line_with_its_source_client() {
