@@ -7,6 +7,7 @@ use crate::auth::secrets::{SecretBox, random_password, token_hash};
 use crate::config::Config;
 use crate::metadata::{self, Db};
 use crate::ops::registries::{self, RegistrySpec};
+use crate::storage::registry_stores::RegistryStores;
 
 /// The key sealing secrets at rest: from config/env, else `<data_dir>/secret.key`, made on first start.
 pub fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
@@ -48,7 +49,7 @@ pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
 }
 
 /// Creates the configured default registry if it does not exist (its admin user disabled).
-pub async fn default_registry(db: &Db, auth: &Auth, config: &Config) -> anyhow::Result<()> {
+pub async fn default_registry(db: &Db, auth: &Auth, stores: &RegistryStores, config: &Config) -> anyhow::Result<()> {
     let name = &config.registry.default_registry;
     if name.is_empty()
         || metadata::registries::find(db, &name.to_ascii_lowercase())
@@ -64,7 +65,7 @@ pub async fn default_registry(db: &Db, auth: &Auth, config: &Config) -> anyhow::
         tags: &serde_json::Map::new(),
         storage_url: None,
     };
-    registries::create(db, auth, &spec)
+    registries::create(db, auth, stores, &spec)
         .await
         .map_err(|e| anyhow::anyhow!("creating default registry {name:?}: {e}"))?;
     Ok(())

@@ -51,6 +51,9 @@ pub struct StorageConfig {
     pub upload_max_idle_secs: u64,
     /// Answer whole-blob GETs with a redirect to a presigned URL where the store can sign one.
     pub redirect: bool,
+    /// Where registries created without a storage location keep their blobs: `<this>/<name>`; empty means
+    /// `<data_dir>/registries/<name>`.
+    pub default_location: String,
     pub s3: S3Config,
     pub azure: AzureConfig,
     pub gcs: GcsConfig,
@@ -210,7 +213,8 @@ impl StorageConfig {
         flag("BERTH_STORAGE_REDIRECT", &mut self.redirect)?;
         flag("BERTH_S3_ALLOW_HTTP", &mut self.s3.allow_http)?;
         flag("BERTH_AZURE_ALLOW_HTTP", &mut self.azure.allow_http)?;
-        let texts: [(&str, &mut String); 8] = [
+        let texts: [(&str, &mut String); 9] = [
+            ("BERTH_STORAGE_DEFAULT_LOCATION", &mut self.default_location),
             ("BERTH_S3_ENDPOINT", &mut self.s3.endpoint),
             ("BERTH_S3_REGION", &mut self.s3.region),
             ("BERTH_S3_ACCESS_KEY_ID", &mut self.s3.access_key_id),
@@ -362,6 +366,15 @@ fn merge(base: &mut toml::Table, overrides: toml::Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scaled_deployment_example_is_a_valid_config() {
+        let example = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/scaled-node.toml"));
+        let config = Config::load(Some(example)).unwrap();
+        assert!(config.database_url().starts_with("postgres://"));
+        assert!(config.storage.default_location.starts_with("s3://"));
+        assert_eq!(config.registry.default_registry, "");
+    }
 
     #[test]
     fn embedded_defaults_serve_port_5000_with_sqlite_under_data() {

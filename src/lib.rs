@@ -48,8 +48,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
     };
     bootstrap::operator_token(&db, &config).await?;
-    bootstrap::default_registry(&db, &auth, &config).await?;
     let stores = RegistryStores::new(config.storage.clone());
+    bootstrap::default_registry(&db, &auth, &stores, &config).await?;
     let metrics = Arc::new(telemetry::Metrics::new()?);
     let limits = limits::Limits::new(Duration::from_millis(config.limits.queue_timeout_ms), metrics.clone());
     let state = AppState(Arc::new(App {

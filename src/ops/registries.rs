@@ -42,9 +42,21 @@ pub struct RegistrySpec<'a> {
 }
 
 /// Creates a registry with two fresh admin passwords; `None` if the name is taken.
-pub async fn create(db: &Db, auth: &Auth, spec: &RegistrySpec<'_>) -> Result<Option<RegistryRow>, OciError> {
+/// A storage location must open (known scheme, usable settings) before the registry exists.
+pub async fn create(
+    db: &Db,
+    auth: &Auth,
+    stores: &RegistryStores,
+    spec: &RegistrySpec<'_>,
+) -> Result<Option<RegistryRow>, OciError> {
     validate_name(spec.name)?;
     let sku = canonical_sku(spec.sku)?;
+    let location = stores.location_for(spec.name, spec.storage_url);
+    if let Some(url) = &location {
+        stores
+            .get(spec.name, Some(url))
+            .map_err(|e| OciError::Invalid(format!("storage location {url:?}: {e:#}")))?;
+    }
     let tags = serde_json::Value::Object(spec.tags.clone()).to_string();
     let (p1, p2) = (
         auth.secrets().seal(random_password().as_bytes()),
@@ -53,7 +65,7 @@ pub async fn create(db: &Db, auth: &Auth, spec: &RegistrySpec<'_>) -> Result<Opt
     let new = NewRegistry {
         name: spec.name,
         sku,
-        storage_url: spec.storage_url,
+        storage_url: location.as_deref(),
         admin_enabled: spec.admin_enabled,
         tags: &tags,
         admin_password1: &p1,

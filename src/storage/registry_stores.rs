@@ -20,6 +20,15 @@ pub struct RegistryStores {
 }
 
 impl RegistryStores {
+    /// The storage location of a new registry `name` given `requested` (its own, if any): the requested
+    /// one, else `<storage.default_location>/<name lowercased>`, else none (the data folder).
+    pub fn location_for(&self, name: &str, requested: Option<&str>) -> Option<String> {
+        let default = self.config.default_location.trim_end_matches('/');
+        requested
+            .map(str::to_owned)
+            .or_else(|| (!default.is_empty()).then(|| format!("{default}/{}", name.to_ascii_lowercase())))
+    }
+
     pub fn new(config: StorageConfig) -> Self {
         RegistryStores {
             config,
@@ -102,5 +111,31 @@ impl RegistryStores {
         let local: Arc<dyn ObjectStore> =
             Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
         Ok(BlobStore::new(local, Placement::Rename))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_registries_get_their_own_location_or_one_below_the_default() {
+        let mut config = crate::config::Config::for_tests(std::path::Path::new("/tmp/unused")).storage;
+        let stores = RegistryStores::new(config.clone());
+        assert_eq!(stores.location_for("MyReg1", None), None, "the data folder");
+        assert_eq!(
+            stores.location_for("MyReg1", Some("s3://own/x")).as_deref(),
+            Some("s3://own/x")
+        );
+        config.default_location = "s3://berth-blobs/".into();
+        let stores = RegistryStores::new(config);
+        assert_eq!(
+            stores.location_for("MyReg1", None).as_deref(),
+            Some("s3://berth-blobs/myreg1")
+        );
+        assert_eq!(
+            stores.location_for("MyReg1", Some("file:///srv/r")).as_deref(),
+            Some("file:///srv/r")
+        );
     }
 }

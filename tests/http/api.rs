@@ -85,6 +85,12 @@ async fn bad_registry_requests_get_clear_errors() {
         (json!({ "name": "a".repeat(51) }), 400, "INVALID"),
         (json!({ "name": "okname", "sku": "Gold" }), 400, "INVALID"),
         (json!({ "name": "okname", "color": "blue" }), 400, "INVALID"),
+        (
+            json!({ "name": "okname", "storageLocation": "ftp://somewhere" }),
+            400,
+            "INVALID",
+        ),
+        (json!({ "name": "okname", "storageLocation": "s3://" }), 400, "INVALID"),
         (json!({ "sku": "Basic" }), 400, "INVALID"),
         (json!({ "name": "TAKEN01" }), 409, "CONFLICT"),
     ];

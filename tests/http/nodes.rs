@@ -1,7 +1,8 @@
-//! Several stateless `berth serve` nodes sharing one Postgres database and one blob folder: an upload
-//! moves between nodes, a token of one node is good at the other, changes are seen at once, and a node
-//! killed in the middle of uploads loses no committed data. These need Postgres (`TEST_POSTGRES_URL`, set
-//! by CI's Postgres pass); on SQLite alone they say so and return.
+//! Several stateless `berth serve` nodes sharing one Postgres database, one blob folder and, when an S3
+//! server is at hand (`TEST_S3_ENDPOINT`), one S3 bucket: an upload moves between nodes, a token of one node
+//! is good at the other, changes are seen at once, and a node killed in the middle of uploads loses no
+//! committed data. These need Postgres (`TEST_POSTGRES_URL`, set by CI's Postgres pass); on SQLite alone
+//! they say so and return.
 
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
@@ -19,14 +20,109 @@ async fn two_nodes() -> Option<(Served, Served, tempfile::TempDir)> {
     };
     let key = berth::auth::secrets::SecretBox::generate_key();
     let data = shared.path().to_str().unwrap().to_string();
-    let env = [
-        ("BERTH_DATABASE_URL", database.as_str()),
-        ("BERTH_SECRET_KEY", key.as_str()),
-        ("BERTH_DATA_DIR", data.as_str()),
+    let mut env = vec![
+        ("BERTH_DATABASE_URL", database),
+        ("BERTH_SECRET_KEY", key),
+        ("BERTH_DATA_DIR", data),
     ];
+    if let Ok(endpoint) = std::env::var("TEST_S3_ENDPOINT") {
+        env.extend([
+            ("BERTH_S3_ENDPOINT", endpoint),
+            ("BERTH_S3_REGION", "us-east-1".to_string()),
+            ("BERTH_S3_ACCESS_KEY_ID", "test".to_string()),
+            ("BERTH_S3_SECRET_ACCESS_KEY", "test".to_string()),
+            ("BERTH_S3_ALLOW_HTTP", "true".to_string()),
+        ]);
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let first = Served::start_with(&env).await;
     let second = Served::start_with(&env).await;
     Some((first, second, shared))
+}
+
+/// A registry whose blobs are in the S3 bucket of `TEST_S3_BUCKET`, made through `node`; returns its admin
+/// password, or `None` without an S3 server.
+async fn s3_registry(node: &Served) -> Option<String> {
+    std::env::var("TEST_S3_ENDPOINT").ok()?;
+    let bucket = std::env::var("TEST_S3_BUCKET").unwrap_or_else(|_| "berth-test".into());
+    let location = format!("s3://{bucket}/nodes-{}", uuid::Uuid::new_v4().simple());
+    let api = |method: Method, path: &str| node.req(method, &format!("/api{path}")).bearer_auth(OPERATOR);
+    let created = api(Method::POST, "/registries")
+        .json(&json!({ "name": "nodess3", "adminUserEnabled": true, "storageLocation": location }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "{}",
+        created.text().await.unwrap()
+    );
+    let creds: Value = api(Method::GET, "/registries/nodess3/credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Some(creds["passwords"][0]["value"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_on_s3_moves_between_nodes() {
+    let Some((one, two, _shared)) = two_nodes().await else {
+        return;
+    };
+    let Some(password) = s3_registry(&one).await else {
+        eprintln!("no S3 server (TEST_S3_ENDPOINT): the shared-folder tests cover the nodes");
+        return;
+    };
+    let token: Value = one
+        .req(Method::GET, "/oauth2/token?scope=repository:s3/app:pull,push")
+        .header("host", "nodess3.localhost")
+        .basic_auth("nodess3", Some(password))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let on = |node: &Served, method: Method, path: &str| {
+        node.req(method, path)
+            .header("host", "nodess3.localhost")
+            .bearer_auth(&token)
+    };
+    let data = bytes(250_000, 7);
+    let started = on(&one, Method::POST, "/v2/s3/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let location = started.headers()["location"].to_str().unwrap().to_string();
+    let first = on(&one, Method::PATCH, &location)
+        .header("content-range", "0-99999")
+        .body(data[..100_000].to_vec());
+    assert_eq!(first.send().await.unwrap().status(), StatusCode::ACCEPTED);
+    let second = on(&two, Method::PATCH, &location)
+        .header("content-range", "100000-249999")
+        .body(data[100_000..].to_vec());
+    assert_eq!(second.send().await.unwrap().status(), StatusCode::ACCEPTED);
+    let digest = sha256(&data);
+    let done = on(&two, Method::PUT, &format!("{location}?digest={digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::CREATED);
+    let pulled = on(&one, Method::GET, &format!("/v2/s3/app/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.bytes().await.unwrap().as_ref(),
+        data.as_slice(),
+        "both nodes read the same S3 objects"
+    );
 }
 
 async fn patch(node: &Served, location: &str, token: &str, start: usize, chunk: &[u8]) -> reqwest::Response {

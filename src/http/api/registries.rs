@@ -67,7 +67,7 @@ pub async fn create(
         tags: &body.tags,
         storage_url: body.storage_location.as_deref(),
     };
-    let reg = registries::create(&app.db, &app.auth, &spec)
+    let reg = registries::create(&app.db, &app.auth, &app.stores, &spec)
         .await?
         .ok_or_else(|| OciError::Conflict(format!("a registry named {:?} exists already", body.name)))?;
     Ok((StatusCode::CREATED, Json(view(&app, &reg))).into_response())
