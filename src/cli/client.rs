@@ -192,7 +192,7 @@ fn excerpt(text: &str) -> String {
 }
 
 /// The innermost cause of an error ("Connection refused (os error 111)"), which says what went wrong.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = e;
     while let Some(next) = cause.source() {
         cause = next;

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use super::client::root_cause;
 use super::error::CliError;
 
 /// The port `berth serve` listens on when `BERTH_HTTP_BIND` does not say.
@@ -81,15 +82,6 @@ async fn probe(url: &str, verify_certs: bool) -> Result<reqwest::StatusCode, Cli
             what: format!("HTTP {status}, expected 200 OK"),
         }),
     }
-}
-
-/// The innermost cause of an error ("Connection refused (os error 111)"), which says what went wrong.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 #[cfg(test)]
