@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Berth against CNCF Distribution 2.8.2 (Debian package docker-registry, filesystem storage) on this
+# machine: builds the release binaries (berth, berth-bench), starts both servers fresh (temporary data
+# folders, free loopback ports), runs every workload of berth-bench against each, interleaved (odd rounds
+# Berth first, even rounds Distribution first), R rounds, and prints one table of medians with the
+# Berth/Distribution ratio per row (every row is a rate, higher is better, so a ratio above 1 means Berth
+# did better), then each server's CPU seconds (utime+stime) and peak RSS (VmHWM) over the whole suite.
+#
+# Usage: bench/compare.sh [--quick] [--rounds R]
+#   --quick     1 round, smaller counts and sizes, shorter time boxes (under a minute)
+#   --rounds R  rounds of the full suite (default 3)
+# Env:   BERTH_BENCH_TMP         where the servers' data folders go (default $TMPDIR or /tmp; the full
+#                                suite writes about 2 GiB per server per round)
+#        BERTH_BENCH_NO_BUILD=1  skip `cargo build --release`
+#        BERTH_BENCH_KEEP=FILE   also copy the raw JSON lines there
+#
+# Berth runs with BERTH_LOG_LEVEL=warn, its default registry's admin user enabled and that registry's
+# concurrency limits raised to 1000 pulls / 1000 pushes (the Basic SKU's 10 / 5 would queue c=32).
+# Distribution runs without auth (there is no token server here), access log off, log level warn.
+# "token reused" rows: Berth with one token per repository scope fetched on the first 401 and reused,
+# Distribution with no auth at all. "token dance" rows: every request goes out without a token, gets the
+# 401 challenge, fetches a token and is repeated (three round trips); Distribution shows n/a.
+# The load generator runs on the same machine and shares its cores with the server under test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=
+ROUNDS=3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) QUICK=--quick; ROUNDS=1 ;;
+    --rounds) ROUNDS=$2; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+command -v docker-registry >/dev/null ||
+  die "docker-registry (CNCF Distribution) is missing: apt-get install docker-registry"
+for tool in curl python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
+
+if [ -z "${BERTH_BENCH_NO_BUILD:-}" ]; then
+  cargo build --release --quiet --bin berth --bin berth-bench
+fi
+TARGET=${CARGO_TARGET_DIR:-target}/release
+BERTH=$TARGET/berth
+BENCH=$TARGET/berth-bench
+[ -x "$BERTH" ] && [ -x "$BENCH" ] || die "$BERTH or $BENCH is missing"
+
+WORK=$(mktemp -d "${BERTH_BENCH_TMP:-${TMPDIR:-/tmp}}/berth-compare.XXXXXX")
+BERTH_PID=
+DIST_PID=
+cleanup() {
+  local rc=$?
+  set +e
+  for pid in $BERTH_PID $DIST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  if [ $rc -ne 0 ]; then
+    for log in "$WORK"/*.log; do [ -s "$log" ] && { echo "--- $log (last 10 lines)" >&2; tail -n 10 "$log" >&2; }; done
+  fi
+  rm -rf "$WORK"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # url pid
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$1" && return 0
+    kill -0 "$2" 2>/dev/null || die "the server for $1 exited"
+    sleep 0.1
+  done
+  die "$1 did not answer"
+}
+SUITE_START=$SECONDS
+
+# Berth
+BERTH_PORT=$(free_port)
+BERTH_URL=http://127.0.0.1:$BERTH_PORT
+OPERATOR_TOKEN=bench$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+BERTH_HTTP_BIND=127.0.0.1:$BERTH_PORT BERTH_DATA_DIR=$WORK/berth BERTH_OPERATOR_TOKEN=$OPERATOR_TOKEN \
+  BERTH_LOG_LEVEL=warn "$BERTH" serve >"$WORK/berth.log" 2>&1 &
+BERTH_PID=$!
+wait_for "$BERTH_URL/healthz" "$BERTH_PID"
+api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
+api -X PATCH -d '{"adminUserEnabled":true,"pullLimit":1000,"pushLimit":1000}' \
+  "$BERTH_URL/api/registries/default" >/dev/null
+CREDS=$(api "$BERTH_URL/api/registries/default/credentials")
+BERTH_USER=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["username"])' <<<"$CREDS")
+BERTH_PASSWORD=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["passwords"][0]["value"])' <<<"$CREDS")
+
+# Distribution
+DIST_PORT=$(free_port)
+DIST_URL=http://127.0.0.1:$DIST_PORT
+cat >"$WORK/distribution.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/distribution
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$DIST_PORT
+EOF
+docker-registry serve "$WORK/distribution.yml" >"$WORK/distribution.log" 2>&1 &
+DIST_PID=$!
+wait_for "$DIST_URL/v2/" "$DIST_PID"
+DIST_VERSION=$(docker-registry --version 2>/dev/null | awk '{print $NF}')
+
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+FAILURES=0
+# run SERVER ROUND ARGS...: one berth-bench run, its lines tagged with the server and round.
+run() {
+  local server=$1 round=$2 out
+  shift 2
+  local target=(--registry "$DIST_URL")
+  [ "$server" = berth ] && target=(--registry "$BERTH_URL" --user "$BERTH_USER" --password "$BERTH_PASSWORD")
+  local seed=$((round * 2))
+  [ "$server" = berth ] || seed=$((seed + 1))
+  if out=$(RUST_BACKTRACE=0 "$BENCH" run "${target[@]}" --prefix "r$round" --seed "$seed" $QUICK "$@" 2>"$WORK/bench.err"); then
+    sed "s/^{/{\"server\":\"$server\",\"round\":$round,/" <<<"$out" >>"$RESULTS"
+  else
+    FAILURES=$((FAILURES + 1))
+    echo "berth-bench run $* against $server failed: $(tail -n 3 "$WORK/bench.err")" >&2
+  fi
+  [ -s "$WORK/bench.err" ] && sed "s/^/  [$server] /" "$WORK/bench.err" >&2
+  return 0
+}
+na() { # server key reason
+  echo "{\"server\":\"$1\",\"key\":\"$2\",\"na\":\"$3\"}" >>"$RESULTS"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then order=(berth distribution); else order=(distribution berth); fi
+  setup=
+  [ "$round" = 1 ] && setup=--setup
+  echo "== round $round/$ROUNDS (${order[*]}), $((SECONDS - SUITE_START)) s so far" >&2
+  for workload in blobs big chunked manifests head-get head-get-dance catalog images tokens; do
+    for server in "${order[@]}"; do
+      case $workload in
+        head-get-dance)
+          if [ "$server" = berth ]; then run "$server" "$round" --workload head-get --dance-every 1
+          else na "$server" head-get-dance "no token server"; fi ;;
+        catalog) run "$server" "$round" --workload catalog $setup ;;
+        *) run "$server" "$round" --workload "$workload" ;;
+      esac
+    done
+  done
+done
+
+cpu_seconds() { # pid: utime+stime in seconds
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  stat=${stat##*) }
+  awk -v tck="$(getconf CLK_TCK)" '{printf "%.1f", ($12 + $13) / tck}' <<<"$stat"
+}
+peak_rss_mib() { awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+BERTH_CPU=$(cpu_seconds "$BERTH_PID")
+BERTH_RSS=$(peak_rss_mib "$BERTH_PID")
+DIST_CPU=$(cpu_seconds "$DIST_PID")
+DIST_RSS=$(peak_rss_mib "$DIST_PID")
+
+[ -n "${BERTH_BENCH_KEEP:-}" ] && cp "$RESULTS" "$BERTH_BENCH_KEEP"
+mode=full
+[ -n "$QUICK" ] && mode=quick
+echo
+echo "Berth $(git describe --always --dirty 2>/dev/null || echo '?') vs Distribution $DIST_VERSION, $mode mode," \
+  "median of $ROUNDS round(s), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
+echo
+"$BENCH" table --input "$RESULTS" --numerator berth --denominator distribution
+echo
+printf '| %-12s | %16s | %13s |\n' server "CPU s (user+sys)" "peak RSS MiB"
+printf '| %-12s | %16s | %13s |\n' ------------ ---------------: ------------:
+printf '| %-12s | %16s | %13s |\n' berth "$BERTH_CPU" "$BERTH_RSS"
+printf '| %-12s | %16s | %13s |\n' distribution "$DIST_CPU" "$DIST_RSS"
+echo
+echo "suite: $((SECONDS - SUITE_START)) s; n/a: not measurable there (see bench/compare.sh)"
+[ "$FAILURES" -eq 0 ] || die "$FAILURES run(s) failed (their rows are missing or partial)"

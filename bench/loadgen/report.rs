@@ -1,0 +1,185 @@
+//! Result lines and the comparison table.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+/// One measured row of one run.
+pub struct Measurement {
+    /// Stable key, the same for every server and round (`push-blobs`, …).
+    pub key: String,
+    /// What the row measured, for the table.
+    pub label: String,
+    /// Unit of `rate`: `MiB/s`, `req/s`, `images/s`, …; higher is always better.
+    pub unit: &'static str,
+    pub ops: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub errors: u64,
+    /// Anything else worth keeping (entries listed, tokens fetched, …).
+    pub extra: Value,
+}
+
+impl Measurement {
+    pub fn rate(&self) -> f64 {
+        let amount = if self.unit == "MiB/s" {
+            self.bytes as f64 / (1024.0 * 1024.0)
+        } else {
+            self.ops as f64
+        };
+        if self.seconds > 0.0 { amount / self.seconds } else { 0.0 }
+    }
+
+    pub fn print(&self) {
+        let line = json!({
+            "key": self.key,
+            "row": self.label,
+            "unit": self.unit,
+            "ops": self.ops,
+            "bytes": self.bytes,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "rate": (self.rate() * 100.0).round() / 100.0,
+            "errors": self.errors,
+            "extra": self.extra,
+        });
+        println!("{line}");
+    }
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+fn format_rate(rate: f64) -> String {
+    if rate >= 100.0 {
+        format!("{rate:.0}")
+    } else if rate >= 10.0 {
+        format!("{rate:.1}")
+    } else {
+        format!("{rate:.2}")
+    }
+}
+
+/// Prints, for every row in order of first appearance, the median rate of each server over its rounds
+/// and their ratio. Lines are `run` output with `server` added; a line `{"server", "key", "row", "na"}`
+/// marks a row a server cannot run (shown as `n/a`).
+pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
+    let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let mut order: Vec<String> = Vec::new();
+    let mut labels: HashMap<String, (String, String)> = HashMap::new();
+    let mut rates: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    let mut errors: HashMap<(String, String), u64> = HashMap::new();
+    let mut notes: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
+        let v: Value = serde_json::from_str(line).with_context(|| format!("bad line {line:?}"))?;
+        let field = |name: &str| v.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+        let (key, server) = (field("key"), field("server"));
+        if !labels.contains_key(&key) {
+            order.push(key.clone());
+            labels.insert(key.clone(), (field("row"), field("unit")));
+        } else if let Some(entry) = labels.get_mut(&key)
+            && entry.1.is_empty()
+        {
+            *entry = (field("row"), field("unit"));
+        }
+        if let Some(why) = v.get("na").and_then(Value::as_str) {
+            if !notes.iter().any(|(k, s, _)| *k == key && *s == server) {
+                notes.push((key, server, why.to_owned()));
+            }
+            continue;
+        }
+        if let Some(rate) = v.get("rate").and_then(Value::as_f64) {
+            rates.entry((key.clone(), server.clone())).or_default().push(rate);
+        }
+        *errors.entry((key, server)).or_default() += v.get("errors").and_then(Value::as_u64).unwrap_or(0);
+    }
+    let mut rows = vec![[
+        "row".to_owned(),
+        "unit".to_owned(),
+        numerator.to_owned(),
+        denominator.to_owned(),
+        format!("{numerator}/{denominator} (>1: {numerator} better)"),
+    ]];
+    for key in &order {
+        let (label, unit) = labels.get(key).cloned().unwrap_or_default();
+        let mut cell = |server: &str| {
+            let m = rates.get_mut(&(key.clone(), server.to_owned())).and_then(|v| median(v));
+            let errs = errors.get(&(key.clone(), server.to_owned())).copied().unwrap_or(0);
+            let text = m.map_or("n/a".to_owned(), |m| {
+                if errs > 0 {
+                    format!("{} ({errs} errors)", format_rate(m))
+                } else {
+                    format_rate(m)
+                }
+            });
+            (m, text)
+        };
+        let (a, a_text) = cell(numerator);
+        let (b, b_text) = cell(denominator);
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "n/a".to_owned(),
+        };
+        rows.push([label, unit, a_text, b_text, ratio]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for (n, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i] - c.chars().count();
+                if i <= 1 {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        println!("| {} |", cells.join(" | "));
+        if n == 0 {
+            let rule: Vec<String> = widths
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    if i <= 1 {
+                        "-".repeat(*w)
+                    } else {
+                        format!("{}:", "-".repeat(w - 1))
+                    }
+                })
+                .collect();
+            println!("| {} |", rule.join(" | "));
+        }
+    }
+    for (key, server, why) in notes {
+        let label = labels.get(&key).map_or(key.as_str(), |(label, _)| label.as_str());
+        println!("n/a: {server}, {label}: {why}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}
