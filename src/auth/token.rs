@@ -40,11 +40,16 @@ impl Claims {
     }
 }
 
-/// The signing key and every known verification key.
+/// Tokens already verified, by (audience, token), kept at most this many at a time.
+const VERIFIED_MAX: usize = 10_000;
+
+/// The signing key, every known verification key, and the tokens already verified (a client reuses its
+/// token for every request of a push or pull; checking its ES256 signature once is enough).
 pub struct Keys {
     kid: String,
     encoding: EncodingKey,
     decoding: RwLock<HashMap<String, DecodingKey>>,
+    verified: std::sync::Mutex<HashMap<(String, String), Claims>>,
     secrets: SecretBox,
 }
 
@@ -75,6 +80,7 @@ impl Keys {
             kid: row.kid,
             encoding: EncodingKey::from_ec_der(&pkcs8),
             decoding: RwLock::new(decoding),
+            verified: std::sync::Mutex::new(HashMap::new()),
             secrets,
         })
     }
@@ -92,6 +98,28 @@ impl Keys {
 
     /// Verifies signature, issuer, audience, expiry and shape; `None` for any token that fails.
     pub async fn verify(&self, db: &Db, token: &str, audience: &str) -> Option<Claims> {
+        let cache_key = (audience.to_owned(), token.to_owned());
+        if let Some(claims) = self.verified.lock().ok()?.get(&cache_key) {
+            let now = crate::metadata::now();
+            let window = LEEWAY_SECS as i64;
+            return (claims.nbf - window <= now && now < claims.exp + window).then(|| claims.clone());
+        }
+        let claims = self.verify_signed(db, token, audience).await?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_MAX {
+                let now = crate::metadata::now();
+                verified.retain(|_, c| c.exp + LEEWAY_SECS as i64 > now);
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+            }
+            verified.insert(cache_key, claims.clone());
+        }
+        Some(claims)
+    }
+
+    /// Checks a token's signature and claims (the expensive part of [`Keys::verify`]).
+    async fn verify_signed(&self, db: &Db, token: &str, audience: &str) -> Option<Claims> {
         let kid = decode_header(token).ok()?.kid?;
         let key = self.decoding_key(db, &kid).await?;
         let mut validation = Validation::new(Algorithm::ES256);
