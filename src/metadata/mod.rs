@@ -135,6 +135,17 @@ async fn first_absent(
     Ok(None)
 }
 
+/// The names `page_sql` selects (binding `$1` = owner id, `$2` = last name, `$3` = limit), in order, read
+/// as one comma-joined value: one row instead of thousands. Tag and repository names never hold a comma.
+async fn ordered_names(db: &Db, page_sql: &str, owner_id: i64, last: &str, limit: i64) -> sqlx::Result<Vec<String>> {
+    let sql = format!("SELECT STRING_AGG(name, ',' ORDER BY name) FROM ({page_sql}) AS page");
+    let joined: Option<String> =
+        on_db!(db, p => sqlx::query_scalar(&sql).bind(owner_id).bind(last).bind(limit).fetch_one(p).await)?;
+    Ok(joined
+        .map(|j| j.split(',').map(str::to_owned).collect())
+        .unwrap_or_default())
+}
+
 /// Seconds since the Unix epoch, the one time unit stored in metadata.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

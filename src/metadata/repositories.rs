@@ -23,9 +23,8 @@ pub async fn ensure_in(tx: &mut Tx, registry_id: i64, name: &str) -> sqlx::Resul
 
 /// Repository names of a registry in lexical order after `last`, at most `limit` of them.
 pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
-    const SQL: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
-    let last = last.unwrap_or("");
-    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(last).bind(limit).fetch_all(p).await)
+    const PAGE: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+    super::ordered_names(db, PAGE, registry_id, last.unwrap_or(""), limit).await
 }
 
 /// Deletes a repository with its manifests, tags and blob links; `false` if there was none.

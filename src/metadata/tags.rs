@@ -13,9 +13,8 @@ pub async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest:
 
 /// Tag names in lexical order after `last`, at most `limit` of them.
 pub async fn list(db: &Db, repository_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
-    const SQL: &str = "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3";
-    let last = last.unwrap_or("");
-    on_db!(db, p => sqlx::query_scalar(SQL).bind(repository_id).bind(last).bind(limit).fetch_all(p).await)
+    const PAGE: &str = "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+    super::ordered_names(db, PAGE, repository_id, last.unwrap_or(""), limit).await
 }
 
 /// Removes a tag (not the manifest); `false` if there was no such tag.
