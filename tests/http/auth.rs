@@ -196,13 +196,7 @@ async fn the_token_endpoint_answers_docker_login_and_containerd() {
         ("scope", "repository:a:pull,push"),
         ("client_id", "containerd"),
     ];
-    let resp = server
-        .client
-        .post(server.url("/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_token(&server, &form).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["scope"], "repository:a:pull,push");
@@ -213,44 +207,35 @@ async fn the_token_endpoint_answers_docker_login_and_containerd() {
         ("service", "default.localhost"),
         ("scope", "repository:a:pull"),
     ];
-    let resp = server
-        .client
-        .post(server.url("/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_token(&server, &form).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["scope"], "repository:a:pull");
-    let bad_grant = server
-        .client
-        .post(server.url("/oauth2/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let bad_grant = post_token(&server, &[("grant_type", "refresh_token"), ("refresh_token", "forged")]).await;
     assert_eq!(bad_grant.status(), StatusCode::UNAUTHORIZED);
-    let bad_password = server
-        .client
-        .post(server.url("/oauth2/token"))
-        .form(&[
+    let bad_password = post_token(
+        &server,
+        &[
             ("grant_type", "password"),
             ("username", "default"),
             ("password", "nope"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(bad_password.status(), StatusCode::UNAUTHORIZED);
-    let unknown_grant = server
+    let unknown_grant = post_token(&server, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(unknown_grant.status(), StatusCode::BAD_REQUEST);
+}
+
+/// `POST /oauth2/token` with a form, as containerd and docker (refresh) do.
+async fn post_token(server: &TestServer, form: &[(&str, &str)]) -> reqwest::Response {
+    server
         .client
         .post(server.url("/oauth2/token"))
-        .form(&[("grant_type", "client_credentials")])
+        .form(form)
         .send()
         .await
-        .unwrap();
-    assert_eq!(unknown_grant.status(), StatusCode::BAD_REQUEST);
+        .unwrap()
 }
 
 /// The JSON claims of a JWT (unverified: the tests only read what the server signed).
@@ -799,15 +784,7 @@ async fn refresh_tokens_are_revoked_by_credential_and_role_changes() {
                 ("refresh_token", token.as_str()),
                 ("scope", "repository:a:pull"),
             ];
-            server
-                .client
-                .post(server.url("/oauth2/token"))
-                .form(&form)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == StatusCode::OK
+            post_token(server, &form).await.status() == StatusCode::OK
         }
     };
 
