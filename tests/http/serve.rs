@@ -162,7 +162,12 @@ async fn health_readiness_and_a_graceful_shutdown() {
     let mut refused = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if reqwest::Client::new().get(format!("{}/healthz", served.base)).send().await.is_err() {
+        if reqwest::Client::new()
+            .get(format!("{}/healthz", served.base))
+            .send()
+            .await
+            .is_err()
+        {
             refused = true;
             break;
         }
