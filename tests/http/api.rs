@@ -36,14 +36,7 @@ async fn a_registry_is_created_in_the_shape_of_az_acr_create() {
     assert!(reg["storageAccount"]["name"].is_string());
     assert!(reg["creationDate"].as_str().unwrap().ends_with('Z'));
 
-    let listed: Value = server
-        .api(Method::GET, "/registries")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = server.api_get("/registries").await;
     let names: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -51,14 +44,7 @@ async fn a_registry_is_created_in_the_shape_of_az_acr_create() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["default", "myRegistry1"]);
-    let shown: Value = server
-        .api(Method::GET, "/registries/MYREGISTRY1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = server.api_get("/registries/MYREGISTRY1").await;
     assert_eq!(shown, reg);
 
     let updated: Value = server
@@ -168,14 +154,7 @@ async fn admin_passwords_are_shown_and_renewed_one_at_a_time() {
         .send()
         .await
         .unwrap();
-    let before: Value = server
-        .api(Method::GET, "/registries/creds01/credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = server.api_get("/registries/creds01/credentials").await;
     assert_eq!(before["username"], "creds01");
     assert_eq!(before["passwords"][0]["name"], "password");
     assert_eq!(before["passwords"][1]["name"], "password2");
@@ -244,14 +223,7 @@ async fn admin_passwords_are_shown_and_renewed_one_at_a_time() {
 async fn deleting_a_registry_removes_its_content_and_credentials() {
     let server = TestServer::start().await;
     create_registry(&server, json!({ "name": "doomed01", "adminUserEnabled": true })).await;
-    let creds: Value = server
-        .api(Method::GET, "/registries/doomed01/credentials")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let creds: Value = server.api_get("/registries/doomed01/credentials").await;
     let password = creds["passwords"][0]["value"].as_str().unwrap().to_string();
     let token: Value = server
         .anon(Method::GET, "/oauth2/token?scope=repository:app:push,pull")
@@ -296,14 +268,7 @@ async fn deleting_a_registry_removes_its_content_and_credentials() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    let assignments: Value = server
-        .api(Method::GET, &format!("/role-assignments?assignee={id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let assignments: Value = server.api_get(&format!("/role-assignments?assignee={id}")).await;
     assert_eq!(assignments, json!([]), "role assignments go with it");
     let login = server
         .anon(Method::GET, "/oauth2/token")
@@ -320,14 +285,7 @@ async fn deleting_a_registry_removes_its_content_and_credentials() {
         StatusCode::CREATED,
         "the name is free again, with nothing of the old one"
     );
-    let fresh: Value = server
-        .api(Method::GET, "/registries/doomed01/repositories")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fresh: Value = server.api_get("/registries/doomed01/repositories").await;
     assert_eq!(fresh, json!([]));
 }
 
@@ -354,31 +312,14 @@ async fn service_principals_are_created_reset_listed_and_deleted() {
     let app_id = chosen["appId"].as_str().unwrap().to_string();
     assert!(uuid::Uuid::parse_str(&app_id).is_ok());
 
-    let listed: Value = server
-        .api(Method::GET, "/service-principals")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = server.api_get("/service-principals").await;
     assert_eq!(listed[0]["appId"], app_id.as_str());
     assert!(
         listed[0].get("password").is_none(),
         "a password is shown once, never listed"
     );
 
-    let before = server
-        .api(Method::GET, "/service-principals")
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len();
+    let before = server.api_get("/service-principals").await.as_array().unwrap().len();
     for body in [
         json!({ "scopes": ["/registries/nosuchreg"], "role": "Reader" }),
         json!({ "scopes": ["not-a-scope"], "role": "Reader" }),
@@ -393,17 +334,7 @@ async fn service_principals_are_created_reset_listed_and_deleted() {
             .unwrap();
         assert!(resp.status().is_client_error(), "{body}");
     }
-    let after = server
-        .api(Method::GET, "/service-principals")
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len();
+    let after = server.api_get("/service-principals").await.as_array().unwrap().len();
     assert_eq!(before, after, "a refused create-for-rbac creates nothing");
 
     let rbac: Value = server
@@ -420,14 +351,7 @@ async fn service_principals_are_created_reset_listed_and_deleted() {
         rbac["roleAssignments"][0]["scope"],
         "/registries/default/repositories/warrantydept"
     );
-    let listed: Value = server
-        .api(Method::GET, "/role-assignments?scope=/registries/default")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = server.api_get("/role-assignments?scope=/registries/default").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
     let reset: Value = server
@@ -583,13 +507,8 @@ async fn repositories_are_listed_and_removed_through_the_api_whatever_their_name
     server.push_image("team/tags/web", "v1", b"a").await;
     server.push_image("team/manifests", "v2", b"b").await;
     let tags: Value = server
-        .api(Method::GET, "/registries/default/repositories/team/tags/web/_tags")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .api_get("/registries/default/repositories/team/tags/web/_tags")
+        .await;
     assert_eq!(tags, json!(["v1"]));
     let manifests: Value = server
         .api(
@@ -619,14 +538,7 @@ async fn repositories_are_listed_and_removed_through_the_api_whatever_their_name
         .await
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let left: Value = server
-        .api(Method::GET, "/registries/default/repositories")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let left: Value = server.api_get("/registries/default/repositories").await;
     assert_eq!(left, json!(["team/manifests"]));
     let pulled = server
         .req(Method::GET, "/v2/team/tags/web/manifests/v1")
@@ -650,14 +562,7 @@ async fn role_assignments_are_listed_by_registry_or_exact_repository_scope() {
     let list = |scope: &'static str| {
         let server = &server;
         async move {
-            let rows: Value = server
-                .api(Method::GET, &format!("/role-assignments?scope={scope}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let rows: Value = server.api_get(&format!("/role-assignments?scope={scope}")).await;
             rows.as_array()
                 .unwrap()
                 .iter()

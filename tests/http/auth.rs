@@ -518,14 +518,7 @@ async fn credentials_and_tokens_of_one_registry_never_reach_another() {
     let creds = |name: &'static str| {
         let server = &server;
         async move {
-            let body: Value = server
-                .api(Method::GET, &format!("/registries/{name}/credentials"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: Value = server.api_get(&format!("/registries/{name}/credentials")).await;
             body["passwords"][0]["value"].as_str().unwrap().to_string()
         }
     };
@@ -863,14 +856,7 @@ async fn refresh_tokens_are_revoked_by_credential_and_role_changes() {
     );
     let new_password = reset["password"].as_str().unwrap().to_string();
     let sp_refresh = refresh_of(id.clone(), new_password.clone()).await;
-    let assignments: Value = server
-        .api(Method::GET, &format!("/role-assignments?assignee={id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let assignments: Value = server.api_get(&format!("/role-assignments?assignee={id}")).await;
     let assignment = assignments[0]["id"].as_str().unwrap();
     assert_eq!(
         server

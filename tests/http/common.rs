@@ -89,6 +89,11 @@ impl TestServer {
             .bearer_auth(TEST_OPERATOR_TOKEN)
     }
 
+    /// The JSON answer of a management API `GET` as the operator.
+    pub async fn api_get(&self, path: &str) -> serde_json::Value {
+        self.api(Method::GET, path).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Enables a registry's admin user and returns its first password.
     pub async fn enable_admin(&self, registry: &str) -> String {
         let resp = self
@@ -98,14 +103,7 @@ impl TestServer {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
-        let creds: serde_json::Value = self
-            .api(Method::GET, &format!("/registries/{registry}/credentials"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let creds = self.api_get(&format!("/registries/{registry}/credentials")).await;
         creds["passwords"][0]["value"].as_str().unwrap().to_string()
     }
 

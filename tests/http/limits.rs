@@ -47,14 +47,7 @@ impl Tenant {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::CREATED);
-        let creds: Value = server
-            .api(Method::GET, &format!("/registries/{name}/credentials"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let creds: Value = server.api_get(&format!("/registries/{name}/credentials")).await;
         let host = format!("{}.localhost", name.to_lowercase());
         let token: Value = server
             .anon(Method::GET, &format!("/oauth2/token?scope=repository:{repo}:pull,push"))
@@ -325,14 +318,7 @@ async fn one_registry_saturated_does_not_slow_or_refuse_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_limit_applies_to_the_next_request() {
     let server = Arc::new(TestServer::start_with(|c| c.limits.queue_timeout_ms = 300).await);
-    let shown: Value = server
-        .api(Method::GET, "/registries/default")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = server.api_get("/registries/default").await;
     assert_eq!(shown["limits"], json!({ "pulls": 10, "pushes": 5 }), "Basic's defaults");
     let updated: Value = server
         .api(Method::PATCH, "/registries/default")

@@ -128,14 +128,7 @@ impl<'a> Tenant<'a> {
         assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
         let created: Value = resp.json().await.unwrap();
         assert_eq!(created["storageAccount"]["name"], backend.location.as_str());
-        let creds: Value = server
-            .api(Method::GET, &format!("/registries/{name}/credentials"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let creds: Value = server.api_get(&format!("/registries/{name}/credentials")).await;
         let host = format!("{name}.localhost");
         let resp = server
             .anon(Method::GET, "/oauth2/token?scope=repository:app:pull,push")
