@@ -24,29 +24,13 @@ PUSHED=
 principal() {
   local body id password
   body=$(api -X POST -d "{\"scopes\":[\"$3\"],\"role\":\"$2\"}" \
-    "http://$ADDR/api/service-principals/create-for-rbac") || die "create-for-rbac $2 on $3 failed"
+    "$BASE/api/service-principals/create-for-rbac") || die "create-for-rbac $2 on $3 failed"
   id=$(printf '%s' "$body" | field appId)
   password=$(printf '%s' "$body" | field password)
   [ -n "$id" ] && [ -n "$password" ] || die "no appId/password in $body"
   printf -v "${1}_ID" '%s' "$id"
   printf -v "${1}_PASSWORD" '%s' "$password"
   say "service principal $id: $2 on $3"
-}
-# curl as the admin user: a token for one scope ("repository:samples/hello:pull" or "registry:catalog:*").
-curl_as() {
-  local scope=$1 token
-  shift
-  token=$(curl -fsS -u "$USER_NAME:$PASSWORD" --get --data-urlencode "service=default.localhost" \
-    --data-urlencode "scope=$scope" "http://$ADDR/oauth2/token" | field token)
-  [ -n "$token" ] || die "no token for $scope"
-  curl -fsS -H "Authorization: Bearer $token" "$@"
-}
-# tags REPO JSON: the repository's tags/list (read as the admin user) must list exactly JSON.
-tags() {
-  local got
-  got=$(curl_as "repository:$1:pull" "http://$ADDR/v2/$1/tags/list") || die "tags/list of $1 failed"
-  [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
-  say "tags/list: $got"
 }
 # login USER PASSWORD: docker login, which must succeed and store the credentials.
 login() {
@@ -67,16 +51,12 @@ say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
 # --- berth ---------------------------------------------------------------------------------------------
 step "starting berth"
 start_berth
+BASE=http://$ADDR
 # No anonymous access: /v2/ answers 401 with a Bearer challenge. The management API (operator token) enables
 # the default registry's admin user and makes service principals.
 V2=$(curl -sS -o /dev/null -w '%{http_code}' "http://$ADDR/v2/")
 [ "$V2" = 401 ] || die "GET http://$ADDR/v2/ without a token answered $V2, expected 401"
-api -X PATCH -d '{"adminUserEnabled":true}' "http://$ADDR/api/registries/default" >/dev/null ||
-  die "could not enable the default registry's admin user"
-CREDS=$(api "http://$ADDR/api/registries/default/credentials") || die "could not read the admin credentials"
-USER_NAME=$(printf '%s' "$CREDS" | field username)
-PASSWORD=$(printf '%s' "$CREDS" | field value)
-[ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $CREDS"
+enable_admin
 say "GET /v2/: 401; admin user '$USER_NAME' enabled"
 
 # --- dockerd -------------------------------------------------------------------------------------------

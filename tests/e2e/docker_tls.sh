@@ -27,6 +27,7 @@ source tests/e2e/lib.sh
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 PUSHED=
 PKI=$E2E/pki
+CURL_OPTS=(--cacert "$PKI/ca.crt") # the helpers' curl trusts the test CA, and only it
 NETNS=berth-tls-e2e
 VETH_HOST=btls-e2e0
 VETH_NS=btls-e2e1
@@ -39,20 +40,6 @@ NETNS_MADE=
 # Only our own veth: no proxy from the environment may stand between the clients and berth.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
-# curl trusting the test CA only.
-scurl() { curl --cacert "$PKI/ca.crt" "$@"; }
-# The management API as the operator, over HTTPS.
-sapi() { scurl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
-# tags REPO JSON: the repository's tags/list, read over HTTPS as the admin user, must list exactly JSON.
-tags() {
-  local token got
-  token=$(scurl -fsS -u "$USER_NAME:$PASSWORD" --get --data-urlencode "service=default.localhost" \
-    --data-urlencode "scope=repository:$1:pull" "https://$ADDR/oauth2/token" | field token)
-  [ -n "$token" ] || die "no token for $1"
-  got=$(scurl -fsS -H "Authorization: Bearer $token" "https://$ADDR/v2/$1/tags/list") || die "tags/list of $1 failed"
-  [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
-  say "tags/list: $got"
-}
 # Before lib.sh's cleanup (dockerd, berth, logs, $E2E): the certs.d entry, the namespace and the veth pair,
 # each only if this run made it.
 e2e_before_cleanup() {
@@ -125,20 +112,16 @@ done
 sed 's/\x1b\[[0-9;]*m//g' "$E2E/berth.log" | grep -m1 'berth listening' | grep -q 'tls=true' ||
   die "berth does not say it serves TLS"
 say "berth pid $BERTH_PID listening on https://$ADDR"
+BASE=https://$ADDR
 
 # Plain HTTP gets nothing; curl refuses the certificate without the CA; with it, 401 and an https realm.
 if curl -sS -m 10 -o /dev/null "http://$ADDR/v2/" 2>/dev/null; then die "plain HTTP on $ADDR answered"; fi
 refused curl-untrusted 'certificate' curl -sS -m 10 -o /dev/null "https://$ADDR/v2/"
-CHALLENGE=$(scurl -sS -m 10 -o /dev/null -w '%{http_code} %header{www-authenticate}' "https://$ADDR/v2/")
+CHALLENGE=$(curl "${CURL_OPTS[@]}" -sS -m 10 -o /dev/null -w '%{http_code} %header{www-authenticate}' "https://$ADDR/v2/")
 say "GET https://$ADDR/v2/: $CHALLENGE"
 [ "$CHALLENGE" = "401 Bearer realm=\"https://$ADDR/oauth2/token\",service=\"default.localhost\"" ] ||
   die "expected a 401 with the realm https://$ADDR/oauth2/token, got: $CHALLENGE"
-sapi -X PATCH -d '{"adminUserEnabled":true}' "https://$ADDR/api/registries/default" >/dev/null ||
-  die "could not enable the default registry's admin user"
-CREDS=$(sapi "https://$ADDR/api/registries/default/credentials") || die "could not read the admin credentials"
-USER_NAME=$(printf '%s' "$CREDS" | field username)
-PASSWORD=$(printf '%s' "$CREDS" | field value)
-[ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $CREDS"
+enable_admin
 say "admin user '$USER_NAME' enabled"
 
 # --- dockerd -------------------------------------------------------------------------------------------

@@ -24,8 +24,38 @@ refused() {
   grep -Eiq "$pattern" "$out" || die "'$*' failed without saying /$pattern/: $(cat "$out")"
   say "refused: $(grep -Ei "$pattern" "$out" | tail -n1)"
 }
+# Extra options of every curl the helpers run (e.g. --cacert of a test CA).
+CURL_OPTS=()
 # The management API as the operator.
-api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
+api() { curl "${CURL_OPTS[@]}" -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
+
+# The helpers below talk to the server at $BASE (scheme://host:port), which the script sets.
+# enable_admin: enables the default registry's admin user; sets USER_NAME and PASSWORD to its credentials.
+enable_admin() {
+  local creds
+  api -X PATCH -d '{"adminUserEnabled":true}' "$BASE/api/registries/default" >/dev/null ||
+    die "could not enable the default registry's admin user"
+  creds=$(api "$BASE/api/registries/default/credentials") || die "could not read the admin credentials"
+  USER_NAME=$(printf '%s' "$creds" | field username)
+  PASSWORD=$(printf '%s' "$creds" | field value)
+  [ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $creds"
+}
+# curl_as SCOPE CURL_ARG...: curl as the admin user with a token for one scope ("repository:a/b:pull").
+curl_as() {
+  local scope=$1 token
+  shift
+  token=$(curl "${CURL_OPTS[@]}" -fsS -u "$USER_NAME:$PASSWORD" --get --data-urlencode "service=default.localhost" \
+    --data-urlencode "scope=$scope" "$BASE/oauth2/token" | field token)
+  [ -n "$token" ] || die "no token for $scope"
+  curl "${CURL_OPTS[@]}" -fsS -H "Authorization: Bearer $token" "$@"
+}
+# tags REPO JSON: the repository's tags/list (read as the admin user) must list exactly JSON.
+tags() {
+  local got
+  got=$(curl_as "repository:$1:pull" "$BASE/v2/$1/tags/list") || die "tags/list of $1 failed"
+  [ "$got" = "{\"name\":\"$1\",\"tags\":$2}" ] || die "unexpected tags/list of $1: $got"
+  say "tags/list: $got"
+}
 # field NAME: the first string member NAME of the JSON on stdin.
 field() { grep -oE "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
 
