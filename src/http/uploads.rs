@@ -110,14 +110,13 @@ async fn receive(
     uploads::receive_chunk(
         &cx.app.db,
         cx.reg,
-        &session,
+        session,
         &at,
         declared,
         length,
         body.into_data_stream(),
     )
-    .await?;
-    uploads::find(&cx.app.db, cx.reg, repo, &session.id, &session.row.owner).await
+    .await
 }
 
 pub async fn patch(

@@ -57,16 +57,17 @@ pub async fn find(
 
 /// Appends one chunk to the session: checks it starts where the upload stands, streams it to storage
 /// while hashing it, then records it only if no other request moved the session meanwhile.
-/// `declared` is the chunk's `Content-Range`, `length` its `Content-Length`. Returns the new offset.
+/// `declared` is the chunk's `Content-Range`, `length` its `Content-Length`. Returns the session as it
+/// now stands.
 pub async fn receive_chunk<S, E>(
     db: &Db,
     reg: &RegistryCtx,
-    session: &Session,
+    mut session: Session,
     location: &str,
     declared: Option<ByteRange>,
     length: Option<u64>,
     body: S,
-) -> Result<u64, OciError>
+) -> Result<Session, OciError>
 where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: std::error::Error + Send + Sync + 'static,
@@ -108,21 +109,28 @@ where
         )));
     }
     if written == 0 {
-        return Ok(offset);
+        return Ok(session);
     }
     chunks.push(Chunk { name, size: written });
-    let new_offset = offset + written;
+    let new_offset = (offset + written) as i64;
+    let encoded = Chunk::encode_list(&chunks);
     let state = hasher.map(|h| h.save());
     let recorded = metadata::uploads::advance(
         db,
         session.id.as_str(),
         offset as i64,
-        new_offset as i64,
-        &Chunk::encode_list(&chunks),
+        new_offset,
+        &encoded,
         state.as_deref(),
     )
     .await?;
-    if recorded { Ok(new_offset) } else { Err(out_of_order()) }
+    if !recorded {
+        return Err(out_of_order());
+    }
+    session.row.byte_offset = new_offset;
+    session.row.chunks = encoded;
+    session.row.hash_state = state;
+    Ok(session)
 }
 
 /// Finishes an upload as blob `digest` of the session's repository, in Distribution's commit order:
