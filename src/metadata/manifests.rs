@@ -1,5 +1,6 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
+use super::cache::Lookup;
 use super::{Db, Tx, now, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -31,16 +32,48 @@ pub struct NewManifest<'a> {
     pub refs: Vec<(String, &'static str)>,
 }
 
-pub async fn by_digest(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
-    const SQL: &str = "SELECT digest, media_type, content FROM manifests WHERE repository_id = $1 AND digest = $2";
-    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
+/// What the manifest cache is keyed by: (registry id, repository name, tag or digest); a tag never holds
+/// a `:`, a digest always does.
+pub type ManifestKey = (i64, String, String);
+
+/// Manifest `digest` of repository `repo` in registry `registry_id` (one query, or none: the pull path).
+pub async fn by_digest(db: &Db, registry_id: i64, repo: &str, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
+    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r \
+                       JOIN manifests m ON m.repository_id = r.id \
+                       WHERE r.registry_id = $1 AND r.name = $2 AND m.digest = $3";
+    cached(db, SQL, registry_id, repo, digest).await
 }
 
-pub async fn by_tag(db: &Db, repository_id: i64, tag: &str) -> sqlx::Result<Option<ManifestRow>> {
-    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM tags t \
-                       JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest \
-                       WHERE t.repository_id = $1 AND t.name = $2";
-    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(tag).fetch_optional(p).await)
+/// The manifest tag `tag` of repository `repo` in registry `registry_id` points at.
+pub async fn by_tag(db: &Db, registry_id: i64, repo: &str, tag: &str) -> sqlx::Result<Option<ManifestRow>> {
+    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r \
+                       JOIN tags t ON t.repository_id = r.id \
+                       JOIN manifests m ON m.repository_id = r.id AND m.digest = t.manifest_digest \
+                       WHERE r.registry_id = $1 AND r.name = $2 AND t.name = $3";
+    cached(db, SQL, registry_id, repo, tag).await
+}
+
+/// Runs `sql` (binding registry id, repository name, reference) through the manifest cache.
+async fn cached(
+    db: &Db,
+    sql: &str,
+    registry_id: i64,
+    repo: &str,
+    reference: &str,
+) -> sqlx::Result<Option<ManifestRow>> {
+    let cache = &db.caches.manifests;
+    let key = (registry_id, repo.to_owned(), reference.to_owned());
+    let generation = match cache.lookup(&key) {
+        Lookup::Hit(row) => return Ok(Some(row)),
+        Lookup::Miss(generation) => generation,
+    };
+    let row: Option<ManifestRow> =
+        on_db!(db, p => sqlx::query_as(sql).bind(registry_id).bind(repo).bind(reference).fetch_optional(p).await)?;
+    if let Some(row) = &row {
+        let weight = row.content.len() + row.digest.len() + row.media_type.len() + key.1.len() + key.2.len();
+        cache.keep(generation, key, row.clone(), weight);
+    }
+    Ok(row)
 }
 
 /// Stores a manifest and its references; pushing the same bytes again changes nothing.
@@ -72,6 +105,7 @@ pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<b
     const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
     let done =
         on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    db.caches.manifests.forget_all();
     Ok(done == 1)
 }
 

@@ -3,6 +3,7 @@
 //! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`).
 
 pub mod blobs;
+pub mod cache;
 pub mod manifests;
 pub mod operators;
 pub mod principals;
@@ -14,21 +15,61 @@ pub mod signing_keys;
 pub mod tags;
 pub mod uploads;
 
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
+use cache::ReadCache;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 /// A connection pool on one of the supported backends.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
-/// A transaction on one of the supported backends.
-pub enum Tx {
+/// The metadata database: its pool, and the rows this process may keep in memory (only on the embedded
+/// SQLite database, which one process owns: see [`connect`]).
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: Pool,
+    caches: Arc<Caches>,
+    /// Held while the pool lives: the lock that makes this process the SQLite file's only user.
+    _owner: Option<Arc<std::fs::File>>,
+}
+
+/// The read caches of [`Db`]: registry rows by name key, and manifests by (registry, repository,
+/// reference), the two reads every pull makes.
+#[derive(Debug)]
+struct Caches {
+    registries: ReadCache<String, registries::RegistryRow>,
+    manifests: ReadCache<manifests::ManifestKey, manifests::ManifestRow>,
+}
+
+impl Caches {
+    /// Registry rows are few and small; manifests are bounded to 8 MiB (each at most 512 KiB).
+    fn new(enabled: bool) -> Arc<Self> {
+        Arc::new(Caches {
+            registries: ReadCache::new(enabled, 1 << 20),
+            manifests: ReadCache::new(enabled, 8 << 20),
+        })
+    }
+}
+
+/// A transaction on one of the supported backends. Writes that change what the caches hold mark it, and
+/// the caches are emptied once it commits (not before: a read between would cache the old rows).
+pub struct Tx {
+    conn: TxConn,
+    caches: Arc<Caches>,
+    forget_manifests: bool,
+}
+
+enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -36,9 +77,9 @@ pub enum Tx {
 /// Runs `$e` with `$p` bound to the backend's pool (or connection), whichever it is.
 macro_rules! on_db {
     ($db:expr, $p:ident => $e:expr) => {
-        match $db {
-            $crate::metadata::Db::Sqlite($p) => $e,
-            $crate::metadata::Db::Postgres($p) => $e,
+        match &$db.pool {
+            $crate::metadata::Pool::Sqlite($p) => $e,
+            $crate::metadata::Pool::Postgres($p) => $e,
         }
     };
 }
@@ -47,12 +88,12 @@ pub(crate) use on_db;
 /// Runs `$e` with `$c` bound to the transaction's connection.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $e:expr) => {
-        match $tx {
-            $crate::metadata::Tx::Sqlite(t) => {
+        match &mut $tx.conn {
+            $crate::metadata::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $e
             }
-            $crate::metadata::Tx::Postgres(t) => {
+            $crate::metadata::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $e
             }
@@ -63,9 +104,14 @@ pub(crate) use on_tx;
 
 impl Db {
     pub async fn begin(&self) -> sqlx::Result<Tx> {
-        Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+        let conn = match &self.pool {
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            caches: self.caches.clone(),
+            forget_manifests: false,
         })
     }
 
@@ -77,17 +123,23 @@ impl Db {
 
 impl Tx {
     pub async fn commit(self) -> sqlx::Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
+        if self.forget_manifests {
+            self.caches.manifests.forget_all();
+        }
+        Ok(())
     }
 }
 
 /// Opens the pool for `url` (`sqlite://…` or `postgres://…`) and applies the migrations. On Postgres every
-/// statement is cut off after `statement_timeout`.
+/// statement is cut off after `statement_timeout`. A SQLite file belongs to one process: a second
+/// `berth serve` on it is refused (several nodes share Postgres instead), which lets this process keep
+/// registry rows in memory, since every change to them goes through it.
 pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
-    let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let timeout_ms = statement_timeout.as_millis().to_string();
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout_ms.as_str())]);
         let pool = PgPoolOptions::new()
@@ -96,7 +148,11 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Db::Postgres(pool)
+        Ok(Db {
+            pool: Pool::Postgres(pool),
+            caches: Caches::new(false),
+            _owner: None,
+        })
     } else if url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -104,17 +160,46 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let owner = own_sqlite_file(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Db::Sqlite(pool)
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+            caches: Caches::new(true),
+            _owner: owner.map(Arc::new),
+        })
     } else {
         anyhow::bail!("unsupported database URL (use sqlite://<file> or postgres://…)");
-    };
-    Ok(db)
+    }
+}
+
+/// Takes the exclusive lock on `<file>.lock` beside a SQLite database file (none for an in-memory one).
+fn own_sqlite_file(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+        return Ok(None);
+    }
+    let mut lock_path = file.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", Path::new(&lock_path).display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the database {} is in use by another berth process (one process per SQLite file; several nodes need Postgres)",
+            file.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", Path::new(&lock_path).display()))
+        }
+    }
 }
 
 /// Of `digests`, the first for which `exists_sql` (binding `$1` = repository id, `$2` = digest) finds

@@ -1,5 +1,6 @@
 //! Registries (tenants): name, SKU, storage location, tags, the admin switch and its sealed passwords.
 
+use super::cache::Lookup;
 use super::{Db, now, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,8 +35,17 @@ pub struct NewRegistry<'a> {
 
 /// The registry whose lowercased name is `name_key`.
 pub async fn find(db: &Db, name_key: &str) -> sqlx::Result<Option<RegistryRow>> {
+    let cache = &db.caches.registries;
+    let generation = match cache.lookup(name_key) {
+        Lookup::Hit(row) => return Ok(Some(row)),
+        Lookup::Miss(generation) => generation,
+    };
     let sql = format!("SELECT {COLUMNS} FROM registries WHERE name_key = $1");
-    on_db!(db, p => sqlx::query_as(&sql).bind(name_key).fetch_optional(p).await)
+    let row: Option<RegistryRow> = on_db!(db, p => sqlx::query_as(&sql).bind(name_key).fetch_optional(p).await)?;
+    if let Some(row) = &row {
+        cache.keep(generation, name_key.to_owned(), row.clone(), 1024);
+    }
+    Ok(row)
 }
 
 pub async fn list(db: &Db) -> sqlx::Result<Vec<RegistryRow>> {
@@ -51,6 +61,7 @@ pub async fn create(db: &Db, r: &NewRegistry<'_>) -> sqlx::Result<Option<Registr
     let inserted = on_db!(db, p => sqlx::query(SQL).bind(r.name).bind(&key).bind(r.sku).bind(r.storage_url)
         .bind(r.admin_enabled).bind(r.tags).bind(r.admin_password1).bind(r.admin_password2).bind(now())
         .execute(p).await.map(|r| r.rows_affected()))?;
+    db.caches.registries.forget_all();
     if inserted == 0 {
         return Ok(None);
     }
@@ -70,7 +81,9 @@ pub async fn update(db: &Db, id: i64, s: &Settings<'_>) -> sqlx::Result<()> {
     const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3, pull_limit = $4, push_limit = $5 \
                        WHERE id = $6";
     on_db!(db, p => sqlx::query(SQL).bind(s.sku).bind(s.admin_enabled).bind(s.tags).bind(s.pull_limit)
-        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))
+        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))?;
+    db.caches.registries.forget_all();
+    Ok(())
 }
 
 /// Replaces admin password 1 or 2 with a sealed new one.
@@ -78,12 +91,16 @@ pub async fn set_admin_password(db: &Db, id: i64, slot: u8, sealed: &[u8]) -> sq
     const SQL1: &str = "UPDATE registries SET admin_password1 = $1 WHERE id = $2";
     const SQL2: &str = "UPDATE registries SET admin_password2 = $1 WHERE id = $2";
     let sql = if slot == 2 { SQL2 } else { SQL1 };
-    on_db!(db, p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))
+    on_db!(db, p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))?;
+    db.caches.registries.forget_all();
+    Ok(())
 }
 
 /// Deletes a registry and, through the foreign keys, everything in it.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM registries WHERE id = $1";
     let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    db.caches.registries.forget_all();
+    db.caches.manifests.forget_all();
     Ok(done == 1)
 }

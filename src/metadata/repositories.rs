@@ -32,5 +32,6 @@ pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool>
     const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
     let done =
         on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
+    db.caches.manifests.forget_all();
     Ok(done == 1)
 }

@@ -8,6 +8,7 @@ pub async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest:
                        ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
                        updated_at = excluded.updated_at";
     on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+    tx.forget_manifests = true;
     Ok(())
 }
 
@@ -22,5 +23,6 @@ pub async fn delete(db: &Db, repository_id: i64, tag: &str) -> sqlx::Result<bool
     const SQL: &str = "DELETE FROM tags WHERE repository_id = $1 AND name = $2";
     let done =
         on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
+    db.caches.manifests.forget_all();
     Ok(done == 1)
 }

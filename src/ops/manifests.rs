@@ -86,15 +86,18 @@ async fn check_references(db: &Db, repository_id: i64, info: &ManifestInfo) -> R
 
 /// The manifest `reference` points at in `repo`.
 pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
-    let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
-    let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
-        .await?
-        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+    let (registry_id, name) = (reg.row.id, repo.as_str());
     let row = match reference {
-        Reference::Tag(tag) => metadata::manifests::by_tag(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => metadata::manifests::by_digest(db, repository_id, &d.to_string()).await?,
+        Reference::Tag(tag) => metadata::manifests::by_tag(db, registry_id, name, tag.as_str()).await?,
+        Reference::Digest(d) => metadata::manifests::by_digest(db, registry_id, name, &d.to_string()).await?,
     };
-    row.ok_or_else(unknown)
+    if let Some(row) = row {
+        return Ok(row);
+    }
+    Err(match metadata::repositories::id(db, registry_id, name).await? {
+        Some(_) => OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}")),
+        None => OciError::NameUnknown(format!("repository {repo} is not known")),
+    })
 }
 
 /// Deletes a manifest (by digest: with its tags) or just a tag (by tag).

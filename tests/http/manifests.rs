@@ -313,15 +313,23 @@ async fn deleting_by_tag_removes_the_tag_and_by_digest_the_manifest() {
 #[tokio::test]
 async fn moving_a_tag_points_it_at_the_new_manifest() {
     let server = TestServer::start().await;
-    server.push_image("mv", "latest", b"one").await;
+    let head_latest = || async {
+        let resp = server
+            .req(Method::HEAD, "/v2/mv/manifests/latest")
+            .await
+            .send()
+            .await
+            .unwrap();
+        header(&resp, "docker-content-digest").to_owned()
+    };
+    let first = server.push_image("mv", "latest", b"one").await;
+    assert_eq!(head_latest().await, first);
     let second = server.push_image("mv", "latest", b"two").await;
-    let resp = server
-        .req(Method::HEAD, "/v2/mv/manifests/latest")
-        .await
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(header(&resp, "docker-content-digest"), second);
+    assert_eq!(
+        head_latest().await,
+        second,
+        "the move is seen at once (nothing serves the old tag)"
+    );
 }
 
 #[tokio::test]

@@ -203,3 +203,27 @@ async fn readiness_fails_when_storage_is_gone() {
         "the process is still up"
     );
 }
+
+/// A SQLite file belongs to one process (which lets it keep registry rows in memory): a second
+/// `berth serve` on the same data folder refuses to start and says why; the first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let served = Served::start().await;
+    let second = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .env("BERTH_HTTP_BIND", "127.0.0.1:0")
+        .env("BERTH_DATA_DIR", served.dir.path())
+        .env_remove("BERTH_DATABASE_URL")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second process exits")
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in use by another berth process"), "stderr: {stderr}");
+    assert_eq!(
+        served.req(Method::GET, "/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
