@@ -15,12 +15,16 @@
 #        BERTH_BENCH_KEEP=FILE   also copy the raw JSON lines there
 #
 # Berth runs with BERTH_LOG_LEVEL=warn, its default registry's admin user enabled and that registry's
-# concurrency limits raised to 1000 pulls / 1000 pushes (the Basic SKU's 10 / 5 would queue c=32).
-# Distribution runs without auth (there is no token server here), access log off, log level warn.
-# "token reused" rows: Berth with one token per repository scope fetched on the first 401 and reused,
-# Distribution with no auth at all. "token dance" rows: every request goes out without a token, gets the
-# 401 challenge, fetches a token and is repeated (three round trips); Distribution shows n/a.
-# The load generator runs on the same machine and shares its cores with the server under test.
+# concurrency limits raised to 1000 pulls / 1000 pushes (the Basic SKU's 10 / 5 would queue c=32). Berth
+# has no anonymous access: every Berth row uses one token per repository scope, fetched on the first 401
+# and reused. Distribution runs twice on one storage folder, access log off, log level warn: without auth
+# for every row, and with token auth (`auth.token`, tokens from `berth-bench token-server`, ES256 with the
+# certificate in x5c) for the "token auth" and "token dance" rows. "token dance": every request goes out
+# without a token, gets the 401 challenge, fetches a token and is repeated (three round trips).
+# Distribution's CPU seconds add up both of its processes, its peak RSS is the larger; the token server's
+# own CPU is not counted for it. Per workload, each server's CPU seconds and peak RSS (VmHWM, reset before
+# each run through /proc/PID/clear_refs) are printed too. The load generator runs on the same machine and
+# shares its cores with the server under test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +43,7 @@ done
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 command -v docker-registry >/dev/null ||
   die "docker-registry (CNCF Distribution) is missing: apt-get install docker-registry"
-for tool in curl python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
+for tool in curl python3 openssl; do command -v "$tool" >/dev/null || die "$tool is required"; done
 
 if [ -z "${BERTH_BENCH_NO_BUILD:-}" ]; then
   cargo build --release --quiet --bin berth --bin berth-bench
@@ -52,10 +56,12 @@ BENCH=$TARGET/berth-bench
 WORK=$(mktemp -d "${BERTH_BENCH_TMP:-${TMPDIR:-/tmp}}/berth-compare.XXXXXX")
 BERTH_PID=
 DIST_PID=
+DIST_AUTH_PID=
+TOKEN_PID=
 cleanup() {
   local rc=$?
   set +e
-  for pid in $BERTH_PID $DIST_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  for pid in $BERTH_PID $DIST_PID $DIST_AUTH_PID $TOKEN_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   if [ $rc -ne 0 ]; then
     for log in "$WORK"/*.log; do [ -s "$log" ] && { echo "--- $log (last 10 lines)" >&2; tail -n 10 "$log" >&2; }; done
   fi
@@ -91,10 +97,10 @@ CREDS=$(api "$BERTH_URL/api/registries/default/credentials")
 BERTH_USER=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["username"])' <<<"$CREDS")
 BERTH_PASSWORD=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["passwords"][0]["value"])' <<<"$CREDS")
 
-# Distribution
-DIST_PORT=$(free_port)
-DIST_URL=http://127.0.0.1:$DIST_PORT
-cat >"$WORK/distribution.yml" <<EOF
+# Distribution: one process without auth, one with token auth on the same storage folder.
+# distribution_config PORT [AUTH_YAML]
+distribution_config() {
+  cat <<EOF
 version: 0.1
 log:
   level: warn
@@ -108,66 +114,106 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$DIST_PORT
+  addr: 127.0.0.1:$1
+${2:-}
 EOF
+}
+DIST_PORT=$(free_port)
+DIST_URL=http://127.0.0.1:$DIST_PORT
+distribution_config "$DIST_PORT" >"$WORK/distribution.yml"
 docker-registry serve "$WORK/distribution.yml" >"$WORK/distribution.log" 2>&1 &
 DIST_PID=$!
+
+TOKEN_PORT=$(free_port)
+TOKEN_PASSWORD=bench$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$WORK/token.key"
+openssl req -new -x509 -key "$WORK/token.key" -out "$WORK/token.crt" -days 2 -subj /CN=berth-bench 2>/dev/null
+"$BENCH" token-server --bind "127.0.0.1:$TOKEN_PORT" --key "$WORK/token.key" --cert "$WORK/token.crt" \
+  --issuer berth-bench --user bench --password "$TOKEN_PASSWORD" >"$WORK/token-server.log" 2>&1 &
+TOKEN_PID=$!
+DIST_AUTH_PORT=$(free_port)
+DIST_AUTH_URL=http://127.0.0.1:$DIST_AUTH_PORT
+distribution_config "$DIST_AUTH_PORT" "auth:
+  token:
+    realm: http://127.0.0.1:$TOKEN_PORT/token
+    service: distribution-bench
+    issuer: berth-bench
+    rootcertbundle: $WORK/token.crt" >"$WORK/distribution-auth.yml"
+docker-registry serve "$WORK/distribution-auth.yml" >"$WORK/distribution-auth.log" 2>&1 &
+DIST_AUTH_PID=$!
 wait_for "$DIST_URL/v2/" "$DIST_PID"
+wait_for "$DIST_AUTH_URL/v2/" "$DIST_AUTH_PID"
 DIST_VERSION=$(docker-registry --version 2>/dev/null | awk '{print $NF}')
 
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 FAILURES=0
-# run SERVER ROUND ARGS...: one berth-bench run, its lines tagged with the server and round.
+cpu_seconds() { # pid: utime+stime in seconds
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  stat=${stat##*) }
+  awk -v tck="$(getconf CLK_TCK)" '{printf "%.2f", ($12 + $13) / tck}' <<<"$stat"
+}
+peak_rss_mib() { awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+# run SERVER ROUND ARGS...: one berth-bench run, its lines tagged with the server and round, then a line
+# with the server's CPU seconds and peak RSS over the run. SERVER: berth, distribution or
+# distribution-auth (counted as distribution).
 run() {
-  local server=$1 round=$2 out
+  local server=$1 round=$2 out pid
   shift 2
-  local target=(--registry "$DIST_URL")
-  [ "$server" = berth ] && target=(--registry "$BERTH_URL" --user "$BERTH_USER" --password "$BERTH_PASSWORD")
+  local target=()
+  case $server in
+    berth) pid=$BERTH_PID; target=(--registry "$BERTH_URL" --user "$BERTH_USER" --password "$BERTH_PASSWORD") ;;
+    distribution) pid=$DIST_PID; target=(--registry "$DIST_URL") ;;
+    distribution-auth) pid=$DIST_AUTH_PID; target=(--registry "$DIST_AUTH_URL" --user bench --password "$TOKEN_PASSWORD") ;;
+  esac
+  local name=${server%-auth}
   local seed=$((round * 2))
-  [ "$server" = berth ] || seed=$((seed + 1))
+  [ "$name" = berth ] || seed=$((seed + 1))
+  echo 5 >"/proc/$pid/clear_refs"
+  local cpu_before
+  cpu_before=$(cpu_seconds "$pid")
   if out=$(RUST_BACKTRACE=0 "$BENCH" run "${target[@]}" --prefix "r$round" --seed "$seed" $QUICK "$@" 2>"$WORK/bench.err"); then
-    sed "s/^{/{\"server\":\"$server\",\"round\":$round,/" <<<"$out" >>"$RESULTS"
+    sed "s/^{/{\"server\":\"$name\",\"round\":$round,/" <<<"$out" >>"$RESULTS"
   else
     FAILURES=$((FAILURES + 1))
     echo "berth-bench run $* against $server failed: $(tail -n 3 "$WORK/bench.err")" >&2
   fi
   [ -s "$WORK/bench.err" ] && sed "s/^/  [$server] /" "$WORK/bench.err" >&2
+  local cpu rss
+  cpu=$(awk -v a="$cpu_before" -v b="$(cpu_seconds "$pid")" 'BEGIN {printf "%.2f", b - a}')
+  rss=$(peak_rss_mib "$pid")
+  echo "{\"server\":\"$name\",\"round\":$round,\"resource\":\"$WORKLOAD\",\"cpu\":$cpu,\"rss\":$rss}" >>"$RESULTS"
   return 0
 }
-na() { # server key reason
-  echo "{\"server\":\"$1\",\"key\":\"$2\",\"na\":\"$3\"}" >>"$RESULTS"
-}
-
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order=(berth distribution); else order=(distribution berth); fi
   setup=
   [ "$round" = 1 ] && setup=--setup
   echo "== round $round/$ROUNDS (${order[*]}), $((SECONDS - SUITE_START)) s so far" >&2
-  for workload in blobs big chunked manifests head-get head-get-dance catalog images tokens; do
+  for WORKLOAD in blobs big chunked manifests head-get head-get-token head-get-dance catalog images tokens; do
     for server in "${order[@]}"; do
-      case $workload in
+      case $WORKLOAD in
+        head-get-token)
+          [ "$server" = berth ] || server=distribution-auth
+          run "$server" "$round" --workload head-get --token-auth-row ;;
         head-get-dance)
-          if [ "$server" = berth ]; then run "$server" "$round" --workload head-get --dance-every 1
-          else na "$server" head-get-dance "no token server"; fi ;;
+          [ "$server" = berth ] || server=distribution-auth
+          run "$server" "$round" --workload head-get --dance-every 1 ;;
         catalog) run "$server" "$round" --workload catalog $setup ;;
-        *) run "$server" "$round" --workload "$workload" ;;
+        *) run "$server" "$round" --workload "$WORKLOAD" ;;
       esac
     done
   done
 done
 
-cpu_seconds() { # pid: utime+stime in seconds
-  local stat
-  stat=$(cat "/proc/$1/stat")
-  stat=${stat##*) }
-  awk -v tck="$(getconf CLK_TCK)" '{printf "%.1f", ($12 + $13) / tck}' <<<"$stat"
-}
-peak_rss_mib() { awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 BERTH_CPU=$(cpu_seconds "$BERTH_PID")
-BERTH_RSS=$(peak_rss_mib "$BERTH_PID")
-DIST_CPU=$(cpu_seconds "$DIST_PID")
-DIST_RSS=$(peak_rss_mib "$DIST_PID")
+DIST_CPU=$(awk -v a="$(cpu_seconds "$DIST_PID")" -v b="$(cpu_seconds "$DIST_AUTH_PID")" 'BEGIN {printf "%.2f", a + b}')
+# Peak RSS over the suite: the largest of the per-run peaks (VmHWM is reset before each run).
+suite_peak() { python3 -c 'import json,sys
+print(max([json.loads(l)["rss"] for l in open(sys.argv[1]) if "\"resource\"" in l and json.loads(l)["server"] == sys.argv[2]] + [0]))' "$RESULTS" "$1"; }
+BERTH_RSS=$(suite_peak berth)
+DIST_RSS=$(suite_peak distribution)
 
 [ -n "${BERTH_BENCH_KEEP:-}" ] && cp "$RESULTS" "$BERTH_BENCH_KEEP"
 mode=full

@@ -5,6 +5,7 @@
 
 mod client;
 mod report;
+mod token_server;
 mod workloads;
 
 use std::path::PathBuf;
@@ -35,6 +36,26 @@ enum Command {
         #[arg(long, default_value = "distribution")]
         denominator: String,
     },
+    /// Serves `/token` for a registry that delegates auth (Distribution's `auth.token`): ES256 JWTs
+    /// granting whatever scope is asked, with the certificate in `x5c`.
+    TokenServer {
+        /// Address to listen on, e.g. 127.0.0.1:5001
+        #[arg(long)]
+        bind: String,
+        /// PKCS#8 PEM P-256 private key.
+        #[arg(long)]
+        key: String,
+        /// PEM certificate of the key (the registry's `rootcertbundle`).
+        #[arg(long)]
+        cert: String,
+        /// `iss` of the tokens (the registry's `issuer`).
+        #[arg(long, default_value = "berth-bench")]
+        issuer: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        password: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -54,7 +75,7 @@ pub struct RunArgs {
     /// Requests (or whole operations) in flight; each workload has its default.
     #[arg(long)]
     pub concurrency: Option<usize>,
-    /// Seconds for the time-boxed rows (head-get, listings, catalog, tokens); each workload has its default.
+    /// Seconds for the time-boxed row (head-get; every other row is a fixed amount of work).
     #[arg(long)]
     pub duration: Option<f64>,
     /// Smaller counts and sizes and shorter durations.
@@ -70,10 +91,14 @@ pub struct RunArgs {
     /// requests instead of reusing one token.
     #[arg(long)]
     pub dance_every: Option<u64>,
+    /// head-get: the registry checks tokens (labels the row as the with-token-auth one; without it the
+    /// row is the no-auth one, which Berth, having no anonymous access, runs with one token reused).
+    #[arg(long)]
+    pub token_auth_row: bool,
     /// catalog: create the repositories first (once per server).
     #[arg(long)]
     pub setup: bool,
-    /// Override the count of blobs / manifests / images / repositories.
+    /// Override the count of blobs / manifests / images / repositories / tokens.
     #[arg(long)]
     pub count: Option<usize>,
     /// Override the blob size in MiB (blobs, big, chunked, images' layers).
@@ -93,5 +118,16 @@ fn main() -> Result<()> {
             numerator,
             denominator,
         } => report::table(&input, &numerator, &denominator),
+        Command::TokenServer {
+            bind,
+            key,
+            cert,
+            issuer,
+            user,
+            password,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(token_server::serve(&bind, &key, &cert, &issuer, &user, &password))
+        }
     }
 }

@@ -81,9 +81,14 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
     let mut rates: HashMap<(String, String), Vec<f64>> = HashMap::new();
     let mut errors: HashMap<(String, String), u64> = HashMap::new();
     let mut notes: Vec<(String, String, String)> = Vec::new();
+    let mut resources = Resources::default();
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
         let v: Value = serde_json::from_str(line).with_context(|| format!("bad line {line:?}"))?;
         let field = |name: &str| v.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+        if let Some(workload) = v.get("resource").and_then(Value::as_str) {
+            resources.add(workload, &field("server"), &v);
+            continue;
+        }
         let (key, server) = (field("key"), field("server"));
         if !labels.contains_key(&key) {
             order.push(key.clone());
@@ -133,7 +138,72 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
         };
         rows.push([label, unit, a_text, b_text, ratio]);
     }
-    let widths: Vec<usize> = (0..5)
+    print_table(&rows, 2);
+    for (key, server, why) in notes {
+        let label = labels.get(&key).map_or(key.as_str(), |(label, _)| label.as_str());
+        println!("n/a: {server}, {label}: {why}");
+    }
+    if !resources.order.is_empty() {
+        println!();
+        print_table(&resources.rows(numerator, denominator), 1);
+    }
+    Ok(())
+}
+
+/// Each server's CPU seconds and peak RSS per workload run (lines `{"server", "resource": workload,
+/// "cpu", "rss"}`): the median CPU over rounds and the largest peak.
+#[derive(Default)]
+struct Resources {
+    order: Vec<String>,
+    cpu: HashMap<(String, String), Vec<f64>>,
+    rss: HashMap<(String, String), f64>,
+}
+
+impl Resources {
+    fn add(&mut self, workload: &str, server: &str, line: &Value) {
+        if !self.order.iter().any(|w| w == workload) {
+            self.order.push(workload.to_owned());
+        }
+        let id = (workload.to_owned(), server.to_owned());
+        if let Some(cpu) = line.get("cpu").and_then(Value::as_f64) {
+            self.cpu.entry(id.clone()).or_default().push(cpu);
+        }
+        if let Some(rss) = line.get("rss").and_then(Value::as_f64) {
+            let peak = self.rss.entry(id).or_insert(0.0);
+            *peak = peak.max(rss);
+        }
+    }
+
+    fn rows(&mut self, numerator: &str, denominator: &str) -> Vec<[String; 5]> {
+        let mut rows = vec![[
+            "workload (per run)".to_owned(),
+            format!("{numerator} CPU s"),
+            format!("{denominator} CPU s"),
+            format!("{numerator} peak RSS MiB"),
+            format!("{denominator} peak RSS MiB"),
+        ]];
+        for workload in &self.order {
+            let mut cpu = |server: &str| {
+                self.cpu
+                    .get_mut(&(workload.clone(), server.to_owned()))
+                    .and_then(|v| median(v))
+                    .map_or("n/a".to_owned(), |c| format!("{c:.2}"))
+            };
+            let (a_cpu, b_cpu) = (cpu(numerator), cpu(denominator));
+            let rss = |server: &str| {
+                self.rss
+                    .get(&(workload.clone(), server.to_owned()))
+                    .map_or("n/a".to_owned(), |r| format!("{r:.0}"))
+            };
+            rows.push([workload.clone(), a_cpu, b_cpu, rss(numerator), rss(denominator)]);
+        }
+        rows
+    }
+}
+
+/// Prints a Markdown table; the first `text_columns` columns left-aligned, the rest right-aligned.
+fn print_table<const N: usize>(rows: &[[String; N]], text_columns: usize) {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     for (n, row) in rows.iter().enumerate() {
@@ -142,7 +212,7 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
             .enumerate()
             .map(|(i, c)| {
                 let pad = widths[i] - c.chars().count();
-                if i <= 1 {
+                if i < text_columns {
                     format!("{c}{}", " ".repeat(pad))
                 } else {
                     format!("{}{c}", " ".repeat(pad))
@@ -155,7 +225,7 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(i, w)| {
-                    if i <= 1 {
+                    if i < text_columns {
                         "-".repeat(*w)
                     } else {
                         format!("{}:", "-".repeat(w - 1))
@@ -165,11 +235,6 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
             println!("| {} |", rule.join(" | "));
         }
     }
-    for (key, server, why) in notes {
-        let label = labels.get(&key).map_or(key.as_str(), |(label, _)| label.as_str());
-        println!("n/a: {server}, {label}: {why}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

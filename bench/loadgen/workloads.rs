@@ -451,11 +451,11 @@ async fn manifests(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
         extra: json!({}),
     }
     .print();
-    let secs = seconds(args, 3.0, 1.0);
+    let lists = pick(None, args.quick, 1000, 200);
     for (key, n) in [("tags-whole", None), ("tags-paged", Some(100))] {
         let label = match n {
-            None => format!("list {count} tags whole, {secs} s (c=4)"),
-            Some(n) => format!("list {count} tags in pages of {n}, {secs} s (c=4)"),
+            None => format!("list {count} tags whole, {lists} times (c=4)"),
+            Some(n) => format!("list {count} tags in pages of {n}, {lists} times (c=4)"),
         };
         let first = match n {
             None => format!("/v2/{repo}/tags/list"),
@@ -469,18 +469,17 @@ async fn manifests(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
             not_applicable(key, &label, "lists/s", "the server ignores n (no pagination)");
             continue;
         }
-        let (reg2, repo2, first2) = (reg.clone(), repo.clone(), first.clone());
-        let (ok, errors, _, secs) = for_duration(4, secs, move |_, _| {
-            let (reg, repo, first) = (reg2.clone(), repo2.clone(), first2.clone());
+        let (ok, errors, secs) = for_each((0..lists).collect(), 4, |_| {
+            let (repo, first) = (&repo, &first);
             async move {
-                let (entries, pages, _) = walk(&reg, &first, &pull_scope(&repo), "tags", n).await?;
+                let (entries, _, _) = walk(reg, first, &pull_scope(repo), "tags", n).await?;
                 if entries != count {
                     bail!("listed {entries} tags, not {count}");
                 }
-                Ok(pages as u64)
+                Ok(())
             }
         })
-        .await?;
+        .await;
         Measurement {
             key: key.into(),
             label,
@@ -542,7 +541,11 @@ async fn head_get(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
     .await?;
     let fetched = reg.token_fetches.load(Ordering::Relaxed) - fetched_before;
     let (key, how) = match args.dance_every {
-        None => ("head-get".to_owned(), "one token reused (or no auth)".to_owned()),
+        None if args.token_auth_row => ("head-get-token".to_owned(), "token auth, one token reused".to_owned()),
+        None => (
+            "head-get".to_owned(),
+            "no auth (Berth has none: one token reused)".to_owned(),
+        ),
         Some(1) => (
             "head-get-dance".to_owned(),
             "full token dance per request: 401, token, retry".to_owned(),
@@ -570,7 +573,7 @@ async fn head_get(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
 /// repositories (a blob and a manifest each).
 async fn catalog(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
     let count = pick(args.count, args.quick, 2000, 300);
-    let secs = seconds(args, 3.0, 1.0);
+    let walks = pick(None, args.quick, 100, 50);
     if args.setup {
         let (_, errors, _) = for_each((0..count).collect(), 16, |i| async move {
             let repo = format!("catalog/r{i:05}");
@@ -589,21 +592,17 @@ async fn catalog(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
     if entries < count {
         bail!("the catalog lists {entries} repositories, fewer than {count}");
     }
-    let reg2 = reg.clone();
-    let (ok, errors, _, secs) = for_duration(4, secs, move |_, _| {
-        let reg = reg2.clone();
-        async move {
-            let (listed, _, _) = walk(&reg, "/v2/_catalog?n=1000", scope, "repositories", Some(1000)).await?;
-            if listed != entries {
-                bail!("the catalog listed {listed} repositories, then {entries}");
-            }
-            Ok(0)
+    let (ok, errors, secs) = for_each((0..walks).collect(), 4, |_| async move {
+        let (listed, _, _) = walk(reg, "/v2/_catalog?n=1000", scope, "repositories", Some(1000)).await?;
+        if listed != entries {
+            bail!("the catalog listed {listed} repositories, then {entries}");
         }
+        Ok(())
     })
-    .await?;
+    .await;
     Measurement {
         key: "catalog".into(),
-        label: format!("catalog walk of ≥{count} repositories (n=1000 + Link), {secs:.0} s (c=4)"),
+        label: format!("catalog walk of ≥{count} repositories (n=1000 + Link), {walks} times (c=4)"),
         unit: "walks/s",
         ops: ok,
         bytes: 0,
@@ -671,22 +670,21 @@ async fn images(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
 /// Token endpoint throughput: `GET realm?service&scope` with Basic credentials, at c=8.
 async fn tokens(reg: &Arc<Registry>, args: &RunArgs) -> Result<()> {
     let concurrency = args.concurrency.unwrap_or(8);
-    let secs = seconds(args, 5.0, 2.0);
-    let label = format!("token endpoint, Basic auth, one repository scope, {secs:.0} s (c={concurrency})");
+    let count = pick(args.count, args.quick, 20_000, 5_000);
+    let label = format!("token endpoint, Basic auth, one repository scope, {count} tokens (c={concurrency})");
     let Some((realm, service)) = reg.discover().await? else {
         not_applicable("tokens", &label, "tokens/s", "no token auth");
         return Ok(());
     };
     let scope = push_scope(&format!("{}/tokens", args.prefix));
-    let reg2 = reg.clone();
-    let (ok, errors, _, secs) = for_duration(concurrency, secs, move |_, _| {
-        let (reg, realm, service, scope) = (reg2.clone(), realm.clone(), service.clone(), scope.clone());
+    let (ok, errors, secs) = for_each((0..count).collect(), concurrency, |_| {
+        let (realm, service, scope) = (&realm, service.as_deref(), &scope);
         async move {
-            reg.fetch_token(&realm, service.as_deref(), &scope).await?;
-            Ok(0)
+            reg.fetch_token(realm, service, scope).await?;
+            Ok(())
         }
     })
-    .await?;
+    .await;
     Measurement {
         key: "tokens".into(),
         label,
