@@ -53,7 +53,7 @@ pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<b
 
 /// Of `digests`, the first that repository `repository_id` cannot serve.
 pub async fn first_unlinked(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
-    const SQL: &str = "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
+    const SQL: &str = "SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest";
     super::first_absent(db, SQL, repository_id, digests).await
 }
 

@@ -81,22 +81,36 @@ pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sql
     const SQL: &str = "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, \
                        annotations, size, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                        ON CONFLICT (repository_id, digest) DO NOTHING";
-    const REF: &str = "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) \
-                       VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
     let inserted = on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).bind(m.digest).bind(m.media_type)
         .bind(m.artifact_type).bind(m.subject).bind(m.annotations).bind(m.content.len() as i64)
         .bind(m.content).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
-    if inserted == 1 {
-        for (child, kind) in &m.refs {
-            on_tx!(tx, c => sqlx::query(REF).bind(repository_id).bind(m.digest).bind(child).bind(*kind).execute(c).await.map(|r| r.rows_affected()))?;
-        }
+    if inserted == 0 {
+        return Ok(());
+    }
+    // One statement per batch of references: ($1, $2, $3, $4), ($1, $2, $5, $6), …
+    for batch in m.refs.chunks(super::DIGESTS_PER_QUERY) {
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
+            .collect();
+        let sql = format!(
+            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        on_tx!(tx, c => {
+            let mut query = sqlx::query(&sql).bind(repository_id).bind(m.digest);
+            for (child, kind) in batch {
+                query = query.bind(child).bind(*kind);
+            }
+            query.execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
 
 /// Of `digests`, the first that is not a manifest of the repository.
 pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> sqlx::Result<Option<String>> {
-    const SQL: &str = "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2";
+    const SQL: &str = "SELECT digest FROM manifests WHERE repository_id = $1 AND digest";
     super::first_absent(db, SQL, repository_id, digests).await
 }
 

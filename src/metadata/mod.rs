@@ -43,21 +43,30 @@ pub struct Db {
     _owner: Option<Arc<std::fs::File>>,
 }
 
-/// The read caches of [`Db`]: registry rows by name key, and manifests by (registry, repository,
-/// reference), the two reads every pull makes.
+/// The read caches of [`Db`]: registry rows by name key, repository ids by (registry, name), and
+/// manifests by (registry, repository, reference): the reads every pull and push makes.
 #[derive(Debug)]
 struct Caches {
     registries: ReadCache<String, registries::RegistryRow>,
+    repositories: ReadCache<(i64, String), i64>,
     manifests: ReadCache<manifests::ManifestKey, manifests::ManifestRow>,
 }
 
 impl Caches {
-    /// Registry rows are few and small; manifests are bounded to 8 MiB (each at most 512 KiB).
+    /// Registry rows and repository ids are small (1 MiB, 2 MiB); manifests are bounded to 8 MiB (each
+    /// at most 512 KiB).
     fn new(enabled: bool) -> Arc<Self> {
         Arc::new(Caches {
             registries: ReadCache::new(enabled, 1 << 20),
+            repositories: ReadCache::new(enabled, 2 << 20),
             manifests: ReadCache::new(enabled, 8 << 20),
         })
+    }
+
+    /// After a registry or repository is deleted: what hangs below it goes too.
+    fn forget_contents(&self) {
+        self.repositories.forget_all();
+        self.manifests.forget_all();
     }
 }
 
@@ -162,7 +171,7 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .busy_timeout(Duration::from_secs(10));
         let owner = own_sqlite_file(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
@@ -176,6 +185,10 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
         anyhow::bail!("unsupported database URL (use sqlite://<file> or postgres://…)");
     }
 }
+
+/// SQLite runs one write transaction at a time and each connection is a thread of its own: past a few
+/// connections, writers only wait in SQLite's sleeping busy handler and threads contend for the cores.
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 /// Takes the exclusive lock on `<file>.lock` beside a SQLite database file (none for an in-memory one).
 fn own_sqlite_file(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
@@ -202,23 +215,34 @@ fn own_sqlite_file(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
     }
 }
 
-/// Of `digests`, the first for which `exists_sql` (binding `$1` = repository id, `$2` = digest) finds
-/// no row.
+/// Of `digests`, the first that `present_sql` does not find: it selects `digest` from rows with
+/// `repository_id = $1 AND digest IN (…)`, the list spelled out here as `$2, $3, …` (one query per
+/// [`DIGESTS_PER_QUERY`], far below both backends' limits on parameters).
 async fn first_absent(
     db: &Db,
-    exists_sql: &str,
+    present_sql: &str,
     repository_id: i64,
     digests: &[String],
 ) -> sqlx::Result<Option<String>> {
-    for digest in digests {
-        let found: Option<i32> =
-            on_db!(db, p => sqlx::query_scalar(exists_sql).bind(repository_id).bind(digest).fetch_optional(p).await)?;
-        if found.is_none() {
-            return Ok(Some(digest.clone()));
+    for batch in digests.chunks(DIGESTS_PER_QUERY) {
+        let placeholders: Vec<String> = (2..batch.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!("{present_sql} IN ({})", placeholders.join(", "));
+        let present: Vec<String> = on_db!(db, p => {
+            let mut query = sqlx::query_scalar(&sql).bind(repository_id);
+            for digest in batch {
+                query = query.bind(digest);
+            }
+            query.fetch_all(p).await
+        })?;
+        if let Some(missing) = batch.iter().find(|d| !present.contains(d)) {
+            return Ok(Some(missing.clone()));
         }
     }
     Ok(None)
 }
+
+/// Digests (or references) bound in one statement.
+const DIGESTS_PER_QUERY: usize = 500;
 
 /// The names `page_sql` selects (binding `$1` = owner id, `$2` = last name, `$3` = limit), in order, read
 /// as one comma-joined value: one row instead of thousands. Tag and repository names never hold a comma.

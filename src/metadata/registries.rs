@@ -101,6 +101,6 @@ pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM registries WHERE id = $1";
     let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     db.caches.registries.forget_all();
-    db.caches.manifests.forget_all();
+    db.caches.forget_contents();
     Ok(done == 1)
 }

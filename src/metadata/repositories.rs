@@ -1,18 +1,34 @@
 //! Repositories inside a registry, created on first push; the catalog reads them from here.
 
+use super::cache::Lookup;
 use super::{Db, Tx, now, on_db, on_tx};
 
 /// The id of repository `name` in registry `registry_id`.
 pub async fn id(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<Option<i64>> {
     const SQL: &str = "SELECT id FROM repositories WHERE registry_id = $1 AND name = $2";
-    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(name).fetch_optional(p).await)
+    let cache = &db.caches.repositories;
+    let key = (registry_id, name.to_owned());
+    let generation = match cache.lookup(&key) {
+        Lookup::Hit(id) => return Ok(Some(id)),
+        Lookup::Miss(generation) => generation,
+    };
+    let id: Option<i64> =
+        on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(name).fetch_optional(p).await)?;
+    if let Some(id) = id {
+        let weight = name.len() + 32;
+        cache.keep(generation, key, id, weight);
+    }
+    Ok(id)
 }
 
 const ENSURE: &str = "INSERT INTO repositories (registry_id, name, created_at) VALUES ($1, $2, $3) \
                       ON CONFLICT (registry_id, name) DO UPDATE SET name = excluded.name RETURNING id";
 
-/// The id of repository `name`, creating it if needed.
+/// The id of repository `name`, creating it if needed (a write only the first time).
 pub async fn ensure(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<i64> {
+    if let Some(id) = id(db, registry_id, name).await? {
+        return Ok(id);
+    }
     on_db!(db, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
 }
 
@@ -32,6 +48,6 @@ pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool>
     const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
     let done =
         on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.manifests.forget_all();
+    db.caches.forget_contents();
     Ok(done == 1)
 }
