@@ -31,8 +31,10 @@ use crate::oci::route::UploadId;
 
 /// Size of the buffers a local blob file is read with.
 const READ_BUFFER: usize = 256 * 1024;
-/// Size of the parts a chunk is written in, and how many may be in flight at once.
-const WRITE_PART: usize = 8 * 1024 * 1024;
+/// Size of the parts a chunk is written in, and how many may be in flight at once: cloud stores need
+/// parts of at least 5 MiB; local files take smaller ones, which keeps memory low under many uploads.
+const CLOUD_WRITE_PART: usize = 8 * 1024 * 1024;
+const LOCAL_WRITE_PART: usize = 2 * 1024 * 1024;
 const WRITE_CONCURRENCY: usize = 2;
 /// How long a presigned blob URL stays valid.
 const PRESIGNED_FOR: Duration = Duration::from_secs(600);
@@ -186,7 +188,11 @@ impl BlobStore {
     {
         let path = chunk_key(id, name);
         let upload = self.store.put_multipart(&path).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, WRITE_PART);
+        let part = match self.placement {
+            Placement::Rename => LOCAL_WRITE_PART,
+            Placement::InPlace => CLOUD_WRITE_PART,
+        };
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
         let mut written = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(next) = body.next().await {
