@@ -22,7 +22,9 @@
 # certificate in x5c) for the "token auth" and "token dance" rows. "token dance": every request goes out
 # without a token, gets the 401 challenge, fetches a token and is repeated (three round trips).
 # Distribution's CPU seconds add up both of its processes, its peak RSS is the larger; the token server's
-# own CPU is not counted for it. Per workload, each server's CPU seconds and peak RSS (VmHWM, reset before
+# own CPU is not counted for it. Before each run the page cache is synced and dropped (as root), so the
+# writeback and page reclaim left by the previous run (of either server) do not land in the next one's
+# measurement; each workload pushes what it pulls, so its pulls still read from memory. Per workload, each server's CPU seconds and peak RSS (VmHWM, reset before
 # each run through /proc/PID/clear_refs) are printed too. The load generator runs on the same machine and
 # shares its cores with the server under test.
 set -euo pipefail
@@ -170,6 +172,10 @@ run() {
   local name=${server%-auth}
   local seed=$((round * 2))
   [ "$name" = berth ] || seed=$((seed + 1))
+  # Every run starts with the previous runs' pages written back and dropped from the page cache, so their
+  # writeback and reclaim (of either server) are not charged to this one (skipped where not permitted).
+  sync
+  echo 1 2>/dev/null >/proc/sys/vm/drop_caches || true
   echo 5 >"/proc/$pid/clear_refs"
   local cpu_before
   cpu_before=$(cpu_seconds "$pid")
