@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 
 use super::{BlobStore, Placement, cloud};
@@ -107,10 +105,7 @@ impl RegistryStores {
                 ),
             },
         };
-        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-        let local: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
-        Ok(BlobStore::new(local, Placement::Rename))
+        BlobStore::on_local_files(dir)
     }
 }
 
