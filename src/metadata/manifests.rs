@@ -1,7 +1,7 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
 use super::cache::Lookup;
-use super::{Db, Tx, now, on_db, on_tx};
+use super::{Db, Tx, TxConn, now, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -76,34 +76,81 @@ async fn cached(
     Ok(row)
 }
 
-/// Stores a manifest and its references; pushing the same bytes again changes nothing.
-pub async fn insert(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>) -> sqlx::Result<()> {
-    const SQL: &str = "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, \
-                       annotations, size, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                       ON CONFLICT (repository_id, digest) DO NOTHING";
-    let inserted = on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).bind(m.digest).bind(m.media_type)
-        .bind(m.artifact_type).bind(m.subject).bind(m.annotations).bind(m.content.len() as i64)
-        .bind(m.content).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
-    if inserted == 0 {
+const INSERT: &str = "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, \
+                      annotations, size, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                      ON CONFLICT (repository_id, digest) DO NOTHING";
+
+/// Binds `$1`…`$9` of [`INSERT`].
+macro_rules! bind_manifest {
+    ($query:expr, $repository_id:expr, $m:expr) => {
+        $query
+            .bind($repository_id)
+            .bind($m.digest)
+            .bind($m.media_type)
+            .bind($m.artifact_type)
+            .bind($m.subject)
+            .bind($m.annotations)
+            .bind($m.content.len() as i64)
+            .bind($m.content)
+            .bind(now())
+    };
+}
+
+/// The statement recording `count` references of manifest `$2` of repository `$1`, each a (child digest,
+/// kind) pair of parameters numbered from `$first` on.
+fn refs_sql(count: usize, first: usize) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|i| format!("($1, $2, ${}, ${})", first + 2 * i, first + 1 + 2 * i))
+        .collect();
+    format!(
+        "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
+         ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// Stores a manifest with its references and, given one, points `tag` at it; pushing the same bytes again
+/// changes nothing. A manifest's references follow from its bytes, so recording them again is harmless.
+pub async fn store(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>, tag: Option<&str>) -> sqlx::Result<()> {
+    if tag.is_some() {
+        tx.forget_manifests = true;
+    }
+    // SQLite runs several statements sharing numbered parameters in one call: one hand-off to its worker
+    // thread instead of three (Postgres prepares one statement at a time).
+    if let TxConn::Sqlite(conn) = &mut tx.conn
+        && m.refs.len() <= super::DIGESTS_PER_QUERY
+    {
+        let mut statements = vec![INSERT.to_owned()];
+        if !m.refs.is_empty() {
+            statements.push(refs_sql(m.refs.len(), 11));
+        }
+        if tag.is_some() {
+            statements.push(super::tags::upsert_sql("$1", "$10", "$2", "$9"));
+        }
+        let sql = statements.join(";\n");
+        let mut query = bind_manifest!(sqlx::query(&sql), repository_id, m).bind(tag);
+        for (child, kind) in &m.refs {
+            query = query.bind(child).bind(*kind);
+        }
+        query.execute(&mut **conn).await?;
         return Ok(());
     }
-    // One statement per batch of references: ($1, $2, $3, $4), ($1, $2, $5, $6), …
-    for batch in m.refs.chunks(super::DIGESTS_PER_QUERY) {
-        let rows: Vec<String> = (0..batch.len())
-            .map(|i| format!("($1, $2, ${}, ${})", 3 + 2 * i, 4 + 2 * i))
-            .collect();
-        let sql = format!(
-            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
-             ON CONFLICT DO NOTHING",
-            rows.join(", ")
-        );
-        on_tx!(tx, c => {
-            let mut query = sqlx::query(&sql).bind(repository_id).bind(m.digest);
-            for (child, kind) in batch {
-                query = query.bind(child).bind(*kind);
-            }
-            query.execute(c).await.map(|r| r.rows_affected())
-        })?;
+    let inserted = on_tx!(tx, c => bind_manifest!(sqlx::query(INSERT), repository_id, m)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    if inserted == 1 {
+        for batch in m.refs.chunks(super::DIGESTS_PER_QUERY) {
+            let sql = refs_sql(batch.len(), 3);
+            on_tx!(tx, c => {
+                let mut query = sqlx::query(&sql).bind(repository_id).bind(m.digest);
+                for (child, kind) in batch {
+                    query = query.bind(child).bind(*kind);
+                }
+                query.execute(c).await.map(|r| r.rows_affected())
+            })?;
+        }
+    }
+    if let Some(tag) = tag {
+        super::tags::upsert(tx, repository_id, tag, m.digest).await?;
     }
     Ok(())
 }

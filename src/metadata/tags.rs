@@ -2,12 +2,21 @@
 
 use super::{Db, Tx, now, on_db, on_tx};
 
+/// The statement pointing a tag at a manifest (moving it if it pointed elsewhere), with the parameters
+/// named for repository id, tag name, manifest digest and time.
+pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &str) -> String {
+    format!(
+        "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) \
+         VALUES ({repository_id}, {tag}, {digest}, {time}) \
+         ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
+         updated_at = excluded.updated_at"
+    )
+}
+
 /// Points `tag` at `manifest_digest`, moving it if it pointed elsewhere.
-pub async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest: &str) -> sqlx::Result<()> {
-    const SQL: &str = "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES ($1, $2, $3, $4) \
-                       ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
-                       updated_at = excluded.updated_at";
-    on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+pub(super) async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest: &str) -> sqlx::Result<()> {
+    let sql = upsert_sql("$1", "$2", "$3", "$4");
+    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
     tx.forget_manifests = true;
     Ok(())
 }

@@ -58,10 +58,11 @@ pub async fn put(
         refs,
     };
     let mut tx = db.begin().await?;
-    metadata::manifests::insert(&mut tx, repository_id, &new).await?;
-    if let Reference::Tag(tag) = reference {
-        metadata::tags::upsert(&mut tx, repository_id, tag.as_str(), &digest_text).await?;
-    }
+    let tag = match reference {
+        Reference::Tag(tag) => Some(tag.as_str()),
+        Reference::Digest(_) => None,
+    };
+    metadata::manifests::store(&mut tx, repository_id, &new, tag).await?;
     tx.commit().await?;
     Ok(Stored {
         digest,

@@ -425,3 +425,33 @@ async fn a_manifest_with_a_subject_that_does_not_exist_is_accepted() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(header(&resp, "oci-subject"), sha256(b"absent"));
 }
+
+/// Every blob a manifest names is recorded as its reference, on either backend (SQLite stores the
+/// manifest, its references and its tag in one call).
+#[tokio::test]
+async fn a_stored_manifest_records_the_blobs_it_references() {
+    use sqlx::Connection;
+    let server = TestServer::start().await;
+    let digest = server.push_image("refs", "v1", b"layer").await;
+    const SQL: &str = "SELECT COUNT(*) FROM manifest_refs WHERE manifest_digest = $1 AND kind = 'blob'";
+    let count: i64 = match crate::common::postgres_database_for(&server.dir).await {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(SQL)
+                .bind(&digest)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+        None => {
+            let url = format!("sqlite://{}", server.dir.join("berth.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(SQL)
+                .bind(&digest)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count, 2, "the config and the layer");
+}
