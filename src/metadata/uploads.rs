@@ -1,6 +1,6 @@
 //! Upload sessions: how far each upload has come, its chunks and its saved hash state.
 
-use super::{Db, Tx, now, on_db, on_tx};
+use super::{Db, now, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
@@ -15,17 +15,20 @@ pub struct UploadRow {
     pub owner: String,
 }
 
-pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, owner: &str) -> sqlx::Result<()> {
-    const SQL: &str = "INSERT INTO upload_sessions (id, registry_id, repository_id, owner, started_at, updated_at) \
-                       VALUES ($1, $2, $3, $4, $5, $5)";
-    on_db!(db, p => sqlx::query(SQL).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(())
+const COLUMNS: &str = "id, registry_id, repository_id, byte_offset, chunks, hash_state, owner";
+
+/// Opens a session and returns it as stored.
+pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, owner: &str) -> sqlx::Result<UploadRow> {
+    let sql = format!(
+        "INSERT INTO upload_sessions (id, registry_id, repository_id, owner, started_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
+    );
+    on_db!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)
 }
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<UploadRow>> {
-    const SQL: &str = "SELECT id, registry_id, repository_id, byte_offset, chunks, hash_state, owner \
-                       FROM upload_sessions WHERE id = $1";
-    on_db!(db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await)
+    let sql = format!("SELECT {COLUMNS} FROM upload_sessions WHERE id = $1");
+    on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
 }
 
 /// Records a received chunk, only if the session still stands at `expected_offset`; `false` means another
@@ -52,12 +55,9 @@ pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     Ok(done == 1)
 }
 
-/// Ends a session inside a transaction, only if it still stands at `expected_offset`.
-pub async fn finish(tx: &mut Tx, id: &str, expected_offset: i64) -> sqlx::Result<bool> {
-    const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1 AND byte_offset = $2";
-    let done =
-        on_tx!(tx, c => sqlx::query(SQL).bind(id).bind(expected_offset).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+/// The statement ending a session only if it still stands at an offset (parameters: id, offset).
+pub(super) fn end_sql(id: &str, expected_offset: &str) -> String {
+    format!("DELETE FROM upload_sessions WHERE id = {id} AND byte_offset = {expected_offset}")
 }
 
 /// An upload session nobody has touched for a while, with where its registry keeps blobs.

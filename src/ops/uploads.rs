@@ -29,10 +29,7 @@ impl Session {
 pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName, owner: &str) -> Result<Session, OciError> {
     let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
     let id = UploadId::generate();
-    metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await?;
-    let row = metadata::uploads::find(db, id.as_str())
-        .await?
-        .ok_or(OciError::BlobUploadUnknown)?;
+    let row = metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await?;
     Ok(Session { id, row })
 }
 
@@ -157,16 +154,23 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
         Err(e) => return Err(e.into()),
     };
     let digest_text = digest.to_string();
-    let mut tx = db.begin().await?;
     let parts = layout.parts_text();
-    let inserted =
-        metadata::blobs::insert(&mut tx, reg.row.id, &digest_text, size, &layout.key, parts.as_deref()).await?;
-    metadata::blobs::link(&mut tx, session.row.repository_id, &digest_text).await?;
-    let ended = metadata::uploads::finish(&mut tx, session.id.as_str(), size).await?;
-    if !ended {
+    let upload = metadata::blobs::Upload {
+        id: session.id.as_str(),
+        registry_id: reg.row.id,
+        repository_id: session.row.repository_id,
+        digest: &digest_text,
+        size,
+        object_key: &layout.key,
+        parts: parts.as_deref(),
+    };
+    let mut tx = db.begin().await?;
+    let recorded = metadata::blobs::record_upload(&mut tx, &upload).await?;
+    if !recorded.ended {
         return Err(OciError::BlobUploadUnknown);
     }
     tx.commit().await?;
+    let inserted = recorded.inserted;
     if let Err(e) = reg.blobs.discard_unused(&session.id, &layout).await {
         tracing::warn!(upload = %session.id, error = %e, "removing an upload's unused chunks failed");
     }
