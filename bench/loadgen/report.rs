@@ -61,6 +61,18 @@ fn median(values: &mut [f64]) -> Option<f64> {
     })
 }
 
+/// The median over the rounds both servers ran of `a`'s rate over `b`'s, given (round, rate) pairs.
+fn median_ratio(a: &[(u64, f64)], b: &[(u64, f64)]) -> Option<f64> {
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .filter_map(|(round, a)| {
+            let b = b.iter().find(|(r, _)| r == round)?.1;
+            (b > 0.0).then_some(a / b)
+        })
+        .collect();
+    median(&mut ratios)
+}
+
 fn format_rate(rate: f64) -> String {
     if rate >= 100.0 {
         format!("{rate:.0}")
@@ -72,13 +84,14 @@ fn format_rate(rate: f64) -> String {
 }
 
 /// Prints, for every row in order of first appearance, the median rate of each server over its rounds
-/// and their ratio. Lines are `run` output with `server` added; a line `{"server", "key", "row", "na"}`
+/// and the median of the per-round ratios (each round's two runs ran back to back, so the machine's
+/// drift cancels out). Lines are `run` output with `server` added; a line `{"server", "key", "row", "na"}`
 /// marks a row a server cannot run (shown as `n/a`).
 pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
     let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let mut order: Vec<String> = Vec::new();
     let mut labels: HashMap<String, (String, String)> = HashMap::new();
-    let mut rates: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    let mut rates: HashMap<(String, String), Vec<(u64, f64)>> = HashMap::new();
     let mut errors: HashMap<(String, String), u64> = HashMap::new();
     let mut notes: Vec<(String, String, String)> = Vec::new();
     let mut resources = Resources::default();
@@ -105,7 +118,11 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
             continue;
         }
         if let Some(rate) = v.get("rate").and_then(Value::as_f64) {
-            rates.entry((key.clone(), server.clone())).or_default().push(rate);
+            let round = v.get("round").and_then(Value::as_u64).unwrap_or(0);
+            rates
+                .entry((key.clone(), server.clone()))
+                .or_default()
+                .push((round, rate));
         }
         *errors.entry((key, server)).or_default() += v.get("errors").and_then(Value::as_u64).unwrap_or(0);
     }
@@ -118,8 +135,15 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
     ]];
     for key in &order {
         let (label, unit) = labels.get(key).cloned().unwrap_or_default();
-        let mut cell = |server: &str| {
-            let m = rates.get_mut(&(key.clone(), server.to_owned())).and_then(|v| median(v));
+        let of = |server: &str| {
+            rates
+                .get(&(key.clone(), server.to_owned()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (a_rounds, b_rounds) = (of(numerator), of(denominator));
+        let cell = |server: &str, rounds: &[(u64, f64)]| {
+            let m = median(&mut rounds.iter().map(|(_, r)| *r).collect::<Vec<_>>());
             let errs = errors.get(&(key.clone(), server.to_owned())).copied().unwrap_or(0);
             let text = m.map_or("n/a".to_owned(), |m| {
                 if errs > 0 {
@@ -130,10 +154,11 @@ pub fn table(input: &Path, numerator: &str, denominator: &str) -> Result<()> {
             });
             (m, text)
         };
-        let (a, a_text) = cell(numerator);
-        let (b, b_text) = cell(denominator);
-        let ratio = match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        let (a, a_text) = cell(numerator, &a_rounds);
+        let (b, b_text) = cell(denominator, &b_rounds);
+        let ratio = match (median_ratio(&a_rounds, &b_rounds), a, b) {
+            (Some(ratio), _, _) => format!("{ratio:.2}"),
+            (None, Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
             _ => "n/a".to_owned(),
         };
         rows.push([label, unit, a_text, b_text, ratio]);
@@ -246,5 +271,14 @@ mod tests {
         assert_eq!(median(&mut []), None);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn ratios_pair_the_rounds() {
+        let a = [(1, 10.0), (2, 30.0), (3, 12.0)];
+        let b = [(1, 5.0), (2, 10.0), (3, 2.0)];
+        assert_eq!(median_ratio(&a, &b), Some(3.0), "2, 3 and 6: the median of the ratios");
+        assert_eq!(median_ratio(&a, &[(4, 1.0)]), None, "no round in common");
+        assert_eq!(median_ratio(&a, &[(1, 0.0)]), None);
     }
 }
