@@ -61,6 +61,7 @@ fn link_sql(repository_id: &str, digest: &str, time: &str) -> String {
 /// (one hand-off to its worker thread instead of three), each change marked by its `RETURNING`.
 pub async fn record_upload(tx: &mut Tx, u: &Upload<'_>) -> sqlx::Result<Recorded> {
     let time = now();
+    tx.caches.sessions.forget(u.id);
     if let TxConn::Sqlite(conn) = &mut tx.conn {
         let sql = format!(
             "{} RETURNING 'ended';\n{} RETURNING 'inserted';\n{}",

@@ -43,13 +43,14 @@ pub struct Db {
     _owner: Option<Arc<std::fs::File>>,
 }
 
-/// The read caches of [`Db`]: registry rows by name key, repository ids by (registry, name), and
-/// manifests by (registry, repository, reference): the reads every pull and push makes.
+/// The caches of [`Db`]: registry rows by name key, repository ids by (registry, name), manifests by
+/// (registry, repository, reference), and upload sessions: the reads every pull and push makes.
 #[derive(Debug)]
 struct Caches {
     registries: ReadCache<String, registries::RegistryRow>,
     repositories: ReadCache<(i64, String), i64>,
     manifests: ReadCache<manifests::ManifestKey, manifests::ManifestRow>,
+    sessions: uploads::SessionCache,
 }
 
 impl Caches {
@@ -60,6 +61,7 @@ impl Caches {
             registries: ReadCache::new(enabled, 1 << 20),
             repositories: ReadCache::new(enabled, 2 << 20),
             manifests: ReadCache::new(enabled, 8 << 20),
+            sessions: uploads::SessionCache::new(enabled),
         })
     }
 
@@ -67,6 +69,7 @@ impl Caches {
     fn forget_contents(&self) {
         self.repositories.forget_all();
         self.manifests.forget_all();
+        self.sessions.forget_all();
     }
 }
 

@@ -1,5 +1,8 @@
 //! Upload sessions: how far each upload has come, its chunks and its saved hash state.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use super::{Db, now, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,42 +20,139 @@ pub struct UploadRow {
 
 const COLUMNS: &str = "id, registry_id, repository_id, byte_offset, chunks, hash_state, owner";
 
+/// Upload sessions as this process last wrote them, when it owns the database (SQLite): a push reads its
+/// session on every `PATCH` and `PUT`, and only this process writes it. Rows enter only from this
+/// process's own successful writes (never from reads), and only with a greater offset than the row they
+/// replace. A failed or ending write leaves a tombstone, so a write that finishes late never brings its
+/// row back. Past [`MAX_CACHED_SESSIONS`] entries everything is dropped and the generation moves, so no
+/// write that started before can keep its row. A miss reads the database.
+#[derive(Debug)]
+pub(super) struct SessionCache {
+    enabled: bool,
+    state: Mutex<SessionState>,
+}
+
+#[derive(Debug, Default)]
+struct SessionState {
+    generation: u64,
+    /// `None`: a tombstone (session ended, or a write on it failed).
+    rows: HashMap<String, Option<UploadRow>>,
+}
+
+/// Entries (rows and tombstones) kept at most.
+const MAX_CACHED_SESSIONS: usize = 10_000;
+
+impl SessionCache {
+    pub(super) fn new(enabled: bool) -> Self {
+        SessionCache {
+            enabled,
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, id: &str) -> Option<UploadRow> {
+        if !self.enabled {
+            return None;
+        }
+        self.state().rows.get(id).cloned().flatten()
+    }
+
+    fn generation(&self) -> u64 {
+        self.state().generation
+    }
+
+    /// Keeps `row` as written by a write that started at `generation`.
+    fn keep(&self, generation: u64, row: &UploadRow) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        let superseded = match state.rows.get(&row.id) {
+            Some(None) => true,
+            Some(Some(cached)) => cached.byte_offset >= row.byte_offset,
+            None => false,
+        };
+        if state.generation == generation && !superseded {
+            state.rows.insert(row.id.clone(), Some(row.clone()));
+            state.make_room();
+        }
+    }
+
+    /// Marks session `id` as not to be served from here any more.
+    pub(super) fn forget(&self, id: &str) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        state.rows.insert(id.to_owned(), None);
+        state.make_room();
+    }
+
+    pub(super) fn forget_all(&self) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state();
+        state.generation += 1;
+        state.rows.clear();
+    }
+}
+
+impl SessionState {
+    fn make_room(&mut self) {
+        if self.rows.len() > MAX_CACHED_SESSIONS {
+            self.generation += 1;
+            self.rows.clear();
+        }
+    }
+}
+
 /// Opens a session and returns it as stored.
 pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, owner: &str) -> sqlx::Result<UploadRow> {
     let sql = format!(
         "INSERT INTO upload_sessions (id, registry_id, repository_id, owner, started_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
     );
-    on_db!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)
+    let generation = db.caches.sessions.generation();
+    let row: UploadRow = on_db!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)?;
+    db.caches.sessions.keep(generation, &row);
+    Ok(row)
 }
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<UploadRow>> {
+    if let Some(row) = db.caches.sessions.get(id) {
+        return Ok(Some(row));
+    }
     let sql = format!("SELECT {COLUMNS} FROM upload_sessions WHERE id = $1");
     on_db!(db, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
 }
 
-/// Records a received chunk, only if the session still stands at `expected_offset`; `false` means another
-/// request moved it first.
-pub async fn advance(
-    db: &Db,
-    id: &str,
-    expected_offset: i64,
-    new_offset: i64,
-    chunks: &str,
-    hash_state: Option<&[u8]>,
-) -> sqlx::Result<bool> {
+/// Records a received chunk: `row` is the session as it now stands, written only if it still stood at
+/// `expected_offset`; `false` means another request moved it first.
+pub async fn advance(db: &Db, row: &UploadRow, expected_offset: i64) -> sqlx::Result<bool> {
     const SQL: &str = "UPDATE upload_sessions SET byte_offset = $1, chunks = $2, hash_state = $3, updated_at = $4 \
                        WHERE id = $5 AND byte_offset = $6";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(new_offset).bind(chunks).bind(hash_state).bind(now())
-        .bind(id).bind(expected_offset).execute(p).await.map(|r| r.rows_affected()))?;
+    let generation = db.caches.sessions.generation();
+    let done = on_db!(db, p => sqlx::query(SQL).bind(row.byte_offset).bind(&row.chunks).bind(&row.hash_state)
+        .bind(now()).bind(&row.id).bind(expected_offset).execute(p).await.map(|r| r.rows_affected()))?;
+    if done == 1 {
+        db.caches.sessions.keep(generation, row);
+    } else {
+        db.caches.sessions.forget(&row.id);
+    }
     Ok(done == 1)
 }
 
 /// Ends a session; `false` if it was already gone.
 pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()));
+    db.caches.sessions.forget(id);
+    Ok(done? == 1)
 }
 
 /// The statement ending a session only if it still stands at an offset (parameters: id, offset).
@@ -80,4 +180,52 @@ pub async fn count_by_registry(db: &Db) -> sqlx::Result<Vec<(String, i64)>> {
     const SQL: &str =
         "SELECT r.name, COUNT(*) FROM upload_sessions u JOIN registries r ON r.id = u.registry_id GROUP BY r.name";
     on_db!(db, p => sqlx::query_as(SQL).fetch_all(p).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, offset: i64) -> UploadRow {
+        UploadRow {
+            id: id.to_owned(),
+            registry_id: 1,
+            repository_id: 1,
+            byte_offset: offset,
+            chunks: String::new(),
+            hash_state: None,
+            owner: "me".to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_newer_rows_of_live_sessions_are_kept() {
+        let cache = SessionCache::new(true);
+        let g = cache.generation();
+        cache.keep(g, &row("a", 10));
+        cache.keep(g, &row("a", 5)); // a write that finished late
+        assert_eq!(cache.get("a").map(|r| r.byte_offset), Some(10));
+
+        cache.forget("a"); // the session ended
+        cache.keep(g, &row("a", 20)); // a write that started before
+        assert!(cache.get("a").is_none());
+
+        let g = cache.generation();
+        cache.forget_all();
+        cache.keep(g, &row("b", 1));
+        assert!(cache.get("b").is_none(), "a write from before the clear keeps nothing");
+    }
+
+    #[test]
+    fn entries_are_bounded_and_a_disabled_cache_keeps_nothing() {
+        let cache = SessionCache::new(true);
+        for i in 0..=MAX_CACHED_SESSIONS {
+            cache.forget(&i.to_string());
+        }
+        assert!(cache.state().rows.len() <= MAX_CACHED_SESSIONS);
+
+        let disabled = SessionCache::new(false);
+        disabled.keep(disabled.generation(), &row("a", 1));
+        assert!(disabled.get("a").is_none());
+    }
 }

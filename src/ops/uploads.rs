@@ -109,24 +109,16 @@ where
         return Ok(session);
     }
     chunks.push(Chunk { name, size: written });
-    let new_offset = (offset + written) as i64;
-    let encoded = Chunk::encode_list(&chunks);
-    let state = hasher.map(|h| h.save());
-    let recorded = metadata::uploads::advance(
-        db,
-        session.id.as_str(),
-        offset as i64,
-        new_offset,
-        &encoded,
-        state.as_deref(),
-    )
-    .await?;
-    if !recorded {
+    let advanced = UploadRow {
+        byte_offset: (offset + written) as i64,
+        chunks: Chunk::encode_list(&chunks),
+        hash_state: hasher.map(|h| h.save()),
+        ..session.row
+    };
+    if !metadata::uploads::advance(db, &advanced, offset as i64).await? {
         return Err(out_of_order());
     }
-    session.row.byte_offset = new_offset;
-    session.row.chunks = encoded;
-    session.row.hash_state = state;
+    session.row = advanced;
     Ok(session)
 }
 
