@@ -1,6 +1,8 @@
 //! Registry metadata in SQL: SQLite (embedded default) or Postgres, chosen by the database URL.
 //! Only this module holds SQL. Each aggregate module owns its row structs and statements; one SQL text
-//! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`).
+//! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`). Two hot
+//! writes (`manifests::store`, `blobs::record_upload`) also send their statements to SQLite in one call,
+//! built from the same statement texts.
 
 pub mod blobs;
 pub mod cache;
@@ -149,7 +151,7 @@ impl Tx {
 /// Opens the pool for `url` (`sqlite://…` or `postgres://…`) and applies the migrations. On Postgres every
 /// statement is cut off after `statement_timeout`. A SQLite file belongs to one process: a second
 /// `berth serve` on it is refused (several nodes share Postgres instead), which lets this process keep
-/// registry rows in memory, since every change to them goes through it.
+/// rows in memory (see `Caches`), since every change to them goes through it.
 pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let timeout_ms = statement_timeout.as_millis().to_string();
