@@ -14,6 +14,7 @@ pub mod registries;
 pub mod repositories;
 pub mod role_assignments;
 pub mod signing_keys;
+mod sqlite_wait;
 pub mod tags;
 pub mod uploads;
 
@@ -173,11 +174,17 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(sqlite_wait::LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlite_wait::install(conn.lock_handle().await?.as_raw_handle());
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
@@ -192,7 +199,7 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
 }
 
 /// SQLite runs one write transaction at a time and each connection is a thread of its own: past a few
-/// connections, writers only wait in SQLite's sleeping busy handler and threads contend for the cores.
+/// connections, writers only wait for the lock (`sqlite_wait`) and threads contend for the cores.
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 /// Takes the exclusive lock on `<file>.lock` beside a SQLite database file (none for an in-memory one).
