@@ -1,6 +1,7 @@
 //! Committed blobs of a registry (size, where the bytes are) and their links to repositories.
 
-use super::{Db, Tx, TxConn, now, on_db, on_tx};
+use super::sqlite_script::{self, ScriptConn};
+use super::{Db, Pool, Tx, now, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobRow {
@@ -33,42 +34,56 @@ pub struct Upload<'a> {
 
 /// What recording an upload found.
 pub struct Recorded {
-    /// The session still stood at the upload's size and is now ended (otherwise roll back).
+    /// The session still stood at the upload's size and is now ended (otherwise nothing was recorded).
     pub ended: bool,
     /// The blob is new to the registry (otherwise the caller's copy is redundant).
     pub inserted: bool,
 }
 
 /// The statement recording a blob, with its parameters named (registry id, digest, size, object key,
-/// parts, time).
-fn insert_sql(registry_id: &str, digest: &str, size: &str, key: &str, parts: &str, time: &str) -> String {
+/// parts, time), only if condition `only_if` holds when given.
+fn insert_sql(values: [&str; 6], only_if: Option<&str>) -> String {
     format!(
-        "INSERT INTO blobs (registry_id, digest, size, object_key, parts, created_at) \
-         VALUES ({registry_id}, {digest}, {size}, {key}, {parts}, {time}) ON CONFLICT (registry_id, digest) DO NOTHING"
+        "INSERT INTO blobs (registry_id, digest, size, object_key, parts, created_at) {} \
+         ON CONFLICT (registry_id, digest) DO NOTHING",
+        source(&values, only_if)
     )
 }
 
-/// The statement linking a blob to a repository (repository id, digest, time).
-fn link_sql(repository_id: &str, digest: &str, time: &str) -> String {
+/// The statement linking a blob to a repository (repository id, digest, time), only if `only_if` holds.
+fn link_sql(values: [&str; 3], only_if: Option<&str>) -> String {
     format!(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ({repository_id}, {digest}, {time}) \
-         ON CONFLICT (repository_id, digest) DO NOTHING"
+        "INSERT INTO repository_blobs (repository_id, digest, created_at) {} \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+        source(&values, only_if)
     )
 }
 
-/// In `tx`: ends the upload's session if it still stands at the upload's size, records the blob unless
-/// the registry had it, and links it to the repository. On SQLite the three statements go in one call
-/// (one hand-off to its worker thread instead of three), each change marked by its `RETURNING`.
-pub async fn record_upload(tx: &mut Tx, u: &Upload<'_>) -> sqlx::Result<Recorded> {
+/// The row an `INSERT` takes: `VALUES (…)`, or `SELECT … WHERE only_if`.
+fn source(values: &[&str], only_if: Option<&str>) -> String {
+    let row = values.join(", ");
+    match only_if {
+        Some(condition) => format!("SELECT {row} WHERE {condition}"),
+        None => format!("VALUES ({row})"),
+    }
+}
+
+/// In one transaction: ends the upload's session if it still stands at the upload's size and, only then,
+/// records the blob unless the registry had it and links it to the repository. On SQLite this is one call
+/// (see `sqlite_script`): the blob and link statements check the session themselves, the session is ended
+/// last, and each change is marked by its `RETURNING`.
+pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
     let time = now();
-    tx.caches.sessions.forget(u.id);
-    if let TxConn::Sqlite(conn) = &mut tx.conn {
-        let sql = format!(
-            "{} RETURNING 'ended';\n{} RETURNING 'inserted';\n{}",
+    db.caches.sessions.forget(u.id);
+    if let Pool::Sqlite(pool) = &db.pool {
+        let session_stands = "EXISTS (SELECT 1 FROM upload_sessions WHERE id = $1 AND byte_offset = $2)";
+        let sql = sqlite_script::transaction(&format!(
+            "{} RETURNING 'inserted';\n{};\n{} RETURNING 'ended'",
+            insert_sql(["$3", "$4", "$2", "$5", "$6", "$7"], Some(session_stands)),
+            link_sql(["$8", "$4", "$7"], Some(session_stands)),
             super::uploads::end_sql("$1", "$2"),
-            insert_sql("$3", "$4", "$2", "$5", "$6", "$7"),
-            link_sql("$8", "$4", "$7"),
-        );
+        ));
+        let mut conn = ScriptConn::acquire(pool).await?;
         let marks: Vec<String> = sqlx::query_scalar(&sql)
             .bind(u.id)
             .bind(u.size)
@@ -78,13 +93,15 @@ pub async fn record_upload(tx: &mut Tx, u: &Upload<'_>) -> sqlx::Result<Recorded
             .bind(u.parts)
             .bind(time)
             .bind(u.repository_id)
-            .fetch_all(&mut **conn)
+            .fetch_all(conn.get())
             .await?;
+        conn.done();
         return Ok(Recorded {
             ended: marks.iter().any(|m| m == "ended"),
             inserted: marks.iter().any(|m| m == "inserted"),
         });
     }
+    let mut tx = db.begin().await?;
     let end = super::uploads::end_sql("$1", "$2");
     let ended = on_tx!(tx, c => sqlx::query(&end).bind(u.id).bind(u.size).execute(c).await.map(|r| r.rows_affected()))?;
     if ended == 0 {
@@ -93,10 +110,11 @@ pub async fn record_upload(tx: &mut Tx, u: &Upload<'_>) -> sqlx::Result<Recorded
             inserted: false,
         });
     }
-    let insert = insert_sql("$1", "$2", "$3", "$4", "$5", "$6");
+    let insert = insert_sql(["$1", "$2", "$3", "$4", "$5", "$6"], None);
     let inserted = on_tx!(tx, c => sqlx::query(&insert).bind(u.registry_id).bind(u.digest).bind(u.size)
         .bind(u.object_key).bind(u.parts).bind(time).execute(c).await.map(|r| r.rows_affected()))?;
-    link(tx, u.repository_id, u.digest).await?;
+    link(&mut tx, u.repository_id, u.digest).await?;
+    tx.commit().await?;
     Ok(Recorded {
         ended: true,
         inserted: inserted == 1,
@@ -105,7 +123,7 @@ pub async fn record_upload(tx: &mut Tx, u: &Upload<'_>) -> sqlx::Result<Recorded
 
 /// Makes blob `digest` readable through repository `repository_id`.
 pub async fn link(tx: &mut Tx, repository_id: i64, digest: &str) -> sqlx::Result<()> {
-    let sql = link_sql("$1", "$2", "$3");
+    let sql = link_sql(["$1", "$2", "$3"], None);
     on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -168,9 +186,7 @@ mod tests {
                     object_key: "blobs/x",
                     parts: None,
                 };
-                let mut tx = db.begin().await.unwrap();
-                let recorded = record_upload(&mut tx, &upload).await.unwrap();
-                tx.commit().await.unwrap();
+                let recorded = record_upload(&db, &upload).await.unwrap();
                 (recorded.ended, recorded.inserted)
             }
         };

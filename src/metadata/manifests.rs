@@ -1,7 +1,8 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
 use super::cache::Lookup;
-use super::{Db, Tx, TxConn, now, on_db, on_tx};
+use super::sqlite_script::{self, ScriptConn};
+use super::{Db, Pool, now, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -109,15 +110,13 @@ fn refs_sql(count: usize, first: usize) -> String {
     )
 }
 
-/// Stores a manifest with its references and, given one, points `tag` at it; pushing the same bytes again
-/// changes nothing. A manifest's references follow from its bytes, so recording them again is harmless.
-pub async fn store(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>, tag: Option<&str>) -> sqlx::Result<()> {
-    if tag.is_some() {
-        tx.forget_manifests = true;
-    }
-    // SQLite runs several statements sharing numbered parameters in one call: one hand-off to its worker
-    // thread instead of three (Postgres prepares one statement at a time).
-    if let TxConn::Sqlite(conn) = &mut tx.conn
+/// Stores a manifest with its references and, given one, points `tag` at it, in one transaction; pushing
+/// the same bytes again changes nothing. A manifest's references follow from its bytes, so recording them
+/// again is harmless.
+pub async fn store(db: &Db, repository_id: i64, m: &NewManifest<'_>, tag: Option<&str>) -> sqlx::Result<()> {
+    // SQLite runs several statements sharing numbered parameters in one call (see `sqlite_script`);
+    // Postgres prepares one statement at a time.
+    if let Pool::Sqlite(pool) = &db.pool
         && m.refs.len() <= super::DIGESTS_PER_QUERY
     {
         let mut statements = vec![INSERT.to_owned()];
@@ -127,14 +126,20 @@ pub async fn store(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>, tag: Op
         if tag.is_some() {
             statements.push(super::tags::upsert_sql("$1", "$10", "$2", "$9"));
         }
-        let sql = statements.join(";\n");
+        let sql = sqlite_script::transaction(&statements.join(";\n"));
         let mut query = bind_manifest!(sqlx::query(&sql), repository_id, m).bind(tag);
         for (child, kind) in &m.refs {
             query = query.bind(child).bind(*kind);
         }
-        query.execute(&mut **conn).await?;
+        let mut conn = ScriptConn::acquire(pool).await?;
+        query.execute(conn.get()).await?;
+        conn.done();
+        if tag.is_some() {
+            db.caches.manifests.forget_all();
+        }
         return Ok(());
     }
+    let mut tx = db.begin().await?;
     let inserted = on_tx!(tx, c => bind_manifest!(sqlx::query(INSERT), repository_id, m)
         .execute(c).await.map(|r| r.rows_affected()))?;
     if inserted == 1 {
@@ -150,9 +155,9 @@ pub async fn store(tx: &mut Tx, repository_id: i64, m: &NewManifest<'_>, tag: Op
         }
     }
     if let Some(tag) = tag {
-        super::tags::upsert(tx, repository_id, tag, m.digest).await?;
+        super::tags::upsert(&mut tx, repository_id, tag, m.digest).await?;
     }
-    Ok(())
+    tx.commit().await
 }
 
 /// Of `digests`, the first that is not a manifest of the repository.

@@ -1,8 +1,8 @@
 //! Registry metadata in SQL: SQLite (embedded default) or Postgres, chosen by the database URL.
 //! Only this module holds SQL. Each aggregate module owns its row structs and statements; one SQL text
 //! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`). Two hot
-//! writes (`manifests::store`, `blobs::record_upload`) also send their statements to SQLite in one call,
-//! built from the same statement texts.
+//! writes (`manifests::store`, `blobs::record_upload`) send their whole transaction to SQLite in one call
+//! (`sqlite_script`), built from the same statement texts.
 
 pub mod blobs;
 pub mod cache;
@@ -14,6 +14,7 @@ pub mod registries;
 pub mod repositories;
 pub mod role_assignments;
 pub mod signing_keys;
+mod sqlite_script;
 mod sqlite_wait;
 pub mod tags;
 pub mod uploads;

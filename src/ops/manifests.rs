@@ -57,13 +57,11 @@ pub async fn put(
         content: body,
         refs,
     };
-    let mut tx = db.begin().await?;
     let tag = match reference {
         Reference::Tag(tag) => Some(tag.as_str()),
         Reference::Digest(_) => None,
     };
-    metadata::manifests::store(&mut tx, repository_id, &new, tag).await?;
-    tx.commit().await?;
+    metadata::manifests::store(db, repository_id, &new, tag).await?;
     Ok(Stored {
         digest,
         subject: info.subject,

@@ -156,12 +156,10 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
         object_key: &layout.key,
         parts: parts.as_deref(),
     };
-    let mut tx = db.begin().await?;
-    let recorded = metadata::blobs::record_upload(&mut tx, &upload).await?;
+    let recorded = metadata::blobs::record_upload(db, &upload).await?;
     if !recorded.ended {
         return Err(OciError::BlobUploadUnknown);
     }
-    tx.commit().await?;
     let inserted = recorded.inserted;
     if let Err(e) = reg.blobs.discard_unused(&session.id, &layout).await {
         tracing::warn!(upload = %session.id, error = %e, "removing an upload's unused chunks failed");
