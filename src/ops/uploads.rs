@@ -53,7 +53,8 @@ pub async fn find(
 }
 
 /// Appends one chunk to the session: checks it starts where the upload stands, streams it to storage
-/// while hashing it, then records it only if no other request moved the session meanwhile.
+/// while hashing it, then records it only if no other request moved the session meanwhile (a chunk it
+/// stored but could not record, it removes).
 /// `declared` is the chunk's `Content-Range`, `length` its `Content-Length`. Returns the session as it
 /// now stands.
 pub async fn receive_chunk<S, E>(
@@ -98,34 +99,50 @@ where
         }
         Err(e) => return Err(e.into()),
     };
-    let expected = declared.map(|r| r.len()).or(length);
-    if expected.is_some_and(|e| e != written) {
-        return Err(OciError::SizeInvalid(format!(
-            "received {written} bytes, expected {}",
-            expected.unwrap_or(0)
-        )));
+    // The chunk is stored: unless it is recorded below, it is this request's to remove.
+    let recorded = async {
+        let expected = declared.map(|r| r.len()).or(length);
+        if expected.is_some_and(|e| e != written) {
+            return Err(OciError::SizeInvalid(format!(
+                "received {written} bytes, expected {}",
+                expected.unwrap_or(0)
+            )));
+        }
+        if written == 0 {
+            return Ok(None);
+        }
+        chunks.push(Chunk {
+            name: name.clone(),
+            size: written,
+        });
+        let advanced = UploadRow {
+            byte_offset: (offset + written) as i64,
+            chunks: Chunk::encode_list(&chunks),
+            hash_state: hasher.map(|h| h.save()),
+            ..session.row.clone()
+        };
+        if !metadata::uploads::advance(db, &advanced, offset as i64).await? {
+            return Err(out_of_order());
+        }
+        Ok(Some(advanced))
     }
-    if written == 0 {
-        return Ok(session);
+    .await;
+    match recorded {
+        Ok(Some(advanced)) => session.row = advanced,
+        other => {
+            if let Err(e) = reg.blobs.discard_chunk(&session.id, &name).await {
+                tracing::warn!(upload = %session.id, error = %e, "removing an unrecorded chunk failed");
+            }
+            other?;
+        }
     }
-    chunks.push(Chunk { name, size: written });
-    let advanced = UploadRow {
-        byte_offset: (offset + written) as i64,
-        chunks: Chunk::encode_list(&chunks),
-        hash_state: hasher.map(|h| h.save()),
-        ..session.row
-    };
-    if !metadata::uploads::advance(db, &advanced, offset as i64).await? {
-        return Err(out_of_order());
-    }
-    session.row = advanced;
     Ok(session)
 }
 
 /// Finishes an upload as blob `digest` of the session's repository, in Distribution's commit order:
-/// finish the hash, refuse a mismatch (discarding everything staged), put the bytes in place (no copy),
-/// record blob, link and session end in one transaction, and only then, as the request that ended the
-/// session, discard what the blob does not use.
+/// finish the hash, refuse a mismatch (discarding everything staged), put the bytes in place (no copy,
+/// noting what else is staged), record blob, link and session end in one transaction, and only then, as
+/// the request that ended the session, discard what the blob does not use.
 pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Digest) -> Result<(), OciError> {
     let chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let computed = match session.row.hash_state.as_deref().and_then(Hasher::restore) {
@@ -140,8 +157,8 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
         )));
     }
     let size = session.offset() as i64;
-    let layout = match reg.blobs.commit(&session.id, &chunks, digest).await {
-        Ok(layout) => layout,
+    let (layout, leftovers) = match reg.blobs.commit(&session.id, &chunks, digest).await {
+        Ok(committed) => committed,
         Err(StorageError::NotFound) => return Err(OciError::BlobUploadUnknown),
         Err(e) => return Err(e.into()),
     };
@@ -161,7 +178,7 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
         return Err(OciError::BlobUploadUnknown);
     }
     let inserted = recorded.inserted;
-    if let Err(e) = reg.blobs.discard_unused(&session.id, &layout).await {
+    if let Err(e) = reg.blobs.discard(leftovers).await {
         tracing::warn!(upload = %session.id, error = %e, "removing an upload's unused chunks failed");
     }
     if !inserted {

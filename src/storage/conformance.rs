@@ -66,8 +66,11 @@ async fn run_suite(store: BlobStore) {
     let loser = Chunk::new_name(0);
     store.put_chunk(&id, &loser, body(&[b"raced"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
-    let single = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
-    store.discard_unused(&id, &single).await.unwrap();
+    let (single, leftovers) = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
+    let late = Chunk::new_name(1);
+    store.put_chunk(&id, &late, body(&[b"late"])).await.unwrap();
+    store.discard_chunk(&id, &late).await.unwrap();
+    store.discard(leftovers).await.unwrap();
     assert!(single.parts.is_empty());
     if in_place {
         assert_eq!(single.key, chunk_key, "the layout names the chunk object itself");
@@ -89,7 +92,7 @@ async fn run_suite(store: BlobStore) {
     assert_eq!(
         staged_keys(&store, &id).await,
         if in_place { vec![chunk_key.clone()] } else { Vec::new() },
-        "the losing chunk is gone, the used one stays"
+        "the losing and the late chunk are gone, the used one stays"
     );
     assert_eq!(read_all(&store, &single, None).await, b"hello world");
     assert_eq!(read_all(&store, &single, Some(6..11)).await, b"world");
@@ -113,8 +116,8 @@ async fn run_suite(store: BlobStore) {
     assert_eq!(rehashed.concat(), b"abcdefghij");
     let digest = Digest::of(Algorithm::Sha256, b"abcdefghij");
     let staged = staged_keys(&store, &id).await;
-    let parts = store.commit(&id, &chunks, &digest).await.unwrap();
-    store.discard_unused(&id, &parts).await.unwrap();
+    let (parts, leftovers) = store.commit(&id, &chunks, &digest).await.unwrap();
+    store.discard(leftovers).await.unwrap();
     assert_eq!(parts.parts.iter().map(|p| p.size).collect::<Vec<_>>(), vec![3, 5, 2]);
     if in_place {
         assert_eq!(parts.key, format!("uploads/{id}"));
@@ -139,7 +142,7 @@ async fn run_suite(store: BlobStore) {
     assert_eq!(read_all(&store, &parts, Some(3..8)).await, b"defgh");
 
     // An empty blob.
-    let empty = store
+    let (empty, _) = store
         .commit(&UploadId::generate(), &[], &Digest::of(Algorithm::Sha256, b""))
         .await
         .unwrap();

@@ -1,13 +1,16 @@
-//! Writing an upload's chunk straight into its file on a local store. object_store's multipart upload
-//! stages a file, writes each part and renames the file into place, one blocking task each; here the
-//! chunk's name is already unique to the request and only recorded once complete, so the file is written
-//! where it belongs: one blocking task per part, the next part gathered while the previous one is written.
+//! An upload's chunk files on a local store. object_store's multipart upload stages a file, writes each
+//! part and renames the file into place, one blocking task each; here the chunk's name is already unique
+//! to the request and only recorded once complete, so the file is written where it belongs: one blocking
+//! task per part, the next part gathered while the previous one is written. Committing renames the chunks
+//! and lists what else the upload staged in one blocking task (object_store would take one per rename and
+//! per listing, and stat every file of the uploads folder).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use object_store::path::Path as ObjectPath;
 use tokio::task::JoinHandle;
 
 use super::StorageError;
@@ -116,6 +119,52 @@ impl Writer {
             let path = self.path.clone();
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         }
+    }
+}
+
+/// Below `root`: renames each `(from, to)` (making `to`'s folder if needed), then lists what upload
+/// `upload` still has staged in `uploads/` (its chunk files are named `<upload>.<chunk>`).
+pub async fn rename_and_list(
+    root: PathBuf,
+    moves: Vec<(ObjectPath, ObjectPath)>,
+    upload: String,
+) -> Result<Vec<ObjectPath>, StorageError> {
+    let task = tokio::task::spawn_blocking(move || {
+        for (from, to) in &moves {
+            rename(&root.join(from.as_ref()), &root.join(to.as_ref()))?;
+        }
+        let mine = format!("{upload}.");
+        let entries = match std::fs::read_dir(root.join("uploads")) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::Io(e)),
+        };
+        let mut staged = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(StorageError::Io)?.file_name();
+            if let Some(name) = name.to_str().filter(|n| n.starts_with(&mine)) {
+                staged.push(ObjectPath::from(format!("uploads/{name}")));
+            }
+        }
+        Ok(staged)
+    });
+    task.await
+        .map_err(|join| StorageError::Io(std::io::Error::other(join)))?
+}
+
+/// Renames `from` to `to`, making `to`'s folder if it is missing; [`StorageError::NotFound`] if `from` is.
+fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<(), StorageError> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !from.exists() {
+                return Err(StorageError::NotFound);
+            }
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(StorageError::Io)?;
+            }
+            std::fs::rename(from, to).map_err(StorageError::Io)
+        }
+        other => other.map_err(StorageError::Io),
     }
 }
 

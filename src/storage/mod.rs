@@ -55,6 +55,12 @@ pub enum StorageError {
     Layout(String),
 }
 
+/// Objects an upload staged that its blob does not use: chunks of requests that lost a race, or of a
+/// process that stopped between writing a chunk and recording it. Requests that lose a race after the
+/// commit listed these remove their own chunk.
+#[must_use]
+pub struct Leftovers(Vec<Path>);
+
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
 
@@ -280,57 +286,90 @@ impl BlobStore {
     /// Puts an upload's chunks in place as the blob `digest` and returns where they are: renamed under
     /// `blobs/` with [`Placement::Rename`], left where they are with [`Placement::InPlace`] (the caller's
     /// record of the session, ended in the same transaction as the blob is recorded, guards against a
-    /// concurrent cancel). Either way no byte is copied. Chunks the layout does not use stay staged until
-    /// [`BlobStore::discard_unused`].
-    pub async fn commit(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> Result<BlobLayout, StorageError> {
+    /// concurrent cancel). Either way no byte is copied. Also returns what else the upload has staged,
+    /// for [`BlobStore::discard`] once the blob is recorded. On local files renaming and listing are one
+    /// blocking task.
+    pub async fn commit(
+        &self,
+        id: &UploadId,
+        chunks: &[Chunk],
+        digest: &Digest,
+    ) -> Result<(BlobLayout, Leftovers), StorageError> {
+        let (layout, moves) = self.plan(id, chunks, digest);
+        if chunks.is_empty() {
+            self.store
+                .put(&Path::from(layout.key.as_str()), Bytes::new().into())
+                .await?;
+        }
+        if let Some(root) = &self.local_root {
+            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.to_string()).await?;
+            return Ok((layout, Leftovers(leftovers)));
+        }
+        for (from, to) in &moves {
+            self.rename(from, to).await?;
+        }
+        let used: HashSet<Path> = layout.objects().into_iter().collect();
+        let leftovers = self
+            .staged(id)
+            .try_filter(move |path| futures::future::ready(!used.contains(path)))
+            .try_collect()
+            .await?;
+        Ok((layout, Leftovers(leftovers)))
+    }
+
+    /// Where committing `chunks` as blob `digest` puts them, and the renames that takes.
+    fn plan(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> (BlobLayout, Vec<(Path, Path)>) {
         let in_place = self.placement == Placement::InPlace;
+        let single = |key: String| BlobLayout { key, parts: Vec::new() };
         match chunks {
-            [] => {
-                let key = blob_key(digest);
-                self.store.put(&Path::from(key.as_str()), Bytes::new().into()).await?;
-                Ok(BlobLayout { key, parts: Vec::new() })
-            }
-            [only] if in_place => Ok(BlobLayout {
-                key: self.chunk_key(id, &only.name).to_string(),
-                parts: Vec::new(),
-            }),
+            [] => (single(blob_key(digest)), Vec::new()),
+            [only] if in_place => (single(self.chunk_key(id, &only.name).to_string()), Vec::new()),
             [only] => {
                 let key = blob_key(digest);
-                self.rename(&self.chunk_key(id, &only.name), &Path::from(key.as_str()))
-                    .await?;
-                Ok(BlobLayout { key, parts: Vec::new() })
+                let moves = vec![(self.chunk_key(id, &only.name), Path::from(key.as_str()))];
+                (single(key), moves)
             }
-            _ if in_place => Ok(BlobLayout {
-                key: upload_prefix(id),
-                parts: chunks.to_vec(),
-            }),
+            _ if in_place => (
+                BlobLayout {
+                    key: upload_prefix(id),
+                    parts: chunks.to_vec(),
+                },
+                Vec::new(),
+            ),
             _ => {
                 let key = format!("{}.parts/{id}", blob_key(digest));
-                let mut parts = Vec::with_capacity(chunks.len());
-                for (i, chunk) in chunks.iter().enumerate() {
-                    let part = Chunk {
-                        name: part_name(i),
-                        size: chunk.size,
-                    };
-                    let to = Path::from(format!("{key}/{}", part.name));
-                    self.rename(&self.chunk_key(id, &chunk.name), &to).await?;
-                    parts.push(part);
-                }
-                Ok(BlobLayout { key, parts })
+                let (parts, moves) = chunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, chunk)| {
+                        let name = part_name(i);
+                        let to = Path::from(format!("{key}/{name}"));
+                        let part = Chunk { name, size: chunk.size };
+                        (part, (self.chunk_key(id, &chunk.name), to))
+                    })
+                    .unzip();
+                (BlobLayout { key, parts }, moves)
             }
         }
     }
 
-    /// Removes whatever upload `id` staged that `layout` does not use (chunks of requests that lost a
-    /// race). Only the request that recorded the blob may call this, once it has.
-    pub async fn discard_unused(&self, id: &UploadId, layout: &BlobLayout) -> Result<(), StorageError> {
-        let used: HashSet<Path> = layout.objects().into_iter().collect();
-        let unused = self
-            .staged(id)
-            .try_filter(move |path| futures::future::ready(!used.contains(path)))
-            .boxed();
-        self.store.delete_stream(unused).try_collect::<Vec<_>>().await?;
+    /// Removes what [`BlobStore::commit`] found staged beside the blob. Only the request that recorded the
+    /// blob may call this, once it has (until then those chunks may still become part of the session).
+    pub async fn discard(&self, leftovers: Leftovers) -> Result<(), StorageError> {
+        if leftovers.0.is_empty() {
+            return Ok(());
+        }
+        let paths = stream::iter(leftovers.0.into_iter().map(Ok)).boxed();
+        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
         Ok(())
+    }
+
+    /// Removes chunk `name` of upload `id`, which its request wrote but could not record.
+    pub async fn discard_chunk(&self, id: &UploadId, name: &str) -> Result<(), StorageError> {
+        match self.store.delete(&self.chunk_key(id, name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A URL valid for a while that serves the whole blob straight from the object store, when the store

@@ -174,6 +174,58 @@ async fn a_chunk_out_of_order_is_416_with_the_current_range() {
     );
 }
 
+/// Two PATCHes of the same range, both streaming when they read the session: one is recorded, the other
+/// refused, and the refused one's chunk is removed at once (not left for the commit to find).
+#[tokio::test]
+async fn of_two_racing_chunks_one_is_recorded_and_the_other_removed() {
+    let server = TestServer::start().await;
+    let location = start_upload(&server, "race").await;
+    let mut senders = Vec::new();
+    let mut requests = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+        let request = server
+            .req(Method::PATCH, &location)
+            .await
+            .header("content-range", "0-9")
+            .header("content-length", "10")
+            .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
+                rx,
+            )));
+        requests.push(tokio::spawn(async move { request.send().await.unwrap() }));
+        senders.push(tx);
+    }
+    for (tx, first) in senders.iter().zip([b"aaaaa", b"bbbbb"]) {
+        tx.send(Ok(bytes::Bytes::from_static(first))).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for (tx, rest) in senders.iter().zip([b"AAAAA", b"BBBBB"]) {
+        tx.send(Ok(bytes::Bytes::from_static(rest))).await.unwrap();
+    }
+    drop(senders);
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap().status());
+    }
+    let winner: &[u8] = match statuses.as_slice() {
+        [StatusCode::ACCEPTED, StatusCode::RANGE_NOT_SATISFIABLE] => b"aaaaaAAAAA",
+        [StatusCode::RANGE_NOT_SATISFIABLE, StatusCode::ACCEPTED] => b"bbbbbBBBBB",
+        other => panic!("one chunk recorded, one refused; got {other:?}"),
+    };
+    assert_eq!(
+        files_under(&server, "uploads").len(),
+        1,
+        "only the recorded chunk is staged"
+    );
+    let digest = sha256(winner);
+    assert_eq!(
+        put_digest(&server, &location, &digest).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(read_blob(&server, "race", &digest).await, winner);
+    assert!(files_under(&server, "uploads").is_empty());
+}
+
 #[tokio::test]
 async fn a_digest_mismatch_is_refused_and_leaves_nothing_behind() {
     let server = TestServer::start().await;
