@@ -1,7 +1,7 @@
 //! Committed blobs of a registry (size, where the bytes are) and their links to repositories.
 
-use super::sqlite_script::{self, ScriptConn};
-use super::{Db, Pool, Tx, now, on_db, on_tx};
+use super::sqlite_writer::{self, Turn};
+use super::{Db, Tx, Writer, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobRow {
@@ -70,20 +70,20 @@ fn source(values: &[&str], only_if: Option<&str>) -> String {
 
 /// In one transaction: ends the upload's session if it still stands at the upload's size and, only then,
 /// records the blob unless the registry had it and links it to the repository. On SQLite this is one call
-/// (see `sqlite_script`): the blob and link statements check the session themselves, the session is ended
+/// (see `sqlite_writer`): the blob and link statements check the session themselves, the session is ended
 /// last, and each change is marked by its `RETURNING`.
 pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
     let time = now();
     db.caches.sessions.forget(u.id);
-    if let Pool::Sqlite(pool) = &db.pool {
+    if let Writer::Sqlite(writer) = &db.writer {
         let session_stands = "EXISTS (SELECT 1 FROM upload_sessions WHERE id = $1 AND byte_offset = $2)";
-        let sql = sqlite_script::transaction(&format!(
+        let sql = sqlite_writer::transaction(&format!(
             "{} RETURNING 'inserted';\n{};\n{} RETURNING 'ended'",
             insert_sql(["$3", "$4", "$2", "$5", "$6", "$7"], Some(session_stands)),
             link_sql(["$8", "$4", "$7"], Some(session_stands)),
             super::uploads::end_sql("$1", "$2"),
         ));
-        let mut conn = ScriptConn::acquire(pool).await?;
+        let mut turn = Turn::take(writer).await;
         let marks: Vec<String> = sqlx::query_scalar(&sql)
             .bind(u.id)
             .bind(u.size)
@@ -93,9 +93,9 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
             .bind(u.parts)
             .bind(time)
             .bind(u.repository_id)
-            .fetch_all(conn.get())
+            .fetch_all(turn.conn())
             .await?;
-        conn.done();
+        turn.finished();
         return Ok(Recorded {
             ended: marks.iter().any(|m| m == "ended"),
             inserted: marks.iter().any(|m| m == "inserted"),
@@ -131,8 +131,7 @@ pub async fn link(tx: &mut Tx, repository_id: i64, digest: &str) -> sqlx::Result
 /// Removes the link of blob `digest` from a repository; `false` if there was none.
 pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
-    let done =
-        on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 

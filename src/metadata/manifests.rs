@@ -1,8 +1,8 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
 use super::cache::Lookup;
-use super::sqlite_script::{self, ScriptConn};
-use super::{Db, Pool, now, on_db, on_tx};
+use super::sqlite_writer::{self, Turn};
+use super::{Db, Writer, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -114,9 +114,9 @@ fn refs_sql(count: usize, first: usize) -> String {
 /// the same bytes again changes nothing. A manifest's references follow from its bytes, so recording them
 /// again is harmless.
 pub async fn store(db: &Db, repository_id: i64, m: &NewManifest<'_>, tag: Option<&str>) -> sqlx::Result<()> {
-    // SQLite runs several statements sharing numbered parameters in one call (see `sqlite_script`);
+    // SQLite runs several statements sharing numbered parameters in one call (see `sqlite_writer`);
     // Postgres prepares one statement at a time.
-    if let Pool::Sqlite(pool) = &db.pool
+    if let Writer::Sqlite(writer) = &db.writer
         && m.refs.len() <= super::DIGESTS_PER_QUERY
     {
         let mut statements = vec![INSERT.to_owned()];
@@ -126,14 +126,14 @@ pub async fn store(db: &Db, repository_id: i64, m: &NewManifest<'_>, tag: Option
         if tag.is_some() {
             statements.push(super::tags::upsert_sql("$1", "$10", "$2", "$9"));
         }
-        let sql = sqlite_script::transaction(&statements.join(";\n"));
+        let sql = sqlite_writer::transaction(&statements.join(";\n"));
         let mut query = bind_manifest!(sqlx::query(&sql), repository_id, m).bind(tag);
         for (child, kind) in &m.refs {
             query = query.bind(child).bind(*kind);
         }
-        let mut conn = ScriptConn::acquire(pool).await?;
-        query.execute(conn.get()).await?;
-        conn.done();
+        let mut turn = Turn::take(writer).await;
+        query.execute(turn.conn()).await?;
+        turn.finished();
         if tag.is_some() {
             db.caches.manifests.forget_all();
         }
@@ -169,8 +169,7 @@ pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> s
 /// Deletes a manifest with its tags and references; `false` if there was none.
 pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
-    let done =
-        on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     db.caches.manifests.forget_all();
     Ok(done == 1)
 }

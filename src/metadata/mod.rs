@@ -2,7 +2,7 @@
 //! Only this module holds SQL. Each aggregate module owns its row structs and statements; one SQL text
 //! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`). Two hot
 //! writes (`manifests::store`, `blobs::record_upload`) send their whole transaction to SQLite in one call
-//! (`sqlite_script`), built from the same statement texts.
+//! (`sqlite_writer`), built from the same statement texts.
 
 pub mod blobs;
 pub mod cache;
@@ -14,8 +14,8 @@ pub mod registries;
 pub mod repositories;
 pub mod role_assignments;
 pub mod signing_keys;
-mod sqlite_script;
 mod sqlite_wait;
+mod sqlite_writer;
 pub mod tags;
 pub mod uploads;
 
@@ -27,8 +27,11 @@ use std::time::Duration;
 use anyhow::Context;
 use cache::ReadCache;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// A connection pool on one of the supported backends.
 #[derive(Clone, Debug)]
@@ -37,14 +40,24 @@ pub enum Pool {
     Postgres(PgPool),
 }
 
-/// The metadata database: its pool, and the rows this process may keep in memory (only on the embedded
+/// The metadata database: its pools, and the rows this process may keep in memory (only on the embedded
 /// SQLite database, which one process owns: see [`connect`]).
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// Where reads go.
     pub pool: Pool,
+    /// Where writes go.
+    writer: Writer,
     caches: Arc<Caches>,
     /// Held while the pool lives: the lock that makes this process the SQLite file's only user.
     _owner: Option<Arc<std::fs::File>>,
+}
+
+/// Where a [`Db`]'s writes go: SQLite's one writer connection (`sqlite_writer`), or the Postgres pool.
+#[derive(Clone, Debug)]
+enum Writer {
+    Sqlite(sqlite_writer::Writer),
+    Postgres(PgPool),
 }
 
 /// The caches of [`Db`]: registry rows by name key, repository ids by (registry, name), manifests by
@@ -86,7 +99,7 @@ pub struct Tx {
 }
 
 enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Sqlite(sqlite_writer::Turn),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -101,12 +114,33 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// Runs the write `$e` (one statement) with `$p` bound to the backend's writer: SQLite's writer
+/// connection, taken in turn, or the Postgres pool.
+macro_rules! on_writer {
+    ($db:expr, $p:ident => $e:expr) => {
+        match &$db.writer {
+            $crate::metadata::Writer::Sqlite(writer) => {
+                let mut turn = $crate::metadata::sqlite_writer::Turn::take(writer).await;
+                let result = {
+                    let $p = turn.conn();
+                    $e
+                };
+                // One statement commits (or fails) by itself: no transaction is left open.
+                turn.finished();
+                result
+            }
+            $crate::metadata::Writer::Postgres($p) => $e,
+        }
+    };
+}
+pub(crate) use on_writer;
+
 /// Runs `$e` with `$c` bound to the transaction's connection.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $e:expr) => {
         match &mut $tx.conn {
             $crate::metadata::TxConn::Sqlite(t) => {
-                let $c = &mut **t;
+                let $c = t.conn();
                 $e
             }
             $crate::metadata::TxConn::Postgres(t) => {
@@ -119,10 +153,11 @@ macro_rules! on_tx {
 pub(crate) use on_tx;
 
 impl Db {
+    /// A write transaction.
     pub async fn begin(&self) -> sqlx::Result<Tx> {
-        let conn = match &self.pool {
-            Pool::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
-            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        let conn = match &self.writer {
+            Writer::Sqlite(w) => TxConn::Sqlite(sqlite_writer::Turn::begin(w).await?),
+            Writer::Postgres(p) => TxConn::Postgres(p.begin().await?),
         };
         Ok(Tx {
             conn,
@@ -165,6 +200,7 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(Db {
+            writer: Writer::Postgres(pool.clone()),
             pool: Pool::Postgres(pool),
             caches: Caches::new(false),
             _owner: None,
@@ -177,8 +213,11 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
             .foreign_keys(true)
             .busy_timeout(sqlite_wait::LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
+        let mut writer = SqliteConnection::connect_with(&options.clone().pragma("cache_size", WRITER_CACHE)).await?;
+        sqlite_wait::install(writer.lock_handle().await?.as_raw_handle());
+        sqlx::migrate!("migrations/sqlite").run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(max_connections.clamp(1, SQLITE_MAX_READERS))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -186,11 +225,11 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         Ok(Db {
-            pool: Pool::Sqlite(pool),
+            pool: Pool::Sqlite(readers),
+            writer: Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(writer))),
             caches: Caches::new(true),
             _owner: owner.map(Arc::new),
         })
@@ -199,9 +238,10 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
     }
 }
 
-/// SQLite runs one write transaction at a time and each connection is a thread of its own: past a few
-/// connections, writers only wait for the lock (`sqlite_wait`) and threads contend for the cores.
-const SQLITE_MAX_CONNECTIONS: u32 = 4;
+/// SQLite's writes share one connection (`sqlite_writer`); [`WRITER_CACHE`] bounds its page cache
+/// (`cache_size`, in KiB when negative). Reads use a few read-only connections (each is a thread).
+const SQLITE_MAX_READERS: u32 = 4;
+const WRITER_CACHE: &str = "-16384";
 
 /// Takes the exclusive lock on `<file>.lock` beside a SQLite database file (none for an in-memory one).
 fn own_sqlite_file(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
@@ -278,6 +318,25 @@ pub fn now() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A write sent to the read pool by mistake fails (in every test) instead of quietly taking the
+    /// writer's place; reads see what the writer committed.
+    #[tokio::test]
+    async fn on_sqlite_only_the_writer_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let db = connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+        let Pool::Sqlite(readers) = &db.pool else {
+            panic!("a SQLite URL gives SQLite pools")
+        };
+        let insert = "INSERT INTO operator_tokens (token_hash, created_at) VALUES ('h', 0)";
+        let refused = sqlx::query(insert).execute(readers).await.unwrap_err();
+        assert!(refused.to_string().contains("readonly"), "{refused}");
+        operators::insert(&db, "h").await.unwrap();
+        assert!(operators::exists(&db, "h").await.unwrap());
+    }
+
     #[test]
     fn both_backends_have_the_same_migrations() {
         let names = |dir: &str| {

@@ -1,6 +1,6 @@
 //! Operator tokens (installation superusers), stored as SHA-256 hashes.
 
-use super::{Db, now, on_db};
+use super::{Db, now, on_db, on_writer};
 
 pub async fn any(db: &Db) -> sqlx::Result<bool> {
     const SQL: &str = "SELECT COUNT(*) FROM operator_tokens";
@@ -11,7 +11,7 @@ pub async fn any(db: &Db) -> sqlx::Result<bool> {
 pub async fn insert(db: &Db, token_hash: &str) -> sqlx::Result<()> {
     const SQL: &str =
         "INSERT INTO operator_tokens (token_hash, created_at) VALUES ($1, $2) ON CONFLICT (token_hash) DO NOTHING";
-    on_db!(db, p => sqlx::query(SQL).bind(token_hash).bind(now()).execute(p).await.map(|_| ()))
+    on_writer!(db, p => sqlx::query(SQL).bind(token_hash).bind(now()).execute(p).await.map(|_| ()))
 }
 
 pub async fn exists(db: &Db, token_hash: &str) -> sqlx::Result<bool> {

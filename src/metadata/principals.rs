@@ -1,6 +1,6 @@
 //! Service principals and their password hashes.
 
-use super::{Db, now, on_db, on_tx};
+use super::{Db, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PrincipalRow {
@@ -58,6 +58,6 @@ pub async fn secret_hashes(db: &Db, principal_id: i64) -> sqlx::Result<Vec<Strin
 /// Deletes a principal with its passwords, role assignments and refresh tokens.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM principals WHERE id = $1";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

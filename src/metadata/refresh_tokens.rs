@@ -1,6 +1,6 @@
 //! Refresh tokens, stored as SHA-256 hashes; deleting a row revokes the token.
 
-use super::{Db, now, on_db};
+use super::{Db, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
@@ -13,7 +13,7 @@ pub struct RefreshRow {
 pub async fn insert(db: &Db, token_hash: &str, row: &RefreshRow) -> sqlx::Result<()> {
     const SQL: &str = "INSERT INTO refresh_tokens (token_hash, registry_id, subject, principal_id, expires_at, created_at) \
                        VALUES ($1, $2, $3, $4, $5, $6)";
-    on_db!(db, p => sqlx::query(SQL).bind(token_hash).bind(row.registry_id).bind(&row.subject).bind(row.principal_id)
+    on_writer!(db, p => sqlx::query(SQL).bind(token_hash).bind(row.registry_id).bind(&row.subject).bind(row.principal_id)
         .bind(row.expires_at).bind(now()).execute(p).await.map(|_| ()))
 }
 
@@ -27,5 +27,5 @@ pub async fn find(db: &Db, token_hash: &str) -> sqlx::Result<Option<RefreshRow>>
 /// Revokes every refresh token of `subject` in a registry (e.g. the admin user's).
 pub async fn revoke_subject(db: &Db, registry_id: i64, subject: &str) -> sqlx::Result<()> {
     const SQL: &str = "DELETE FROM refresh_tokens WHERE registry_id = $1 AND subject = $2";
-    on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).execute(p).await.map(|_| ()))
+    on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).execute(p).await.map(|_| ()))
 }

@@ -1,7 +1,7 @@
 //! Repositories inside a registry, created on first push; the catalog reads them from here.
 
 use super::cache::Lookup;
-use super::{Db, Tx, now, on_db, on_tx};
+use super::{Db, Tx, now, on_db, on_tx, on_writer};
 
 /// The id of repository `name` in registry `registry_id`.
 pub async fn id(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<Option<i64>> {
@@ -29,7 +29,7 @@ pub async fn ensure(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<i64> 
     if let Some(id) = id(db, registry_id, name).await? {
         return Ok(id);
     }
-    on_db!(db, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
+    on_writer!(db, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
 }
 
 /// [`ensure`] inside a transaction.
@@ -47,7 +47,7 @@ pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> 
 pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
     let done =
-        on_db!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
+        on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
     db.caches.forget_contents();
     Ok(done == 1)
 }

@@ -1,6 +1,6 @@
 //! Role assignments: (principal, registry, repository prefix, role).
 
-use super::{Db, now, on_db, on_tx};
+use super::{Db, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AssignmentRow {
@@ -27,7 +27,7 @@ pub async fn create(
 ) -> sqlx::Result<AssignmentRow> {
     const SQL: &str = "INSERT INTO role_assignments (principal_id, registry_id, repo_prefix, role, created_at) \
                        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal_id, registry_id, repo_prefix, role) DO NOTHING";
-    on_db!(db, p => sqlx::query(SQL).bind(principal_id).bind(registry_id).bind(repo_prefix).bind(role).bind(now())
+    on_writer!(db, p => sqlx::query(SQL).bind(principal_id).bind(registry_id).bind(repo_prefix).bind(role).bind(now())
         .execute(p).await.map(|_| ()))?;
     let sql =
         format!("{SELECT} WHERE a.principal_id = $1 AND a.registry_id = $2 AND a.repo_prefix = $3 AND a.role = $4");

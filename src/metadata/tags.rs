@@ -1,6 +1,6 @@
 //! Tags: names pointing at manifests of a repository.
 
-use super::{Db, Tx, now, on_db, on_tx};
+use super::{Db, Tx, now, on_tx, on_writer};
 
 /// The statement pointing a tag at a manifest (moving it if it pointed elsewhere), with the parameters
 /// named for repository id, tag name, manifest digest and time.
@@ -30,8 +30,7 @@ pub async fn list(db: &Db, repository_id: i64, last: Option<&str>, limit: i64) -
 /// Removes a tag (not the manifest); `false` if there was no such tag.
 pub async fn delete(db: &Db, repository_id: i64, tag: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM tags WHERE repository_id = $1 AND name = $2";
-    let done =
-        on_db!(db, p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
     db.caches.manifests.forget_all();
     Ok(done == 1)
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Db, now, on_db};
+use super::{Db, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
@@ -118,7 +118,7 @@ pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, own
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
     );
     let generation = db.caches.sessions.generation();
-    let row: UploadRow = on_db!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)?;
+    let row: UploadRow = on_writer!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)?;
     db.caches.sessions.keep(generation, &row);
     Ok(row)
 }
@@ -137,7 +137,7 @@ pub async fn advance(db: &Db, row: &UploadRow, expected_offset: i64) -> sqlx::Re
     const SQL: &str = "UPDATE upload_sessions SET byte_offset = $1, chunks = $2, hash_state = $3, updated_at = $4 \
                        WHERE id = $5 AND byte_offset = $6";
     let generation = db.caches.sessions.generation();
-    let done = on_db!(db, p => sqlx::query(SQL).bind(row.byte_offset).bind(&row.chunks).bind(&row.hash_state)
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(row.byte_offset).bind(&row.chunks).bind(&row.hash_state)
         .bind(now()).bind(&row.id).bind(expected_offset).execute(p).await.map(|r| r.rows_affected()))?;
     if done == 1 {
         db.caches.sessions.keep(generation, row);
@@ -150,7 +150,7 @@ pub async fn advance(db: &Db, row: &UploadRow, expected_offset: i64) -> sqlx::Re
 /// Ends a session; `false` if it was already gone.
 pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
-    let done = on_db!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()));
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()));
     db.caches.sessions.forget(id);
     Ok(done? == 1)
 }
