@@ -166,9 +166,10 @@ impl Db {
         })
     }
 
-    /// Whether the database answers a trivial query.
+    /// Whether the database answers a trivial query, for reads and (in its turn) for writes.
     pub async fn ping(&self) -> sqlx::Result<()> {
-        on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+        on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
+        on_writer!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
     }
 }
 
