@@ -51,6 +51,8 @@ pub struct StorageConfig {
     pub upload_max_idle_secs: u64,
     /// Answer whole-blob GETs with a redirect to a presigned URL where the store can sign one.
     pub redirect: bool,
+    /// Sync local blob files and every SQLite commit to disk before a write is acknowledged.
+    pub sync_writes: bool,
     /// Where registries created without a storage location keep their blobs: `<this>/<name>`; empty means
     /// `<data_dir>/registries/<name>`.
     pub default_location: String,
@@ -202,7 +204,7 @@ fn env_bool(name: &str, value: &str) -> anyhow::Result<bool> {
 }
 
 impl StorageConfig {
-    /// Applies the `BERTH_STORAGE_REDIRECT`, `BERTH_S3_*`, `BERTH_AZURE_*` and `BERTH_GCS_*` overrides.
+    /// Applies the `BERTH_STORAGE_REDIRECT`, `BERTH_STORAGE_SYNC_WRITES`, `BERTH_S3_*`, `BERTH_AZURE_*` and `BERTH_GCS_*` overrides.
     fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         let flag = |name: &str, target: &mut bool| -> anyhow::Result<()> {
             if let Some(v) = var(name) {
@@ -211,6 +213,7 @@ impl StorageConfig {
             Ok(())
         };
         flag("BERTH_STORAGE_REDIRECT", &mut self.redirect)?;
+        flag("BERTH_STORAGE_SYNC_WRITES", &mut self.sync_writes)?;
         flag("BERTH_S3_ALLOW_HTTP", &mut self.s3.allow_http)?;
         flag("BERTH_AZURE_ALLOW_HTTP", &mut self.azure.allow_http)?;
         let texts: [(&str, &mut String); 9] = [
@@ -416,9 +419,11 @@ mod tests {
     fn object_storage_settings_come_from_the_environment_and_secrets_stay_out_of_debug() {
         let mut config = Config::load(None).unwrap();
         assert!(!config.storage.redirect, "redirects are off by default");
+        assert!(!config.storage.sync_writes, "syncing every write is off by default");
         config
             .apply_env(|name| match name {
                 "BERTH_STORAGE_REDIRECT" => Some("true".into()),
+                "BERTH_STORAGE_SYNC_WRITES" => Some("true".into()),
                 "BERTH_S3_ENDPOINT" => Some("http://127.0.0.1:9000".into()),
                 "BERTH_S3_ALLOW_HTTP" => Some("1".into()),
                 "BERTH_S3_SECRET_ACCESS_KEY" => Some("s3-secret-value".into()),
@@ -426,7 +431,7 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert!(config.storage.redirect && config.storage.s3.allow_http);
+        assert!(config.storage.redirect && config.storage.sync_writes && config.storage.s3.allow_http);
         assert_eq!(config.storage.s3.endpoint, "http://127.0.0.1:9000");
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3-secret-value") && !shown.contains("azure-secret-value"));

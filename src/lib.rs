@@ -38,6 +38,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         &config.database_url(),
         config.database.max_connections,
         statement_timeout,
+        config.storage.sync_writes,
     )
     .await?;
     let keys = auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?).await?;

@@ -158,7 +158,9 @@ mod tests {
     async fn recording_an_upload_reports_what_changed() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-        let db = connect(&url, 4, std::time::Duration::from_secs(5)).await.unwrap();
+        let db = connect(&url, 4, std::time::Duration::from_secs(5), false)
+            .await
+            .unwrap();
         let new = registries::NewRegistry {
             name: "reg01",
             sku: "Basic",

@@ -166,10 +166,14 @@ impl Db {
         })
     }
 
-    /// Whether the database answers a trivial query, for reads and (in its turn) for writes.
+    /// Whether the database answers a trivial query, for reads and (within [`WRITER_PING_WAIT`], in its
+    /// turn) for writes.
     pub async fn ping(&self) -> sqlx::Result<()> {
         on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
-        on_writer!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+        let write_side = async { on_writer!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ())) };
+        tokio::time::timeout(WRITER_PING_WAIT, write_side)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 }
 
@@ -190,7 +194,12 @@ impl Tx {
 /// statement is cut off after `statement_timeout`. A SQLite file belongs to one process: a second
 /// `berth serve` on it is refused (several nodes share Postgres instead), which lets this process keep
 /// rows in memory (see `Caches`), since every change to them goes through it.
-pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+    sync_commits: bool,
+) -> anyhow::Result<Db> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let timeout_ms = statement_timeout.as_millis().to_string();
         let options = PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout_ms.as_str())]);
@@ -210,7 +219,11 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(if sync_commits {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .foreign_keys(true)
             .busy_timeout(sqlite_wait::LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
@@ -243,6 +256,8 @@ pub async fn connect(url: &str, max_connections: u32, statement_timeout: Duratio
 /// (`cache_size`, in KiB when negative). Reads use a few read-only connections (each is a thread).
 const SQLITE_MAX_READERS: u32 = 4;
 const WRITER_CACHE: &str = "-16384";
+/// How long a readiness check waits for its turn on the writer.
+const WRITER_PING_WAIT: Duration = Duration::from_secs(2);
 
 /// Takes the exclusive lock on `<file>.lock` beside a SQLite database file (none for an in-memory one).
 fn own_sqlite_file(file: &Path) -> anyhow::Result<Option<std::fs::File>> {
@@ -327,7 +342,7 @@ mod tests {
     async fn on_sqlite_only_the_writer_writes() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-        let db = connect(&url, 4, Duration::from_secs(5)).await.unwrap();
+        let db = connect(&url, 4, Duration::from_secs(5), true).await.unwrap();
         let Pool::Sqlite(readers) = &db.pool else {
             panic!("a SQLite URL gives SQLite pools")
         };

@@ -70,12 +70,16 @@ impl Drop for Turn {
         if self.finished {
             return;
         }
-        if let Some(mut conn) = self.conn.take() {
-            // Harmless when no transaction is open ("no transaction is active").
-            tokio::spawn(async move {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            });
-        }
+        let (Some(mut conn), Ok(runtime)) = (self.conn.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+                && !e.to_string().contains("no transaction is active")
+            {
+                tracing::error!(error = %e, "rolling back an abandoned SQLite write failed");
+            }
+        });
     }
 }
 

@@ -100,42 +100,40 @@ where
         Err(e) => return Err(e.into()),
     };
     // The chunk is stored: unless it is recorded below, it is this request's to remove.
-    let recorded = async {
-        let expected = declared.map(|r| r.len()).or(length);
-        if expected.is_some_and(|e| e != written) {
-            return Err(OciError::SizeInvalid(format!(
-                "received {written} bytes, expected {}",
-                expected.unwrap_or(0)
-            )));
+    let discard_ours = || async {
+        if let Err(e) = reg.blobs.discard_chunk(&session.id, &name).await {
+            tracing::warn!(upload = %session.id, error = %e, "removing an unrecorded chunk failed");
         }
-        if written == 0 {
-            return Ok(None);
-        }
-        chunks.push(Chunk {
-            name: name.clone(),
-            size: written,
-        });
-        let advanced = UploadRow {
-            byte_offset: (offset + written) as i64,
-            chunks: Chunk::encode_list(&chunks),
-            hash_state: hasher.map(|h| h.save()),
-            ..session.row.clone()
-        };
-        if !metadata::uploads::advance(db, &advanced, offset as i64).await? {
-            return Err(out_of_order());
-        }
-        Ok(Some(advanced))
+    };
+    let expected = declared.map(|r| r.len()).or(length);
+    if expected.is_some_and(|e| e != written) {
+        discard_ours().await;
+        return Err(OciError::SizeInvalid(format!(
+            "received {written} bytes, expected {}",
+            expected.unwrap_or(0)
+        )));
     }
-    .await;
-    match recorded {
-        Ok(Some(advanced)) => session.row = advanced,
-        other => {
-            if let Err(e) = reg.blobs.discard_chunk(&session.id, &name).await {
-                tracing::warn!(upload = %session.id, error = %e, "removing an unrecorded chunk failed");
-            }
-            other?;
-        }
+    if written == 0 {
+        discard_ours().await;
+        return Ok(session);
     }
+    chunks.push(Chunk {
+        name: name.clone(),
+        size: written,
+    });
+    let advanced = UploadRow {
+        byte_offset: (offset + written) as i64,
+        chunks: Chunk::encode_list(&chunks),
+        hash_state: hasher.map(|h| h.save()),
+        ..session.row.clone()
+    };
+    // A database error keeps the chunk: the write may have landed all the same. If it did not, the
+    // commit's leftovers or the idle-session purge remove the chunk.
+    if !metadata::uploads::advance(db, &advanced, offset as i64).await? {
+        discard_ours().await;
+        return Err(out_of_order());
+    }
+    session.row = advanced;
     Ok(session)
 }
 

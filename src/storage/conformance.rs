@@ -65,11 +65,15 @@ async fn run_suite(store: BlobStore) {
     let before = identity(&store, &chunk_key).await;
     let loser = Chunk::new_name(0);
     store.put_chunk(&id, &loser, body(&[b"raced"])).await.unwrap();
+    let withdrawn = Chunk::new_name(0);
+    store.put_chunk(&id, &withdrawn, body(&[b"withdrawn"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
     let (single, leftovers) = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
+    // Requests that lost the race remove their own chunks, listed or not.
     let late = Chunk::new_name(1);
     store.put_chunk(&id, &late, body(&[b"late"])).await.unwrap();
     store.discard_chunk(&id, &late).await.unwrap();
+    store.discard_chunk(&id, &withdrawn).await.unwrap();
     store.discard(leftovers).await.unwrap();
     assert!(single.parts.is_empty());
     if in_place {
@@ -92,7 +96,7 @@ async fn run_suite(store: BlobStore) {
     assert_eq!(
         staged_keys(&store, &id).await,
         if in_place { vec![chunk_key.clone()] } else { Vec::new() },
-        "the losing and the late chunk are gone, the used one stays"
+        "the losing, withdrawn and late chunks are gone, the used one stays"
     );
     assert_eq!(read_all(&store, &single, None).await, b"hello world");
     assert_eq!(read_all(&store, &single, Some(6..11)).await, b"world");
@@ -186,7 +190,7 @@ async fn in_memory_store_conforms() {
 #[tokio::test]
 async fn local_filesystem_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    run_suite(BlobStore::on_local_files(dir.path().to_path_buf()).unwrap()).await;
+    run_suite(BlobStore::on_local_files(dir.path().to_path_buf(), true).unwrap()).await;
     let leftovers: Vec<_> = walk(dir.path());
     assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
 }

@@ -15,9 +15,9 @@ use tokio::task::JoinHandle;
 
 use super::StorageError;
 
-/// Streams `body` into the new file `path` in parts of about `part` bytes; returns the bytes written. On
-/// any error the partial file is removed.
-pub async fn write<S>(path: PathBuf, body: S, part: usize) -> Result<u64, StorageError>
+/// Streams `body` into the new file `path` in parts of about `part` bytes, then with `sync` syncs its data
+/// to disk; returns the bytes written. On any error the partial file is removed.
+pub async fn write<S>(path: PathBuf, body: S, part: usize, sync: bool) -> Result<u64, StorageError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
 {
@@ -27,7 +27,7 @@ where
         in_flight: None,
         created: false,
     };
-    match writer.write_all(body, part).await {
+    match writer.write_all(body, part, sync).await {
         Ok(written) => Ok(written),
         Err(e) => {
             writer.discard().await;
@@ -52,7 +52,7 @@ struct PartError {
 }
 
 impl Writer {
-    async fn write_all<S>(&mut self, body: S, part: usize) -> Result<u64, StorageError>
+    async fn write_all<S>(&mut self, body: S, part: usize, sync: bool) -> Result<u64, StorageError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
@@ -73,6 +73,9 @@ impl Writer {
             self.start_part(gathered).await?;
         }
         self.settle().await?;
+        if sync && let Some(file) = self.file.take() {
+            blocking(move || file.sync_data().map_err(StorageError::Io)).await?;
+        }
         Ok(written)
     }
 
@@ -122,16 +125,25 @@ impl Writer {
     }
 }
 
-/// Below `root`: renames each `(from, to)` (making `to`'s folder if needed), then lists what upload
-/// `upload` still has staged in `uploads/` (its chunk files are named `<upload>.<chunk>`).
+/// Below `root`: renames each `(from, to)` (making `to`'s folder if needed; with `sync`, then syncing the
+/// folders whose entries changed), then lists what upload `upload` still has staged in `uploads/` (its
+/// chunk files are named `<upload>.<chunk>`).
 pub async fn rename_and_list(
     root: PathBuf,
     moves: Vec<(ObjectPath, ObjectPath)>,
     upload: String,
+    sync: bool,
 ) -> Result<Vec<ObjectPath>, StorageError> {
-    let task = tokio::task::spawn_blocking(move || {
+    blocking(move || {
+        let mut changed = std::collections::BTreeSet::new();
         for (from, to) in &moves {
-            rename(&root.join(from.as_ref()), &root.join(to.as_ref()))?;
+            let to = root.join(to.as_ref());
+            changed.extend(rename(&root.join(from.as_ref()), &to)?);
+        }
+        if sync {
+            for folder in changed {
+                sync_folder(&folder)?;
+            }
         }
         let mine = format!("{upload}.");
         let entries = match std::fs::read_dir(root.join("uploads")) {
@@ -147,24 +159,59 @@ pub async fn rename_and_list(
             }
         }
         Ok(staged)
-    });
-    task.await
+    })
+    .await
+}
+
+/// Syncs file `path` and the folder that names it (a local store's empty blob, written through
+/// object_store).
+pub async fn sync_file(path: PathBuf) -> Result<(), StorageError> {
+    blocking(move || {
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(StorageError::Io)?;
+        path.parent().map_or(Ok(()), sync_folder)
+    })
+    .await
+}
+
+/// Runs `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
         .map_err(|join| StorageError::Io(std::io::Error::other(join)))?
 }
 
+fn sync_folder(folder: &std::path::Path) -> Result<(), StorageError> {
+    std::fs::File::open(folder)
+        .and_then(|f| f.sync_all())
+        .map_err(StorageError::Io)
+}
+
 /// Renames `from` to `to`, making `to`'s folder if it is missing; [`StorageError::NotFound`] if `from` is.
-fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<(), StorageError> {
+/// Returns the folders whose entries changed: `to`'s, and the parents of the folders it made.
+fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<Vec<PathBuf>, StorageError> {
+    let folder = to.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     match std::fs::rename(from, to) {
+        Ok(()) => Ok(vec![folder]),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !from.exists() {
                 return Err(StorageError::NotFound);
             }
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(StorageError::Io)?;
+            let mut changed = vec![folder.clone()];
+            let mut missing = folder.as_path();
+            while !missing.exists() {
+                let Some(parent) = missing.parent() else { break };
+                changed.push(parent.to_path_buf());
+                missing = parent;
             }
-            std::fs::rename(from, to).map_err(StorageError::Io)
+            std::fs::create_dir_all(&folder).map_err(StorageError::Io)?;
+            std::fs::rename(from, to).map_err(StorageError::Io)?;
+            Ok(changed)
         }
-        other => other.map_err(StorageError::Io),
+        Err(e) => Err(StorageError::Io(e)),
     }
 }
 
@@ -194,14 +241,14 @@ mod tests {
     async fn parts_land_in_order_and_an_empty_body_makes_an_empty_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("uploads/u1/00000000-a");
-        let written = write(path.clone(), body(&[b"abc", b"defg", b"h", b"ijklm"]), 4)
+        let written = write(path.clone(), body(&[b"abc", b"defg", b"h", b"ijklm"]), 4, true)
             .await
             .unwrap();
         assert_eq!(written, 13);
         assert_eq!(std::fs::read(&path).unwrap(), b"abcdefghijklm");
 
         let empty = dir.path().join("uploads/u1/00000001-b");
-        assert_eq!(write(empty.clone(), body(&[]), 4).await.unwrap(), 0);
+        assert_eq!(write(empty.clone(), body(&[]), 4, false).await.unwrap(), 0);
         assert_eq!(std::fs::read(&empty).unwrap(), b"");
     }
 
@@ -214,13 +261,13 @@ mod tests {
             Err(std::io::Error::other("connection reset")),
         ]);
         assert!(matches!(
-            write(path.clone(), failing, 4).await,
+            write(path.clone(), failing, 4, false).await,
             Err(StorageError::Io(_))
         ));
         assert!(!path.exists());
 
         std::fs::write(&path, b"first").unwrap();
-        assert!(write(path.clone(), body(&[b"second"]), 4).await.is_err());
+        assert!(write(path.clone(), body(&[b"second"]), 4, false).await.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"first", "never overwritten");
     }
 }

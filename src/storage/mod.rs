@@ -156,6 +156,8 @@ pub struct BlobStore {
     presigner: Option<cloud::Presigner>,
     /// The folder of a store on local files, where chunks are written directly ([`local_chunks`]).
     local_root: Option<PathBuf>,
+    /// On local files: sync chunk files, and the folders chunks are renamed into, before answering.
+    sync: bool,
 }
 
 fn blob_key(digest: &Digest) -> String {
@@ -178,6 +180,7 @@ impl BlobStore {
             placement,
             presigner: None,
             local_root: None,
+            sync: false,
         }
     }
 
@@ -210,12 +213,14 @@ impl BlobStore {
             .boxed()
     }
 
-    /// A store on the local folder `root` (created if missing).
-    pub fn on_local_files(root: PathBuf) -> anyhow::Result<Self> {
+    /// A store on the local folder `root` (created if missing); with `sync`, what it writes is synced to
+    /// disk before the write returns.
+    pub fn on_local_files(root: PathBuf, sync: bool) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&root).map_err(|e| anyhow::anyhow!("creating {}: {e}", root.display()))?;
         let files = object_store::local::LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
         Ok(BlobStore {
             local_root: Some(root),
+            sync,
             ..BlobStore::new(Arc::new(files), Placement::Rename)
         })
     }
@@ -236,7 +241,7 @@ impl BlobStore {
     {
         let key = self.chunk_key(id, name);
         if let Some(root) = &self.local_root {
-            return local_chunks::write(root.join(key.as_ref()), body, LOCAL_WRITE_PART).await;
+            return local_chunks::write(root.join(key.as_ref()), body, LOCAL_WRITE_PART, self.sync).await;
         }
         let upload = self.store.put_multipart(&key).await?;
         let part = match self.placement {
@@ -300,9 +305,12 @@ impl BlobStore {
             self.store
                 .put(&Path::from(layout.key.as_str()), Bytes::new().into())
                 .await?;
+            if let Some(root) = self.local_root.as_ref().filter(|_| self.sync) {
+                local_chunks::sync_file(root.join(&layout.key)).await?;
+            }
         }
         if let Some(root) = &self.local_root {
-            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.to_string()).await?;
+            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.to_string(), self.sync).await?;
             return Ok((layout, Leftovers(leftovers)));
         }
         for (from, to) in &moves {
@@ -359,8 +367,13 @@ impl BlobStore {
         if leftovers.0.is_empty() {
             return Ok(());
         }
+        // A leftover may be gone already: the request that wrote it removes it once it cannot record it.
         let paths = stream::iter(leftovers.0.into_iter().map(Ok)).boxed();
-        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
+        self.store
+            .delete_stream(paths)
+            .filter(|deleted| futures::future::ready(!matches!(deleted, Err(object_store::Error::NotFound { .. }))))
+            .try_collect::<Vec<_>>()
+            .await?;
         Ok(())
     }
 

@@ -105,7 +105,7 @@ impl RegistryStores {
                 ),
             },
         };
-        BlobStore::on_local_files(dir)
+        BlobStore::on_local_files(dir, self.config.sync_writes)
     }
 }
 
