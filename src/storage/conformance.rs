@@ -24,14 +24,20 @@ async fn read_all(store: &BlobStore, layout: &BlobLayout, range: Option<std::ops
     chunks.concat()
 }
 
-/// The keys of every object below `prefix`, sorted.
 /// What upload `id` has staged, sorted.
 async fn staged_keys(store: &BlobStore, id: &UploadId) -> Vec<String> {
-    let mut keys: Vec<String> = store.staged(id).map_ok(|p| p.to_string()).try_collect().await.unwrap();
+    let mut keys: Vec<String> = store
+        .staged(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     keys.sort();
     keys
 }
 
+/// The keys of every object below `prefix`, sorted.
 async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
     let prefix = Path::from(prefix);
     let mut keys: Vec<String> = store

@@ -126,8 +126,7 @@ impl Writer {
 }
 
 /// Below `root`: renames each `(from, to)` (making `to`'s folder if needed; with `sync`, then syncing the
-/// folders whose entries changed), then lists what upload `upload` still has staged in `uploads/` (its
-/// chunk files are named `<upload>.<chunk>`).
+/// folders whose entries changed), then lists what upload `upload` still has [`staged`].
 pub async fn rename_and_list(
     root: PathBuf,
     moves: Vec<(ObjectPath, ObjectPath)>,
@@ -145,22 +144,31 @@ pub async fn rename_and_list(
                 sync_folder(&folder)?;
             }
         }
-        let mine = format!("{upload}.");
-        let entries = match std::fs::read_dir(root.join("uploads")) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StorageError::Io(e)),
-        };
-        let mut staged = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(StorageError::Io)?.file_name();
-            if let Some(name) = name.to_str().filter(|n| n.starts_with(&mine)) {
-                staged.push(ObjectPath::from(format!("uploads/{name}")));
-            }
-        }
-        Ok(staged)
+        staged_now(&root, &upload)
     })
     .await
+}
+
+/// What upload `upload` has staged in `root/uploads/` (its chunk files are named `<upload>.<chunk>`).
+pub async fn staged(root: PathBuf, upload: String) -> Result<Vec<ObjectPath>, StorageError> {
+    blocking(move || staged_now(&root, &upload)).await
+}
+
+fn staged_now(root: &std::path::Path, upload: &str) -> Result<Vec<ObjectPath>, StorageError> {
+    let mine = format!("{upload}.");
+    let entries = match std::fs::read_dir(root.join("uploads")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StorageError::Io(e)),
+    };
+    let mut staged = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(StorageError::Io)?.file_name();
+        if let Some(name) = name.to_str().filter(|n| n.starts_with(&mine)) {
+            staged.push(ObjectPath::from(format!("uploads/{name}")));
+        }
+    }
+    Ok(staged)
 }
 
 /// Syncs file `path` and the folder that names it (a local store's empty blob, written through

@@ -194,23 +194,16 @@ impl BlobStore {
     }
 
     /// The objects upload `id` has staged.
-    fn staged(&self, id: &UploadId) -> BoxStream<'static, object_store::Result<Path>> {
-        if self.local_root.is_none() {
-            return self
+    async fn staged(&self, id: &UploadId) -> Result<Vec<Path>, StorageError> {
+        match &self.local_root {
+            Some(root) => local_chunks::staged(root.clone(), id.to_string()).await,
+            None => Ok(self
                 .store
                 .list(Some(&Path::from(upload_prefix(id))))
                 .map_ok(|m| m.location)
-                .boxed();
+                .try_collect()
+                .await?),
         }
-        let mine = format!("{id}.");
-        self.store
-            .list(Some(&Path::from("uploads")))
-            .try_filter_map(move |meta| {
-                let flat = meta.location.parts().count() == 2;
-                let ours = meta.location.filename().is_some_and(|f| f.starts_with(&mine));
-                futures::future::ready(Ok((flat && ours).then_some(meta.location)))
-            })
-            .boxed()
     }
 
     /// A store on the local folder `root` (created if missing); with `sync`, what it writes is synced to
@@ -317,11 +310,8 @@ impl BlobStore {
             self.rename(from, to).await?;
         }
         let used: HashSet<Path> = layout.objects().into_iter().collect();
-        let leftovers = self
-            .staged(id)
-            .try_filter(move |path| futures::future::ready(!used.contains(path)))
-            .try_collect()
-            .await?;
+        let mut leftovers = self.staged(id).await?;
+        leftovers.retain(|path| !used.contains(path));
         Ok((layout, Leftovers(leftovers)))
     }
 
@@ -408,11 +398,7 @@ impl BlobStore {
 
     /// Removes whatever an upload session has staged.
     pub async fn abort(&self, id: &UploadId) -> Result<(), StorageError> {
-        self.store
-            .delete_stream(self.staged(id))
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
+        self.discard(Leftovers(self.staged(id).await?)).await
     }
 
     /// Removes a committed blob's objects.
