@@ -228,17 +228,12 @@ pub async fn connect(
             .busy_timeout(sqlite_wait::LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
         let mut writer = SqliteConnection::connect_with(&options.clone().pragma("cache_size", WRITER_CACHE)).await?;
-        sqlite_wait::install(writer.lock_handle().await?.as_raw_handle());
+        sqlite_wait::install(&mut writer).await?;
         sqlx::migrate!("migrations/sqlite").run(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, SQLITE_MAX_READERS))
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlite_wait::install(conn.lock_handle().await?.as_raw_handle());
-                    Ok(())
-                })
-            })
+            .after_connect(|conn, _| Box::pin(sqlite_wait::install(conn)))
             .connect_with(options.read_only(true))
             .await?;
         Ok(Db {
