@@ -62,8 +62,10 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
     if body.len() > MAX_MANIFEST_BYTES {
         return Err(OciError::ManifestTooLarge(MAX_MANIFEST_BYTES));
     }
-    let doc: Document =
-        serde_json::from_slice(body).map_err(|e| OciError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
+    let invalid = |e: serde_json::Error| OciError::ManifestInvalid(format!("not a valid manifest: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+    refuse_case_variants(&value)?;
+    let doc = Document::deserialize(&value).map_err(invalid)?;
     if doc.schema_version != Some(2) {
         return Err(OciError::ManifestInvalid(
             "schemaVersion must be 2 (schema 1 manifests are not supported)".into(),
@@ -126,6 +128,63 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
         }
     }
     Ok(info)
+}
+
+/// Field names of manifests, indexes, descriptors and platforms.
+const KNOWN_KEYS: [&str; 19] = [
+    "schemaVersion",
+    "mediaType",
+    "artifactType",
+    "config",
+    "layers",
+    "manifests",
+    "subject",
+    "annotations",
+    "digest",
+    "size",
+    "urls",
+    "data",
+    "platform",
+    "architecture",
+    "os",
+    "os.version",
+    "os.features",
+    "variant",
+    "features",
+];
+
+/// Refuses a key that differs from a known field name only in case (`Layers`, `MANIFESTS`, `layerſ`).
+/// Go clients match JSON keys case-insensitively and keep the last match, so a document holding
+/// `"layers": []` and `"Layers": [...]` would mean one thing here and another to them. Annotation maps
+/// are free-form and not checked.
+fn refuse_case_variants(value: &serde_json::Value) -> Result<(), OciError> {
+    let serde_json::Value::Object(map) = value else {
+        if let serde_json::Value::Array(items) = value {
+            items.iter().try_for_each(refuse_case_variants)?;
+        }
+        return Ok(());
+    };
+    for (key, child) in map {
+        if let Some(known) = KNOWN_KEYS.iter().find(|k| **k != key && fold(k) == fold(key)) {
+            return Err(OciError::ManifestInvalid(format!(
+                "key {:?} differs from {known:?} only in case",
+                super::digest::truncate(key)
+            )));
+        }
+        if key != "annotations" {
+            refuse_case_variants(child)?;
+        }
+    }
+    Ok(())
+}
+
+/// A key as Go's JSON decoder compares it: case-folded, with the two letters that fold to ASCII (`ſ`, the
+/// Kelvin sign) folded too.
+fn fold(key: &str) -> String {
+    key.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ſ' { 's' } else { c })
+        .collect()
 }
 
 /// The manifest's media type: the `Content-Type` and the document's `mediaType` must agree when both are
@@ -213,6 +272,39 @@ mod tests {
         assert_eq!(
             parse(Some(DOCKER_MANIFEST), body.as_bytes()).unwrap().blobs,
             vec![A.parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn keys_that_differ_from_known_ones_only_in_case_are_refused() {
+        let missing = C;
+        let variants = [
+            image(
+                OCI_MANIFEST,
+                &format!(r#","Layers":[{{"mediaType":"x","digest":"{missing}","size":1}}]"#),
+            ),
+            image(
+                OCI_MANIFEST,
+                &format!(r#","layerſ":[{{"mediaType":"x","digest":"{missing}","size":1}}]"#),
+            ),
+            image(OCI_MANIFEST, r#","CONFIG":{}"#),
+            image(OCI_MANIFEST, "").replace(r#""digest":"sha256:b"#, r#""Digest":"sha256:b"#),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"Manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":5}}]}}"#
+            ),
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":5,"platform":{{"OS":"linux"}}}}]}}"#
+            ),
+        ];
+        for body in variants {
+            let err = parse(None, body.as_bytes()).unwrap_err();
+            assert_eq!(err.code_and_status().0, "MANIFEST_INVALID", "{body}");
+            assert!(err.to_string().contains("only in case"), "{err}: {body}");
+        }
+        let annotated = image(OCI_MANIFEST, r#","annotations":{"Layers":"free-form","layers":"too"}"#);
+        assert!(
+            parse(None, annotated.as_bytes()).is_ok(),
+            "annotation keys are free-form"
         );
     }
 
