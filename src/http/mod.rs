@@ -17,7 +17,7 @@ mod uploads;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State, rejection::PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State, rejection::PathRejection};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -27,11 +27,12 @@ use crate::app::{AppState, RegistryCtx};
 use crate::auth;
 use crate::errors::OciError;
 use crate::limits::Direction;
-use crate::oci::route::{V2Route, parse_v2};
+use crate::oci::route::{self, V2Route, parse_v2};
 use crate::oci::scope::Access;
 use body::Guarded;
 use extract::V2Query;
 use observe::RequestInfo;
+pub use token::MAX_FORM_BYTES as TOKEN_FORM_MAX_BYTES;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -40,7 +41,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v2", get(base::get))
         .route("/v2/_catalog", get(tags::catalog))
         .route("/v2/{*rest}", any(v2_dispatch))
-        .route("/oauth2/token", get(token::get).post(token::post))
+        .route(
+            "/oauth2/token",
+            get(token::get)
+                .post(token::post)
+                .layer(DefaultBodyLimit::max(token::MAX_FORM_BYTES)),
+        )
         .nest("/api", api::router())
         .route("/metrics", get(ops_endpoints::metrics))
         .route("/healthz", get(ops_endpoints::healthz))
@@ -130,16 +136,16 @@ async fn handle_v2(
         (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&cx, &repo, &id).await?,
         (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&cx, &repo, &id).await?,
         (Method::GET, V2Route::Manifest { repo, reference }) => {
-            manifests::get(app, &reg, &repo, &reference, headers, true).await?
+            manifests::get(app, &reg, &repo, &route::existing(reference)?, headers, true).await?
         }
         (Method::HEAD, V2Route::Manifest { repo, reference }) => {
-            manifests::get(app, &reg, &repo, &reference, headers, false).await?
+            manifests::get(app, &reg, &repo, &route::existing(reference)?, headers, false).await?
         }
         (Method::PUT, V2Route::Manifest { repo, reference }) => {
-            manifests::put(app, &reg, &repo, &reference, headers, body).await?
+            manifests::put(app, &reg, &repo, &route::for_put(reference)?, headers, body).await?
         }
         (Method::DELETE, V2Route::Manifest { repo, reference }) => {
-            manifests::delete(app, &reg, &repo, &reference).await?
+            manifests::delete(app, &reg, &repo, &route::existing(reference)?).await?
         }
         (Method::GET, V2Route::TagsList { repo }) => tags::list(app, &reg, &repo, &query).await?,
         (Method::GET, V2Route::Referrers { repo, digest }) => {

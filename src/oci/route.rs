@@ -40,15 +40,48 @@ impl FromStr for UploadId {
     }
 }
 
+/// What follows `/manifests/`: a tag or digest, or the text that is neither.
+pub type ManifestRef = Result<Reference, String>;
+
+/// The reference a GET, HEAD or DELETE names: text that is no reference names no manifest (404, as the
+/// spec answers for a manifest that is not there).
+pub fn existing(reference: ManifestRef) -> Result<Reference, OciError> {
+    reference.map_err(|text| OciError::ManifestUnknown(format!("no manifest {:?} in the repository", truncate(&text))))
+}
+
+/// The reference a PUT stores under: text that is no reference is the client's mistake (400).
+pub fn for_put(reference: ManifestRef) -> Result<Reference, OciError> {
+    reference.or_else(|text| text.parse())
+}
+
 /// A data-plane endpoint below `/v2/` (the base and `_catalog` routes are matched before this parser).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2Route {
-    Manifest { repo: RepoName, reference: Reference },
-    Blob { repo: RepoName, digest: Digest },
-    UploadStart { repo: RepoName },
-    Upload { repo: RepoName, id: UploadId },
-    TagsList { repo: RepoName },
-    Referrers { repo: RepoName, digest: Digest },
+    /// `reference` is `Err(text)` when the text is no tag or digest: it names no manifest (a GET, HEAD or
+    /// DELETE of it is MANIFEST_UNKNOWN once the caller is authorized), and a PUT to it is refused with
+    /// the parse error ([`ManifestRef::for_put`]).
+    Manifest {
+        repo: RepoName,
+        reference: ManifestRef,
+    },
+    Blob {
+        repo: RepoName,
+        digest: Digest,
+    },
+    UploadStart {
+        repo: RepoName,
+    },
+    Upload {
+        repo: RepoName,
+        id: UploadId,
+    },
+    TagsList {
+        repo: RepoName,
+    },
+    Referrers {
+        repo: RepoName,
+        digest: Digest,
+    },
 }
 
 impl V2Route {
@@ -84,7 +117,7 @@ pub fn parse_v2(rest: &str) -> Result<V2Route, OciError> {
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
         return Ok(V2Route::Manifest {
             repo: repo.parse()?,
-            reference: reference.parse()?,
+            reference: reference.parse().map_err(|_| reference.to_owned()),
         });
     }
     if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
@@ -123,14 +156,14 @@ mod tests {
                 "a/b/c/manifests/v1".to_string(),
                 V2Route::Manifest {
                     repo: repo("a/b/c"),
-                    reference: Reference::Tag("v1".parse().unwrap()),
+                    reference: Ok(Reference::Tag("v1".parse().unwrap())),
                 },
             ),
             (
                 format!("x/manifests/{D}"),
                 V2Route::Manifest {
                     repo: repo("x"),
-                    reference: Reference::Digest(digest.clone()),
+                    reference: Ok(Reference::Digest(digest.clone())),
                 },
             ),
             (
@@ -174,14 +207,31 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_reference_that_is_none_is_unknown_to_reads_and_invalid_to_puts() {
+        for (text, put_code) in [
+            ("bad:digest", "DIGEST_INVALID"),
+            ("-tag", "MANIFEST_INVALID"),
+            (".INVALID", "MANIFEST_INVALID"),
+        ] {
+            let Ok(V2Route::Manifest { reference, .. }) = parse_v2(&format!("x/manifests/{text}")) else {
+                panic!("{text} is a manifest route");
+            };
+            assert_eq!(reference, Err(text.to_string()));
+            assert_eq!(
+                existing(reference.clone()).unwrap_err().code_and_status().0,
+                "MANIFEST_UNKNOWN"
+            );
+            assert_eq!(for_put(reference).unwrap_err().code_and_status().0, put_code);
+        }
+    }
+
+    #[test]
     fn bad_paths_are_client_errors() {
         let long = format!("{}/tags/list", "a".repeat(256));
         let cases: Vec<(String, &str)> = vec![
             ("../x/tags/list".into(), "NAME_INVALID"),
             ("Upper/tags/list".into(), "NAME_INVALID"),
             (long, "NAME_INVALID"),
-            ("x/manifests/bad:digest".into(), "DIGEST_INVALID"),
-            ("x/manifests/-tag".into(), "MANIFEST_INVALID"),
             ("x/blobs/notadigest".into(), "DIGEST_INVALID"),
             ("x/blobs/uploads/../../etc".into(), "BLOB_UPLOAD_UNKNOWN"),
             ("x/something".into(), "NAME_INVALID"),
