@@ -46,6 +46,9 @@ pub enum OciError {
     BadCredentials(String),
     #[error("requested access to the resource is denied")]
     Denied,
+    /// Denied, with the reason the caller is told.
+    #[error("requested access to the resource is denied: {0}")]
+    Forbidden(String),
     /// A data-plane request the caller's roles never allow. The challenge names the missing access with
     /// `error="insufficient_scope"`, and the detail lists it, so clients show a final "denied" and do not
     /// retry (docker retries a bare DENIED without detail).
@@ -90,7 +93,7 @@ impl OciError {
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unauthorized(_) | BadCredentials(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
-            Denied | AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
+            Denied | Forbidden(_) | AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Invalid(_) => ("INVALID", StatusCode::BAD_REQUEST),
@@ -114,6 +117,7 @@ impl OciError {
             | NameUnknown(d)
             | SizeInvalid(d)
             | PaginationInvalid(d)
+            | Forbidden(d)
             | Unavailable(d) => json!(d),
             RangeNotSatisfiable { size } => json!({ "size": size }),
             AccessDenied(challenge) => challenge
@@ -233,6 +237,7 @@ mod tests {
             (OciError::SizeInvalid("x".into()), "SIZE_INVALID", 400),
             (OciError::BadCredentials("x".into()), "UNAUTHORIZED", 401),
             (OciError::Denied, "DENIED", 403),
+            (OciError::Forbidden("x".into()), "DENIED", 403),
             (OciError::Unsupported, "UNSUPPORTED", 405),
             (
                 OciError::TooManyRequests { retry_after_secs: 1 },

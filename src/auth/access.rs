@@ -7,7 +7,7 @@ use crate::oci::route::V2Route;
 use crate::oci::scope::Access;
 
 use super::token::Claims;
-use super::{ADMIN_SUBJECT, Auth, Permissions, identity_of};
+use super::{Auth, Permissions, identity_of, token_is_current};
 
 /// The access a request needs, by method and route (Distribution's `appendAccessRecords`).
 pub fn required(route: &V2Route, method: &str) -> Access {
@@ -34,10 +34,10 @@ pub struct Challenge {
 
 impl Challenge {
     pub fn header_value(&self) -> String {
-        let mut value = format!("Bearer realm=\"{}\",service=\"{}\"", self.realm, self.service);
+        let mut value = format!("Bearer realm={},service={}", quoted(&self.realm), quoted(&self.service));
         if !self.scope.is_empty() {
             let scopes: Vec<String> = self.scope.iter().map(Access::to_string).collect();
-            value.push_str(&format!(",scope=\"{}\"", scopes.join(" ")));
+            value.push_str(&format!(",scope={}", quoted(&scopes.join(" "))));
         }
         if self.insufficient {
             value.push_str(",error=\"insufficient_scope\"");
@@ -46,6 +46,21 @@ impl Challenge {
         }
         value
     }
+}
+
+/// `text` as an HTTP quoted-string: quotes and backslashes escaped, so no value can end its parameter
+/// early and add another.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Reads the bearer token of a request and checks it grants every access in `need`.
@@ -62,12 +77,10 @@ pub async fn authorize(
     let Some(token) = bearer else {
         return Err(OciError::Unauthorized(Box::new(challenge)));
     };
-    // The registry row is at hand: an admin token dies the moment the admin user is disabled.
-    let claims = auth
-        .keys
-        .verify(db, token, &challenge.service)
-        .await
-        .filter(|c| c.sub != ADMIN_SUBJECT || reg.admin_enabled);
+    let claims = match auth.keys.verify(db, token, &challenge.service).await {
+        Some(claims) if token_is_current(db, reg, &claims).await? => Some(claims),
+        _ => None,
+    };
     let Some(claims) = claims else {
         return Err(OciError::Unauthorized(Box::new(Challenge {
             invalid_token: true,
@@ -157,6 +170,14 @@ mod tests {
         assert_eq!(
             base.header_value(),
             r#"Bearer realm="https://r.example/oauth2/token",service="r.example""#
+        );
+        let injected = Challenge {
+            realm: r#"http://x",error="evil\/oauth2/token"#.into(),
+            ..base
+        };
+        assert_eq!(
+            injected.header_value(),
+            r#"Bearer realm="http://x\",error=\"evil\\/oauth2/token",service="r.example""#
         );
     }
 }

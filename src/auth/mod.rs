@@ -15,7 +15,7 @@ use crate::oci::scope::Access;
 use password::Verifier;
 use roles::{Role, prefix_covers};
 use secrets::{SecretBox, constant_time_eq};
-use token::Keys;
+use token::{Claims, Keys};
 
 /// The subject of the registry's admin user in tokens and refresh tokens.
 pub const ADMIN_SUBJECT: &str = "admin";
@@ -42,6 +42,8 @@ pub enum Identity {
     Principal {
         id: i64,
         app_id: String,
+        /// The principal's revocation epoch when it was authenticated.
+        epoch: i64,
     },
 }
 
@@ -60,6 +62,30 @@ impl Identity {
             Identity::Principal { id, .. } => Some(*id),
         }
     }
+
+    /// The revocation epoch access tokens issued to this identity in `reg` carry.
+    pub fn epoch(&self, reg: &RegistryRow) -> i64 {
+        match self {
+            Identity::Admin => reg.admin_epoch,
+            Identity::Principal { epoch, .. } => *epoch,
+        }
+    }
+}
+
+/// Whether an access token verified for `reg`'s login server is still good: issued for this very registry
+/// (not an earlier one of the same name) to an identity that still exists, may still log in, and has not
+/// been revoked since (its epoch is current).
+pub async fn token_is_current(db: &Db, reg: &RegistryRow, claims: &Claims) -> Result<bool, OciError> {
+    if claims.rid != reg.id {
+        return Ok(false);
+    }
+    if claims.sub == ADMIN_SUBJECT {
+        return Ok(reg.admin_enabled && claims.epoch == reg.admin_epoch);
+    }
+    let Some(app_id) = claims.sub.strip_prefix("sp:") else {
+        return Ok(false);
+    };
+    Ok(metadata::principals::epoch(db, app_id).await? == Some(claims.epoch))
 }
 
 /// Checks a username and password against the registry's admin user (username = registry name) and
@@ -101,6 +127,7 @@ pub async fn authenticate_principal(
     Ok(matches.then_some(Identity::Principal {
         id: principal.id,
         app_id: principal.app_id,
+        epoch: principal.auth_epoch,
     }))
 }
 
@@ -116,6 +143,7 @@ pub async fn identity_of(db: &Db, reg: &RegistryRow, subject: &str) -> Result<Op
     Ok(principal.map(|p| Identity::Principal {
         id: p.id,
         app_id: p.app_id,
+        epoch: p.auth_epoch,
     }))
 }
 

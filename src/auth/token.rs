@@ -29,6 +29,11 @@ pub struct Claims {
     pub iat: i64,
     pub jti: String,
     pub access: Vec<Access>,
+    /// The row id of the registry the token was issued for: a registry deleted and created again under
+    /// the same name (same audience) has a new id, and the old tokens are refused.
+    pub rid: i64,
+    /// The revocation epoch of the subject when the token was issued (see [`super::token_is_current`]).
+    pub epoch: i64,
 }
 
 impl Claims {
@@ -40,8 +45,51 @@ impl Claims {
     }
 }
 
-/// Tokens already verified, by (audience, token), kept at most this many at a time.
-const VERIFIED_MAX: usize = 10_000;
+/// Tokens already verified, by (audience, token), kept up to about this many bytes in all.
+const VERIFIED_MAX_BYTES: usize = 16 << 20;
+/// A token weighing more than this is verified every time, never kept.
+const VERIFIED_MAX_ENTRY_BYTES: usize = 256 << 10;
+
+/// Verified tokens and the bytes they hold. Bounded in bytes, not entries: a token's size is the caller's
+/// choice.
+#[derive(Default)]
+struct Verified {
+    entries: HashMap<(String, String), (Claims, usize)>,
+    bytes: usize,
+}
+
+impl Verified {
+    /// About how many bytes an entry holds: its key and its claims.
+    fn weight(audience: &str, token: &str, claims: &Claims) -> usize {
+        let access: usize = claims
+            .access
+            .iter()
+            .map(|a| 64 + a.kind.len() + a.name.len() + a.actions.iter().map(|x| 32 + x.len()).sum::<usize>())
+            .sum();
+        256 + audience.len() + token.len() + claims.sub.len() + claims.aud.len() + claims.jti.len() + access
+    }
+
+    /// Keeps `claims`, dropping expired entries, then everything, when the bound would be passed.
+    fn keep(&mut self, key: (String, String), claims: Claims) {
+        let weight = Self::weight(&key.0, &key.1, &claims);
+        if weight > VERIFIED_MAX_ENTRY_BYTES {
+            return;
+        }
+        if self.bytes + weight > VERIFIED_MAX_BYTES {
+            let now = crate::metadata::now();
+            self.entries.retain(|_, (c, _)| c.exp + LEEWAY_SECS as i64 > now);
+            self.bytes = self.entries.values().map(|(_, w)| w).sum();
+            if self.bytes + weight > VERIFIED_MAX_BYTES {
+                self.entries = HashMap::new();
+                self.bytes = 0;
+            }
+        }
+        if let Some((_, replaced)) = self.entries.insert(key, (claims, weight)) {
+            self.bytes -= replaced;
+        }
+        self.bytes += weight;
+    }
+}
 
 /// The signing key, every known verification key, and the tokens already verified (a client reuses its
 /// token for every request of a push or pull; checking its ES256 signature once is enough).
@@ -49,7 +97,7 @@ pub struct Keys {
     kid: String,
     encoding: EncodingKey,
     decoding: RwLock<HashMap<String, DecodingKey>>,
-    verified: std::sync::Mutex<HashMap<(String, String), Claims>>,
+    verified: std::sync::Mutex<Verified>,
     secrets: SecretBox,
 }
 
@@ -80,7 +128,7 @@ impl Keys {
             kid: row.kid,
             encoding: EncodingKey::from_ec_der(&pkcs8),
             decoding: RwLock::new(decoding),
-            verified: std::sync::Mutex::new(HashMap::new()),
+            verified: std::sync::Mutex::new(Verified::default()),
             secrets,
         })
     }
@@ -99,21 +147,14 @@ impl Keys {
     /// Verifies signature, issuer, audience, expiry and shape; `None` for any token that fails.
     pub async fn verify(&self, db: &Db, token: &str, audience: &str) -> Option<Claims> {
         let cache_key = (audience.to_owned(), token.to_owned());
-        if let Some(claims) = self.verified.lock().ok()?.get(&cache_key) {
+        if let Some((claims, _)) = self.verified.lock().ok()?.entries.get(&cache_key) {
             let now = crate::metadata::now();
             let window = LEEWAY_SECS as i64;
             return (claims.nbf - window <= now && now < claims.exp + window).then(|| claims.clone());
         }
         let claims = self.verify_signed(db, token, audience).await?;
         if let Ok(mut verified) = self.verified.lock() {
-            if verified.len() >= VERIFIED_MAX {
-                let now = crate::metadata::now();
-                verified.retain(|_, c| c.exp + LEEWAY_SECS as i64 > now);
-                if verified.len() >= VERIFIED_MAX {
-                    verified.clear();
-                }
-            }
-            verified.insert(cache_key, claims.clone());
+            verified.keep(cache_key, claims.clone());
         }
         Some(claims)
     }
@@ -140,5 +181,49 @@ impl Keys {
         let key = DecodingKey::from_ec_der(&public);
         self.decoding.write().ok()?.insert(kid.to_owned(), key.clone());
         Some(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(jti: &str, exp: i64, names: usize) -> Claims {
+        Claims {
+            iss: ISSUER.into(),
+            sub: "admin".into(),
+            aud: "r.localhost".into(),
+            exp,
+            nbf: 0,
+            iat: 0,
+            jti: jti.into(),
+            access: (0..names)
+                .map(|i| Access::repository(&format!("{i:0>200}"), &["pull"]))
+                .collect(),
+            rid: 1,
+            epoch: 0,
+        }
+    }
+
+    #[test]
+    fn the_verified_cache_stays_within_its_bytes_whatever_the_tokens_weigh() {
+        let mut verified = Verified::default();
+        let live = crate::metadata::now() + 3600;
+        for i in 0..5_000 {
+            let token = format!("{i}{}", "t".repeat(20_000));
+            verified.keep(("r.localhost".into(), token), claims(&i.to_string(), live, 100));
+            assert!(
+                verified.bytes <= VERIFIED_MAX_BYTES,
+                "{} bytes after {i}",
+                verified.bytes
+            );
+        }
+        let held: usize = verified.entries.values().map(|(_, w)| w).sum();
+        assert_eq!(held, verified.bytes, "the count matches what is held");
+        assert!(!verified.entries.is_empty());
+
+        let huge = "t".repeat(VERIFIED_MAX_ENTRY_BYTES);
+        verified.keep(("r.localhost".into(), huge.clone()), claims("huge", live, 1));
+        assert!(!verified.entries.contains_key(&("r.localhost".to_string(), huge)));
     }
 }

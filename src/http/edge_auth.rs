@@ -48,10 +48,24 @@ pub fn public_base(app: &App, headers: &HeaderMap) -> String {
         .filter(|p| p == "https" || p == "http")
         .unwrap_or_else(|| if app.config.http.serves_tls() { "https" } else { "http" }.into());
     let host = first("x-forwarded-host")
-        .filter(|h| !h.is_empty())
-        .or_else(|| header_str(headers, &header::HOST).map(str::to_owned))
+        .filter(|h| is_host(h))
+        .or_else(|| {
+            header_str(headers, &header::HOST)
+                .filter(|h| is_host(h))
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "localhost".into());
     format!("{scheme}://{host}")
+}
+
+/// Whether a `Host` or `X-Forwarded-Host` value looks like `name[:port]` or `[v6]:port`; anything else
+/// (quotes, spaces, slashes) never reaches a challenge's realm.
+fn is_host(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 255
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
 
 /// The challenge for a request to `reg` that needs `scope`.

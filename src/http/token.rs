@@ -3,6 +3,7 @@
 //! `grant_type=refresh_token` (docker after login). The registry is chosen by `Host`, like `/v2/`.
 
 use axum::Json;
+use axum::extract::rejection::RawFormRejection;
 use axum::extract::{RawForm, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +48,11 @@ impl TokenParams {
         }
         params
     }
+
+    /// The accesses asked for; more than the cap is a client error.
+    fn requested(&self) -> Result<Vec<Access>, OciError> {
+        parse_scopes(self.scopes.iter().map(String::as_str)).map_err(|e| OciError::Invalid(e.to_string()))
+    }
 }
 
 fn bad_credentials() -> OciError {
@@ -56,6 +62,7 @@ fn bad_credentials() -> OciError {
 pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
     let reg = super::registry(&app, &headers).await?;
     let params = TokenParams::parse(uri.query().unwrap_or("").as_bytes());
+    let requested = params.requested()?;
     let (username, password) = edge_auth::basic(&headers).ok_or_else(|| {
         OciError::BadCredentials(
             "authentication required: log in with a username and password (no anonymous access)".into(),
@@ -64,7 +71,7 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     let identity = auth::authenticate(&app.auth, &app.db, &reg.row, &username, &password)
         .await?
         .ok_or_else(bad_credentials)?;
-    let issued = issue(&app, &reg, &identity, &params).await?;
+    let issued = issue(&app, &reg, &identity, &requested).await?;
     let refresh = if params.offline {
         Some(new_refresh_token(&app, &reg, &identity).await?)
     } else {
@@ -82,13 +89,24 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
     Ok(RequestInfo::new("token", &reg.row.name, &identity.subject()).attach(Json(body).into_response()))
 }
 
+/// The largest form body `POST /oauth2/token` reads: far above what any client sends (credentials and
+/// at most [`crate::oci::scope::MAX_SCOPES`] scopes).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
 pub async fn post(
     State(app): State<AppState>,
     headers: HeaderMap,
-    RawForm(form): RawForm,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Result<Response, OciError> {
+    let RawForm(form) = form.map_err(|e| match e {
+        RawFormRejection::BytesRejection(_) => OciError::Invalid(format!(
+            "the token request form is larger than {MAX_FORM_BYTES} bytes or unreadable"
+        )),
+        other => OciError::Invalid(other.body_text()),
+    })?;
     let reg = super::registry(&app, &headers).await?;
     let params = TokenParams::parse(&form);
+    let requested = params.requested()?;
     let (identity, refresh) = match params.grant_type.as_deref() {
         Some("password") => {
             let (Some(username), Some(password)) = (&params.username, &params.password) else {
@@ -115,7 +133,7 @@ pub async fn post(
         }
         _ => return Err(OciError::Invalid("grant_type must be password or refresh_token".into())),
     };
-    let issued = issue(&app, &reg, &identity, &params).await?;
+    let issued = issue(&app, &reg, &identity, &requested).await?;
     let mut body = json!({
         "access_token": issued.token,
         "expires_in": app.auth.token_ttl_secs,
@@ -139,11 +157,10 @@ async fn issue(
     app: &AppState,
     reg: &RegistryCtx,
     identity: &Identity,
-    params: &TokenParams,
+    requested: &[Access],
 ) -> Result<Issued, OciError> {
-    let requested = parse_scopes(params.scopes.iter().map(String::as_str));
     let permissions = Permissions::of(&app.db, &reg.row, identity).await?;
-    let access: Vec<Access> = permissions.grant(&requested);
+    let access: Vec<Access> = permissions.grant(requested);
     let iat = now();
     let claims = Claims {
         iss: ISSUER.into(),
@@ -154,6 +171,8 @@ async fn issue(
         iat,
         jti: random_secret(16),
         access,
+        rid: reg.row.id,
+        epoch: identity.epoch(&reg.row),
     };
     let token = app.auth.keys.sign(&claims).map_err(OciError::Internal)?;
     app.metrics.tokens_issued.with_label_values(&[&reg.row.name]).inc();

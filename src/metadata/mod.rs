@@ -68,6 +68,8 @@ struct Caches {
     repositories: ReadCache<(i64, String), i64>,
     manifests: ReadCache<manifests::ManifestKey, manifests::ManifestRow>,
     sessions: uploads::SessionCache,
+    /// Revocation epochs of principals by appId, read by every request a principal's token makes.
+    principal_epochs: ReadCache<String, i64>,
 }
 
 impl Caches {
@@ -79,6 +81,7 @@ impl Caches {
             repositories: ReadCache::new(enabled, 2 << 20),
             manifests: ReadCache::new(enabled, 8 << 20),
             sessions: uploads::SessionCache::new(enabled),
+            principal_epochs: ReadCache::new(enabled, 1 << 20),
         })
     }
 
@@ -96,6 +99,7 @@ pub struct Tx {
     conn: TxConn,
     caches: Arc<Caches>,
     forget_manifests: bool,
+    forget_principal_epochs: bool,
 }
 
 enum TxConn {
@@ -163,6 +167,7 @@ impl Db {
             conn,
             caches: self.caches.clone(),
             forget_manifests: false,
+            forget_principal_epochs: false,
         })
     }
 
@@ -186,6 +191,18 @@ impl Tx {
         if self.forget_manifests {
             self.caches.manifests.forget_all();
         }
+        if self.forget_principal_epochs {
+            self.caches.principal_epochs.forget_all();
+        }
+        Ok(())
+    }
+
+    /// Moves a principal's revocation epoch: every access token issued to it before is refused once this
+    /// transaction commits.
+    pub async fn revoke_access_tokens(&mut self, principal_id: i64) -> sqlx::Result<()> {
+        const SQL: &str = "UPDATE principals SET auth_epoch = auth_epoch + 1 WHERE id = $1";
+        on_tx!(self, c => sqlx::query(SQL).bind(principal_id).execute(c).await.map(|_| ()))?;
+        self.forget_principal_epochs = true;
         Ok(())
     }
 }

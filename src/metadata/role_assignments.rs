@@ -54,8 +54,9 @@ pub async fn owner_of(db: &Db, id: i64) -> sqlx::Result<Option<(i64, i64)>> {
     on_db!(db, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await)
 }
 
-/// Deletes an assignment; when it was the principal's last one in that registry, its refresh tokens there
-/// are revoked in the same transaction.
+/// Deletes an assignment and revokes the principal's access tokens (they may carry what the role
+/// granted); when it was the principal's last one in that registry, its refresh tokens there are revoked
+/// in the same transaction.
 pub async fn delete(db: &Db, id: i64, principal_id: i64, registry_id: i64) -> sqlx::Result<bool> {
     const DELETE: &str = "DELETE FROM role_assignments WHERE id = $1";
     const REMAINING: &str = "SELECT COUNT(*) FROM role_assignments WHERE principal_id = $1 AND registry_id = $2";
@@ -67,6 +68,7 @@ pub async fn delete(db: &Db, id: i64, principal_id: i64, registry_id: i64) -> sq
     if remaining == 0 {
         on_tx!(&mut tx, c => sqlx::query(REVOKE).bind(principal_id).bind(registry_id).execute(c).await.map(|_| ()))?;
     }
+    tx.revoke_access_tokens(principal_id).await?;
     tx.commit().await?;
     Ok(done == 1)
 }

@@ -1,7 +1,7 @@
 //! The token spec's scope grammar: `repository:<name>:<action>[,<action>…]` and `registry:catalog:*`.
 //! Several scopes come as repeated `scope` parameters or space-separated in one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -40,11 +40,26 @@ impl fmt::Display for Access {
     }
 }
 
-/// Parses every scope in `params` (each possibly space-separated). Unparseable scopes are skipped, as
-/// a token server grants nothing for what it does not understand rather than failing the login.
-pub fn parse_scopes<'a>(params: impl IntoIterator<Item = &'a str>) -> Vec<Access> {
+/// The most scopes one token request may carry. docker, containerd and skopeo ask for a handful (a
+/// push with cross-repository mounts names each source); more is refused rather than parsed and signed.
+pub const MAX_SCOPES: usize = 100;
+
+/// A token request naming more than [`MAX_SCOPES`] scopes.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("too many scopes: a token request may ask for at most {MAX_SCOPES}")]
+pub struct TooManyScopes;
+
+/// Parses every scope in `params` (each possibly space-separated), merging the actions of scopes that
+/// name the same resource, in time linear in the input. Unparseable scopes are skipped, as a token server
+/// grants nothing for what it does not understand rather than failing the login; more than
+/// [`MAX_SCOPES`] is an error.
+pub fn parse_scopes<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Vec<Access>, TooManyScopes> {
     let mut out: Vec<Access> = Vec::new();
-    for scope in params.into_iter().flat_map(str::split_whitespace) {
+    let mut index: HashMap<(&'a str, &'a str), usize> = HashMap::new();
+    for (n, scope) in params.into_iter().flat_map(str::split_whitespace).enumerate() {
+        if n >= MAX_SCOPES {
+            return Err(TooManyScopes);
+        }
         // The name may hold a port-less host and colons never appear in repository names: split at the
         // first and last colon.
         let Some((kind, rest)) = scope.split_once(':') else {
@@ -56,21 +71,20 @@ pub fn parse_scopes<'a>(params: impl IntoIterator<Item = &'a str>) -> Vec<Access
         if kind.is_empty() || name.is_empty() {
             continue;
         }
-        let actions: BTreeSet<String> = actions
-            .split(',')
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned)
-            .collect();
-        match out.iter_mut().find(|a| a.kind == kind && a.name == name) {
-            Some(existing) => existing.actions.extend(actions),
-            None => out.push(Access {
-                kind: kind.into(),
-                name: name.into(),
-                actions,
-            }),
+        let actions = actions.split(',').filter(|a| !a.is_empty()).map(str::to_owned);
+        match index.get(&(kind, name)) {
+            Some(&i) => out[i].actions.extend(actions),
+            None => {
+                index.insert((kind, name), out.len());
+                out.push(Access {
+                    kind: kind.into(),
+                    name: name.into(),
+                    actions: actions.collect(),
+                });
+            }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -85,7 +99,8 @@ mod tests {
             "",
             "junk",
             "repository:a/b:delete",
-        ]);
+        ])
+        .unwrap();
         assert_eq!(
             got,
             vec![
@@ -96,6 +111,19 @@ mod tests {
         );
         assert_eq!(got[0].to_string(), "repository:a/b:delete,pull,push");
         assert_eq!(Access::catalog().to_string(), "registry:catalog:*");
-        assert!(parse_scopes(["repository::pull", ":x:pull"]).is_empty());
+        assert!(parse_scopes(["repository::pull", ":x:pull"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn more_than_the_cap_is_refused_however_the_scopes_are_spelled() {
+        let at_cap: Vec<String> = (0..MAX_SCOPES).map(|i| format!("repository:r{i}:pull")).collect();
+        assert_eq!(
+            parse_scopes(at_cap.iter().map(String::as_str)).unwrap().len(),
+            MAX_SCOPES
+        );
+        let over = format!("{} repository:one-more:pull", at_cap.join(" "));
+        assert_eq!(parse_scopes([over.as_str()]), Err(TooManyScopes));
+        let same = vec!["repository:a:pull"; MAX_SCOPES + 1];
+        assert_eq!(parse_scopes(same), Err(TooManyScopes), "repeats count too");
     }
 }

@@ -665,7 +665,8 @@ mod forged {
             .unwrap()
             .as_secs() as i64;
         let claims = |aud: &str, exp: i64, access: Option<Value>| {
-            let mut c = json!({ "iss": "berth", "sub": "admin", "aud": aud, "exp": exp, "nbf": now - 10, "iat": now - 10, "jti": "t" });
+            // The default registry is row 1; enabling its admin user at start moved the admin epoch to 1.
+            let mut c = json!({ "iss": "berth", "sub": "admin", "aud": aud, "exp": exp, "nbf": now - 10, "iat": now - 10, "jti": "t", "rid": 1, "epoch": 1 });
             if let Some(a) = access {
                 c["access"] = a;
             }

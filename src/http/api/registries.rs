@@ -88,8 +88,13 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
 /// The registry `name`, once the caller is allowed to manage it.
 pub async fn managed(app: &App, headers: &HeaderMap, name: &str) -> Result<RegistryRow, OciError> {
     let caller = ApiCaller::from_headers(app, headers).await?;
+    managed_by(app, &caller, name).await
+}
+
+/// The registry `name`, if `caller` manages it (see [`managed`]).
+async fn managed_by(app: &App, caller: &ApiCaller, name: &str) -> Result<RegistryRow, OciError> {
     let reg = registries::find(&app.db, name).await;
-    match (&caller, reg) {
+    match (caller, reg) {
         (_, Ok(reg)) => caller.require_manager(app, &reg).await.map(|()| reg),
         // Only the operator learns whether a registry exists.
         (ApiCaller::Operator, Err(e)) => Err(e),
@@ -122,8 +127,18 @@ pub async fn update(
     Path(name): Path<String>,
     body: Result<Json<UpdateRegistry>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
+    let caller = ApiCaller::from_headers(&app, &headers).await?;
+    let reg = managed_by(&app, &caller, &name).await?;
     let body = json_body(body)?;
+    // The SKU and the limits are what the installation grants a registry: the operator's to change.
+    if body.sku.is_some() || body.pull_limit.is_some() || body.push_limit.is_some() {
+        caller.require_operator().map_err(|_| {
+            OciError::Forbidden(
+                "only the operator may change a registry's SKU and limits; an Owner may change its other settings"
+                    .into(),
+            )
+        })?;
+    }
     let changes = registries::Changes {
         sku: body.sku.as_deref(),
         admin_enabled: body.admin_user_enabled,
