@@ -10,11 +10,11 @@ cargo build --release --quiet --bin berth
 BIN=${CARGO_TARGET_DIR:-target}/release/berth
 DIR=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-BERTH_HTTP_BIND=127.0.0.1:$PORT BERTH_DATA_DIR=$DIR BERTH_OPERATOR_TOKEN=bench BERTH_LOG_LEVEL=warn "$BIN" serve &
+BERTH_HTTP_BIND=127.0.0.1:$PORT BERTH_DATA_DIR=$DIR BERTH_OPERATOR_TOKEN=bench-operator-token-0123456789 BERTH_LOG_LEVEL=warn "$BIN" serve &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-api() { curl -fsS -H "Authorization: Bearer bench" -H 'Content-Type: application/json' "$@"; }
+api() { curl -fsS -H "Authorization: Bearer bench-operator-token-0123456789" -H 'Content-Type: application/json' "$@"; }
 get() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 api -X PATCH -d '{"adminUserEnabled":true}' "http://127.0.0.1:$PORT/api/registries/default" >/dev/null
 ADMIN_PASSWORD=$(api "http://127.0.0.1:$PORT/api/registries/default/credentials" | get '["passwords"][0]["value"]')

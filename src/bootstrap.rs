@@ -32,11 +32,19 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers the configured operator token, or, when none is configured and none exists yet, makes one
-/// and prints it once on standard error (never into the log).
+/// The shortest operator token accepted from the configuration.
+const OPERATOR_TOKEN_MIN_CHARS: usize = 24;
+/// The fewest distinct characters it must use (refuses `aaaa…` and the like).
+const OPERATOR_TOKEN_MIN_DISTINCT: usize = 8;
+
+/// Makes the configured operator token the only one (a token configured before, or the one generated on
+/// first start, stops working), or, when none is configured and none exists yet, makes one and prints it
+/// once on standard error (never into the log). A weak configured token stops the start.
 pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
-    if !config.auth.operator_token.is_empty() {
-        metadata::operators::insert(db, &token_hash(&config.auth.operator_token)).await?;
+    let configured = &config.auth.operator_token;
+    if !configured.is_empty() {
+        check_strength(configured)?;
+        metadata::operators::replace_all(db, &token_hash(configured)).await?;
         return Ok(());
     }
     if metadata::operators::any(db).await? {
@@ -45,6 +53,16 @@ pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
     let token = random_password();
     metadata::operators::insert(db, &token_hash(&token)).await?;
     eprintln!("\nBerth operator token (shown once; keep it safe, use it as BERTH_TOKEN for the CLI):\n\n    {token}\n");
+    Ok(())
+}
+
+fn check_strength(token: &str) -> anyhow::Result<()> {
+    let distinct = token.chars().collect::<std::collections::HashSet<_>>().len();
+    anyhow::ensure!(
+        token.chars().count() >= OPERATOR_TOKEN_MIN_CHARS && distinct >= OPERATOR_TOKEN_MIN_DISTINCT,
+        "auth.operator_token (BERTH_OPERATOR_TOKEN) is too weak: use at least {OPERATOR_TOKEN_MIN_CHARS} characters, \
+         at least {OPERATOR_TOKEN_MIN_DISTINCT} of them different (for example `openssl rand -hex 32`)"
+    );
     Ok(())
 }
 
@@ -69,4 +87,15 @@ pub async fn default_registry(db: &Db, auth: &Auth, stores: &RegistryStores, con
         .await
         .map_err(|e| anyhow::anyhow!("creating default registry {name:?}: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn weak_operator_tokens_are_refused() {
+        for weak in ["a", "short-token", &"a".repeat(64), "abababababababababababab"] {
+            assert!(super::check_strength(weak).is_err(), "{weak}");
+        }
+        assert!(super::check_strength("0f3a9c1e7b5d2846a0c9e1f7b3d5a2c8").is_ok());
+    }
 }

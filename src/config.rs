@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 /// The operator token of [`Config::for_tests`].
-pub const TEST_OPERATOR_TOKEN: &str = "test-operator-token";
+pub const TEST_OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 /// The documented configuration file, compiled in as the defaults.
 const EMBEDDED: &str = include_str!("../config/berth.toml");
