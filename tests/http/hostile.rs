@@ -1,0 +1,411 @@
+//! A hostile client's probes (issue 12), kept as regression tests: tokens of a deleted registry, revoked
+//! identities, oversized token requests, case-variant manifest keys, an Owner raising its own limits,
+//! injected challenge parameters, and references that name nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::auth::principal;
+use crate::common::{OCI_MANIFEST, TestServer, error_code, header};
+
+/// A token from `host`'s token endpoint for `scope`, logging in as `user`.
+async fn token_at(server: &TestServer, host: &str, user: &str, password: &str, scope: &str) -> String {
+    let resp = server
+        .anon(Method::GET, &format!("/oauth2/token?scope={scope}"))
+        .header("host", host)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
+    let body: Value = resp.json().await.unwrap();
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// The status of `GET /v2/<repo>/tags/list` at `host` with `token`.
+async fn tags_status(server: &TestServer, host: &str, repo: &str, token: &str) -> StatusCode {
+    server
+        .anon(Method::GET, &format!("/v2/{repo}/tags/list"))
+        .header("host", host)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn create_registry(server: &TestServer, name: &str) -> String {
+    let resp = server
+        .api(Method::POST, "/registries")
+        .json(&json!({ "name": name, "sku": "Basic", "adminUserEnabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+    let creds = server.api_get(&format!("/registries/{name}/credentials")).await;
+    creds["passwords"][0]["value"].as_str().unwrap().to_string()
+}
+
+async fn patch_registry(server: &TestServer, name: &str, body: Value) {
+    let resp = server
+        .api(Method::PATCH, &format!("/registries/{name}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn tokens_die_with_their_registry_even_when_one_of_the_same_name_replaces_it() {
+    let server = TestServer::start().await;
+    let host = "phoenix01.localhost";
+    let old_password = create_registry(&server, "phoenix01").await;
+    let (app_id, sp_password) = principal(&server, "/registries/phoenix01", "Contributor").await;
+    let scope = "repository:app:pull,push,delete";
+    let admin_token = token_at(&server, host, "phoenix01", &old_password, scope).await;
+    let sp_token = token_at(&server, host, &app_id, &sp_password, scope).await;
+    assert_eq!(
+        tags_status(&server, host, "app", &admin_token).await,
+        StatusCode::NOT_FOUND
+    );
+
+    let deleted = server
+        .api(Method::DELETE, "/registries/phoenix01")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    create_registry(&server, "phoenix01").await;
+    let assign = server
+        .api(Method::POST, "/role-assignments")
+        .json(&json!({ "assignee": app_id, "scope": "/registries/phoenix01", "role": "Contributor" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(assign.status().is_success(), "{}", assign.text().await.unwrap());
+
+    for token in [&admin_token, &sp_token] {
+        assert_eq!(tags_status(&server, host, "app", token).await, StatusCode::UNAUTHORIZED);
+        let push = server
+            .anon(Method::POST, "/v2/app/blobs/uploads/")
+            .header("host", host)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(push.status(), StatusCode::UNAUTHORIZED);
+        assert!(header(&push, "www-authenticate").contains("invalid_token"));
+    }
+    let fresh = token_at(&server, host, &app_id, &sp_password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &fresh).await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn revoking_an_identity_stops_its_access_tokens_at_once() {
+    let server = TestServer::start().await;
+    let host = "default.localhost";
+    let scope = "repository:app:pull";
+    server.push_image("app", "v1", b"layer").await;
+
+    // The admin user: disabled then re-enabled, its old tokens stay dead.
+    let admin_token = token_at(&server, host, "default", &server.admin_password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &admin_token).await, StatusCode::OK);
+    patch_registry(&server, "default", json!({ "adminUserEnabled": false })).await;
+    patch_registry(&server, "default", json!({ "adminUserEnabled": true })).await;
+    assert_eq!(
+        tags_status(&server, host, "app", &admin_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = token_at(&server, host, "default", &server.admin_password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &again).await, StatusCode::OK);
+
+    // A principal: credentials reset.
+    let (app_id, password) = principal(&server, "/registries/default", "Reader").await;
+    let token = token_at(&server, host, &app_id, &password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &token).await, StatusCode::OK);
+    let reset = server
+        .api(Method::POST, &format!("/service-principals/{app_id}/reset-credentials"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reset.status().is_success());
+    let new_password = reset.json::<Value>().await.unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        tags_status(&server, host, "app", &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Its role removed.
+    let token = token_at(&server, host, &app_id, &new_password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &token).await, StatusCode::OK);
+    let assignments = server.api_get(&format!("/role-assignments?assignee={app_id}")).await;
+    let id = assignments[0]["id"].as_str().unwrap();
+    let removed = server
+        .api(Method::DELETE, &format!("/role-assignments/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success());
+    assert_eq!(
+        tags_status(&server, host, "app", &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Deleted.
+    let (app_id, password) = principal(&server, "/registries/default", "Reader").await;
+    let token = token_at(&server, host, &app_id, &password, scope).await;
+    assert_eq!(tags_status(&server, host, "app", &token).await, StatusCode::OK);
+    let deleted = server
+        .api(Method::DELETE, &format!("/service-principals/{app_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    assert_eq!(
+        tags_status(&server, host, "app", &token).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn token_requests_with_too_many_scopes_or_too_big_a_form_are_refused() {
+    let server = TestServer::start().await;
+    let many: Vec<String> = (0..berth::oci::scope::MAX_SCOPES + 1)
+        .map(|i| format!("repository:r{i}:pull"))
+        .collect();
+    let resp = server.token_as("default", &server.admin_password, &many).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("too many scopes"));
+    let resp = server
+        .token_as(
+            "default",
+            &server.admin_password,
+            &many[..berth::oci::scope::MAX_SCOPES],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "the cap itself is allowed");
+
+    let post = |form: String| {
+        server
+            .anon(Method::POST, "/oauth2/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    let login = format!(
+        "grant_type=password&username=default&password={}",
+        server.admin_password
+    );
+    let resp = post(format!("{login}&scope={}", many.join("+"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let padded = format!("{login}&pad={}", "x".repeat(berth::http::TOKEN_FORM_MAX_BYTES));
+    let resp = post(padded).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(resp).await, "INVALID");
+    assert_eq!(post(login).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn manifests_with_keys_differing_only_in_case_are_refused() {
+    let server = TestServer::start().await;
+    let missing = format!("sha256:{}", "c".repeat(64));
+    let extra = format!(
+        r#","Layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{missing}","size":1}}]"#
+    );
+    let body = server.image_manifest("app", b"layer", &extra).await;
+    let resp = server.put_manifest("app", "v1", OCI_MANIFEST, &body).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"Manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{missing}","size":5}}]}}"#
+    );
+    let resp = server
+        .put_manifest("app", "v2", "application/vnd.oci.image.index.v1+json", &index)
+        .await;
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+}
+
+#[tokio::test]
+async fn an_owner_changes_its_registry_but_not_its_sku_or_limits() {
+    let server = TestServer::start().await;
+    let (app_id, password) = principal(&server, "/registries/default", "Owner").await;
+    let patch = |body: Value| {
+        server
+            .anon(Method::PATCH, "/api/registries/default")
+            .basic_auth(&app_id, Some(&password))
+            .json(&body)
+            .send()
+    };
+    for body in [
+        json!({ "sku": "Premium" }),
+        json!({ "pullLimit": 1000 }),
+        json!({ "pushLimit": 1000 }),
+    ] {
+        let resp = patch(body.clone()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{body}");
+        assert!(resp.text().await.unwrap().contains("only the operator"));
+    }
+    let shown = server.api_get("/registries/default").await;
+    assert_eq!(shown["sku"]["name"], "Basic");
+    assert_eq!(shown["limits"]["pulls"], 10);
+    let resp = patch(json!({ "tags": { "team": "web" } })).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "an Owner still changes the rest");
+}
+
+#[tokio::test]
+async fn a_host_header_cannot_inject_challenge_parameters() {
+    let server = TestServer::start().await;
+    for (name, value) in [
+        ("x-forwarded-host", r#"evil",error="x"#),
+        ("host", r#"evil",scope="registry:catalog:*"#),
+    ] {
+        let resp = server
+            .anon(Method::GET, "/v2/")
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let challenge = header(&resp, "www-authenticate").to_string();
+        assert!(!challenge.contains("evil"), "{name}: {challenge}");
+        assert_eq!(challenge.matches('"').count(), 4, "{challenge}");
+    }
+}
+
+#[tokio::test]
+async fn reading_or_deleting_a_reference_that_is_none_is_manifest_unknown() {
+    let server = TestServer::start().await;
+    server.push_image("app", "v1", b"layer").await;
+    for method in [Method::GET, Method::DELETE] {
+        let resp = server
+            .req(method.clone(), "/v2/app/manifests/.INVALID")
+            .await
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(error_code(resp).await, "MANIFEST_UNKNOWN");
+    }
+    let head = server
+        .req(Method::HEAD, "/v2/app/manifests/-x")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    let anonymous = server
+        .anon(Method::GET, "/v2/app/manifests/.INVALID")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::UNAUTHORIZED,
+        "authorization comes first"
+    );
+    let put = server.put_manifest("app", ".INVALID", OCI_MANIFEST, "{}").await;
+    assert_eq!(put.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(put).await, "MANIFEST_INVALID");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn thousands_of_heavy_tokens_used_once_keep_memory_bounded() {
+    let served = crate::process::Served::start().await;
+    let password = served.admin_password().await;
+    let pid = served.child.id().unwrap();
+    let served = &served;
+    let long: &str = &"n".repeat(200);
+    let form = |round: usize| {
+        let scopes: Vec<String> = (0..berth::oci::scope::MAX_SCOPES)
+            .map(|i| format!("repository:{round}-{i}-{long}:pull"))
+            .collect();
+        format!(
+            "grant_type=password&username=default&password={password}&scope={}",
+            scopes.join("+")
+        )
+    };
+    // Issues a token as heavy as a request may make it, and uses it once (its verification is cached).
+    let use_once = |round: usize| {
+        let body = form(round);
+        async move {
+            let token: Value = served
+                .req(Method::POST, "/oauth2/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = token["access_token"].as_str().unwrap().to_string();
+            assert!(token.len() > 20_000, "the token is heavy");
+            let resp = served
+                .req(Method::GET, &format!("/v2/{round}-0-{long}/tags/list"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        }
+    };
+    let use_once = &use_once;
+    let run = |rounds: std::ops::Range<usize>| async move {
+        use futures::StreamExt;
+        futures::stream::iter(rounds.map(use_once))
+            .buffer_unordered(8)
+            .collect::<Vec<()>>()
+            .await;
+    };
+    run(0..300).await;
+    let warm = rss_kib(pid);
+    run(300..3300).await;
+    let grown_mib = rss_kib(pid).saturating_sub(warm) / 1024;
+    // Unbounded, 3,000 such entries hold about 190 MiB; the cache keeps at most 16 MiB of them.
+    assert!(grown_mib < 64, "resident memory grew by {grown_mib} MiB");
+}
+
+#[tokio::test]
+async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (first, second) = ("first-operator-token-0123456789", "second-operator-token-9876543210");
+    let registries_status = |served: &crate::process::Served, token: &str| {
+        let request = served.req(Method::GET, "/api/registries").bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    let mut served =
+        crate::process::Served::start_with(&[("BERTH_DATA_DIR", data), ("BERTH_OPERATOR_TOKEN", first)]).await;
+    assert_eq!(registries_status(&served, first).await, StatusCode::OK);
+    served.child.kill().await.unwrap();
+
+    let mut served =
+        crate::process::Served::start_with(&[("BERTH_DATA_DIR", data), ("BERTH_OPERATOR_TOKEN", second)]).await;
+    assert_eq!(registries_status(&served, second).await, StatusCode::OK);
+    assert_eq!(registries_status(&served, first).await, StatusCode::UNAUTHORIZED);
+    served.child.kill().await.unwrap();
+
+    let weak = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .env("BERTH_HTTP_BIND", "127.0.0.1:0")
+        .env("BERTH_DATA_DIR", data)
+        .env("BERTH_OPERATOR_TOKEN", "x")
+        .output()
+        .await
+        .unwrap();
+    assert!(!weak.status.success());
+    let said = String::from_utf8_lossy(&weak.stderr);
+    assert!(said.contains("too weak"), "{said}");
+}
