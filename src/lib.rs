@@ -44,7 +44,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     let keys = auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?).await?;
     let auth = auth::Auth {
         keys,
-        verifier: auth::password::Verifier::default(),
+        verifier: auth::password::Verifier::new()?,
         token_ttl_secs: config.auth.token_ttl_secs,
         refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
     };

@@ -119,11 +119,19 @@ pub async fn authenticate_principal(
     app_id: &str,
     password: &str,
 ) -> Result<Option<Identity>, OciError> {
+    let busy = |_| OciError::TooManyRequests { retry_after_secs: 1 };
     let Some(principal) = metadata::principals::find(db, &app_id.to_ascii_lowercase()).await? else {
+        auth.verifier.verify_unknown(password).await.map_err(busy)?;
         return Ok(None);
     };
     let hashes = metadata::principals::secret_hashes(db, principal.id).await?;
-    let matches = hashes.iter().any(|stored| auth.verifier.verify(stored, password));
+    let mut matches = false;
+    for stored in &hashes {
+        if auth.verifier.verify(stored, password).await.map_err(busy)? {
+            matches = true;
+            break;
+        }
+    }
     Ok(matches.then_some(Identity::Principal {
         id: principal.id,
         app_id: principal.app_id,

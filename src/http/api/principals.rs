@@ -53,7 +53,7 @@ async fn new_principal(
     let password = chosen_or_new_password(password)?;
     let app_id = uuid::Uuid::new_v4().to_string();
     let display_name = name.unwrap_or_else(|| format!("berth-sp-{}", &app_id[..8]));
-    let hash = password::hash(&password).map_err(OciError::Internal)?;
+    let hash = password::hash_blocking(&password).await.map_err(OciError::Internal)?;
     let row = metadata::principals::create(&app.db, &app_id, &display_name, &hash).await?;
     Ok((row, password))
 }
@@ -146,7 +146,7 @@ pub async fn reset(
     };
     let row = find(&app, &app_id).await?;
     let password = chosen_or_new_password(given)?;
-    let hash = password::hash(&password).map_err(OciError::Internal)?;
+    let hash = password::hash_blocking(&password).await.map_err(OciError::Internal)?;
     metadata::principals::reset_secret(&app.db, row.id, &hash).await?;
     Ok(Json(with_password(&row, &password)).into_response())
 }
