@@ -1,5 +1,6 @@
 //! First-start setup: the installation's secret key, the operator token and the default registry.
 
+use std::io::Write;
 use std::path::Path;
 
 use crate::auth::Auth;
@@ -23,7 +24,6 @@ pub fn secret_box(config: &Config) -> anyhow::Result<SecretBox> {
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -52,7 +52,11 @@ pub async fn operator_token(db: &Db, config: &Config) -> anyhow::Result<()> {
     }
     let token = random_password();
     metadata::operators::insert(db, &token_hash(&token)).await?;
-    eprintln!("\nBerth operator token (shown once; keep it safe, use it as BERTH_TOKEN for the CLI):\n\n    {token}\n");
+    // Not `eprintln!`: it panics when standard error cannot be written.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nBerth operator token (shown once; keep it safe, use it as BERTH_TOKEN for the CLI):\n\n    {token}\n"
+    );
     Ok(())
 }
 

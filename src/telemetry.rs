@@ -2,7 +2,34 @@
 //! `X-Meta-Source-Client` header (`<cloud>/<service>/<optional>`) and the `User-Agent`. A label value is
 //! always one of a fixed set: unknown or malformed input folds into `other`, never into a new series.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Log lines that could not be written (a full disk, a closed pipe) since the process started.
+static LOG_WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Where log lines go: standard output, where a failed write is counted and dropped. The log never takes
+/// a request down (tracing's own writer would report the failure with `eprintln!`, which panics when
+/// standard error fails too).
+pub struct LogSink;
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::io::stdout().lock().write_all(buf).is_err() {
+            LOG_WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stdout().lock().flush();
+        Ok(())
+    }
+}
 
 /// The source clients the seed registry asks its partners to send; anything else is `other`.
 const KNOWN_SOURCE_CLIENTS: [&str; 12] = [
@@ -66,6 +93,7 @@ pub struct Metrics {
     pub tokens_issued: IntCounterVec,
     pub clients: IntCounterVec,
     pub upload_sessions: IntGaugeVec,
+    log_write_failures: IntGauge,
 }
 
 impl Metrics {
@@ -92,6 +120,11 @@ impl Metrics {
             &["registry", "operation", "status"],
         )?;
         registry.register(Box::new(latency.clone()))?;
+        let log_write_failures = IntGauge::new(
+            "berth_log_write_failures",
+            "Log lines dropped because they could not be written, since the process started.",
+        )?;
+        registry.register(Box::new(log_write_failures.clone()))?;
         Ok(Metrics {
             requests: counter(
                 "berth_http_requests_total",
@@ -135,12 +168,15 @@ impl Metrics {
                 "Upload sessions in progress.",
                 &["registry"],
             )?,
+            log_write_failures,
             registry,
         })
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> anyhow::Result<String> {
+        let dropped = LOG_WRITE_FAILURES.load(Ordering::Relaxed);
+        self.log_write_failures.set(i64::try_from(dropped).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(String::from_utf8(out)?)

@@ -409,3 +409,54 @@ async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refu
     let said = String::from_utf8_lossy(&weak.stderr);
     assert!(said.contains("too weak"), "{said}");
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_be_written_takes_no_request_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let full = || std::process::Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .env("BERTH_HTTP_BIND", format!("127.0.0.1:{port}"))
+        .env("BERTH_DATA_DIR", dir.path())
+        .env("BERTH_OPERATOR_TOKEN", crate::process::OPERATOR)
+        .env("BERTH_LOG_LEVEL", "info")
+        .env_remove("RUST_LOG")
+        .stdout(full())
+        .stderr(full())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..300 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "berth serve answers with its log on a full disk");
+    for _ in 0..20 {
+        let resp = client.get(format!("{base}/v2/")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(crate::process::OPERATOR)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_log_write_failures "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 20.0, "{dropped} log lines counted as dropped");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+}
