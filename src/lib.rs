@@ -61,12 +61,13 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         metrics,
         limits,
     }));
-    tokio::spawn(purge_stale_uploads(Arc::downgrade(&state.0)));
+    tokio::spawn(housekeeping(Arc::downgrade(&state.0)));
     Ok(http::router(state))
 }
 
-/// Cancels idle upload sessions now and then, for as long as the app lives.
-async fn purge_stale_uploads(app: std::sync::Weak<App>) {
+/// Cancels idle upload sessions and deletes expired refresh tokens now and then, for as long as the app
+/// lives.
+async fn housekeeping(app: std::sync::Weak<App>) {
     let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else {
         return;
     };
@@ -79,6 +80,11 @@ async fn purge_stale_uploads(app: std::sync::Weak<App>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "cancelled idle upload sessions"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "purging idle upload sessions failed"),
+        }
+        match metadata::refresh_tokens::purge_expired(&app.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "deleted expired refresh tokens"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired refresh tokens failed"),
         }
     }
 }
@@ -133,6 +139,16 @@ where
         () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the shutdown grace period; closing"),
     }
     Ok(())
+}
+
+/// Makes every file and folder this process creates from now on readable by its owner alone (umask
+/// 077): the data folder holds the database with password hashes and the tenants' blobs.
+pub fn restrict_new_files() {
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail or touch memory.
+    #[cfg(unix)]
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

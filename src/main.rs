@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Serve { config, log_format } => (config, log_format),
         Command::Manage(command) => return Ok(berth::cli::run(command).await),
     };
+    berth::restrict_new_files();
     let mut config = berth::config::Config::load(config.as_deref())?;
     config.log.format = log_format.unwrap_or(config.log.format);
     let grace = std::time::Duration::from_secs(config.http.shutdown_timeout_secs);

@@ -29,3 +29,9 @@ pub async fn revoke_subject(db: &Db, registry_id: i64, subject: &str) -> sqlx::R
     const SQL: &str = "DELETE FROM refresh_tokens WHERE registry_id = $1 AND subject = $2";
     on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).execute(p).await.map(|_| ()))
 }
+
+/// Deletes refresh tokens that have expired; returns how many.
+pub async fn purge_expired(db: &Db) -> sqlx::Result<u64> {
+    const SQL: &str = "DELETE FROM refresh_tokens WHERE expires_at <= $1";
+    on_writer!(db, p => sqlx::query(SQL).bind(now()).execute(p).await.map(|r| r.rows_affected()))
+}

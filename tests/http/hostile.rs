@@ -413,7 +413,11 @@ async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refu
 #[tokio::test]
 async fn a_log_that_cannot_be_written_takes_no_request_down() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let full = || std::process::Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("serve")
@@ -459,4 +463,77 @@ async fn a_log_that_cannot_be_written_takes_no_request_down() {
         .unwrap();
     assert!(dropped >= 20.0, "{dropped} log lines counted as dropped");
     assert!(child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[tokio::test]
+async fn files_under_the_data_folder_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let served = crate::process::Served::start().await;
+    let token = served.admin_token("repository:app:pull,push").await;
+    let data = b"private layer";
+    let digest = crate::common::sha256(data);
+    let resp = served
+        .req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={digest}"))
+        .bearer_auth(&token)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut pending = vec![served.dir.path().to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{} is open to others",
+                entry.path().display()
+            );
+            seen += 1;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    assert!(
+        seen > 5,
+        "the database, the key and the blob were checked ({seen} entries)"
+    );
+}
+
+#[tokio::test]
+async fn expired_refresh_tokens_are_deleted() {
+    use sqlx::Connection;
+    if std::env::var("TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        return; // the rows are counted in the SQLite file; the purge is one statement on both
+    }
+    let server = TestServer::start_with(|c| {
+        c.auth.refresh_token_ttl_secs = 1;
+        c.storage.upload_max_idle_secs = 2; // housekeeping runs every second
+    })
+    .await;
+    let resp = server
+        .anon(Method::GET, "/oauth2/token?offline_token=true")
+        .basic_auth("default", Some(&server.admin_password))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.json::<Value>().await.unwrap()["refresh_token"].is_string());
+    let url = format!("sqlite://{}?mode=ro", server.dir.join("berth.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut left = -1;
+    for _ in 0..100 {
+        left = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the expired refresh token is gone");
 }
