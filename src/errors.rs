@@ -69,6 +69,9 @@ pub enum OciError {
     Conflict(String),
     #[error("service unavailable")]
     Unavailable(String),
+    /// The store has no room left (a full disk or quota): the client may retry later, nothing was lost.
+    #[error("insufficient storage: the registry's storage is full")]
+    InsufficientStorage,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -100,6 +103,7 @@ impl OciError {
             NotFound(_) => ("NOT_FOUND", StatusCode::NOT_FOUND),
             Conflict(_) => ("CONFLICT", StatusCode::CONFLICT),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            InsufficientStorage => ("UNAVAILABLE", StatusCode::INSUFFICIENT_STORAGE),
             Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -238,6 +242,7 @@ mod tests {
             (OciError::BadCredentials("x".into()), "UNAUTHORIZED", 401),
             (OciError::Denied, "DENIED", 403),
             (OciError::Forbidden("x".into()), "DENIED", 403),
+            (OciError::InsufficientStorage, "UNAVAILABLE", 507),
             (OciError::Unsupported, "UNSUPPORTED", 405),
             (
                 OciError::TooManyRequests { retry_after_secs: 1 },

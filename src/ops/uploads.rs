@@ -87,16 +87,16 @@ where
     };
     let mut chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let name = Chunk::new_name(chunks.len());
-    let hashed = body.map_err(std::io::Error::other).inspect_ok(|bytes| {
-        if let Some(h) = hasher.as_mut() {
-            h.update(bytes);
-        }
-    });
+    let hashed = body
+        .map_err(|e| std::io::Error::other(BodyEnded(e.to_string())))
+        .inspect_ok(|bytes| {
+            if let Some(h) = hasher.as_mut() {
+                h.update(bytes);
+            }
+        });
     let written = match reg.blobs.put_chunk(&session.id, &name, hashed).await {
         Ok(n) => n,
-        Err(StorageError::Io(e)) => {
-            return Err(OciError::BlobUploadInvalid(format!("request body ended early: {e}")));
-        }
+        Err(StorageError::Io(e)) => return Err(chunk_write_failed(e)),
         Err(e) => return Err(e.into()),
     };
     // The chunk is stored: unless it is recorded below, it is this request's to remove.
@@ -251,4 +251,38 @@ pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -
         }
     }
     Ok(stale.len())
+}
+
+/// A request body that failed while a chunk was being written: the client's doing, not the store's.
+#[derive(Debug, thiserror::Error)]
+#[error("request body ended early: {0}")]
+struct BodyEnded(String);
+
+/// What a chunk write that failed with `e` answers: the client's body ending early is its mistake (400);
+/// a full disk is 507 and any other store failure 500, and the session stays where it was, resumable.
+fn chunk_write_failed(e: std::io::Error) -> OciError {
+    if e.get_ref().is_some_and(|inner| inner.is::<BodyEnded>()) {
+        return OciError::BlobUploadInvalid(e.to_string());
+    }
+    tracing::error!(error = %e, "writing an upload chunk failed");
+    if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
+        OciError::InsufficientStorage
+    } else {
+        OciError::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_chunk_write_is_the_client_s_only_when_its_body_failed() {
+        let body = std::io::Error::other(BodyEnded("connection reset".into()));
+        assert_eq!(chunk_write_failed(body).code_and_status().1.as_u16(), 400);
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(chunk_write_failed(full).code_and_status().1.as_u16(), 507);
+        let denied = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(chunk_write_failed(denied).code_and_status().1.as_u16(), 500);
+    }
 }
