@@ -51,6 +51,50 @@ pub struct Db {
     caches: Arc<Caches>,
     /// Held while the pool lives: the lock that makes this process the SQLite file's only user.
     _owner: Option<Arc<std::fs::File>>,
+    /// The SQLite file as opened; every write first checks it is still there.
+    file: Option<Arc<OpenedFile>>,
+}
+
+/// A SQLite database file as it was opened. Deleted or replaced while the server runs, it would take
+/// every later write with it at the next start: such writes are refused (503) and `/readyz` fails.
+#[derive(Debug)]
+struct OpenedFile {
+    path: std::path::PathBuf,
+    identity: (u64, u64),
+}
+
+impl OpenedFile {
+    fn open(path: &Path) -> anyhow::Result<Option<OpenedFile>> {
+        if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+            return Ok(None);
+        }
+        let identity = Self::identity(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(OpenedFile {
+            path: path.to_path_buf(),
+            identity,
+        }))
+    }
+
+    /// (device, inode) of the file at `path` now.
+    fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    fn check(&self) -> sqlx::Result<()> {
+        if Self::identity(&self.path).is_ok_and(|now| now == self.identity) {
+            return Ok(());
+        }
+        tracing::error!(path = %self.path.display(), "the SQLite database file was deleted or replaced; refusing writes");
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "the database file {} was deleted or replaced while the server ran",
+                self.path.display()
+            ),
+        )))
+    }
 }
 
 /// Where a [`Db`]'s writes go: SQLite's one writer connection (`sqlite_writer`), or the Postgres pool.
@@ -123,16 +167,19 @@ pub(crate) use on_db;
 macro_rules! on_writer {
     ($db:expr, $p:ident => $e:expr) => {
         match &$db.writer {
-            $crate::metadata::Writer::Sqlite(writer) => {
-                let mut turn = $crate::metadata::sqlite_writer::Turn::take(writer).await;
-                let result = {
-                    let $p = turn.conn();
-                    $e
-                };
-                // One statement commits (or fails) by itself: no transaction is left open.
-                turn.finished();
-                result
-            }
+            $crate::metadata::Writer::Sqlite(writer) => match $db.file_still_open() {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let mut turn = $crate::metadata::sqlite_writer::Turn::take(writer).await;
+                    let result = {
+                        let $p = turn.conn();
+                        $e
+                    };
+                    // One statement commits (or fails) by itself: no transaction is left open.
+                    turn.finished();
+                    result
+                }
+            },
             $crate::metadata::Writer::Postgres($p) => $e,
         }
     };
@@ -159,6 +206,7 @@ pub(crate) use on_tx;
 impl Db {
     /// A write transaction.
     pub async fn begin(&self) -> sqlx::Result<Tx> {
+        self.file_still_open()?;
         let conn = match &self.writer {
             Writer::Sqlite(w) => TxConn::Sqlite(sqlite_writer::Turn::begin(w).await?),
             Writer::Postgres(p) => TxConn::Postgres(p.begin().await?),
@@ -169,6 +217,11 @@ impl Db {
             forget_manifests: false,
             forget_principal_epochs: false,
         })
+    }
+
+    /// Whether the SQLite file this process opened is still the one at its path (always, on Postgres).
+    fn file_still_open(&self) -> sqlx::Result<()> {
+        self.file.as_ref().map_or(Ok(()), |f| f.check())
     }
 
     /// Whether the database answers a trivial query, for reads and (within [`WRITER_PING_WAIT`], in its
@@ -231,6 +284,7 @@ pub async fn connect(
             pool: Pool::Postgres(pool),
             caches: Caches::new(false),
             _owner: None,
+            file: None,
         })
     } else if url.starts_with("sqlite:") {
         let options = SqliteConnectOptions::from_str(url)?
@@ -244,6 +298,7 @@ pub async fn connect(
             .foreign_keys(true)
             .busy_timeout(sqlite_wait::LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
+        let opened_path = options.get_filename().to_path_buf();
         let mut writer = SqliteConnection::connect_with(&options.clone().pragma("cache_size", WRITER_CACHE)).await?;
         sqlite_wait::install(&mut writer).await?;
         sqlx::migrate!("migrations/sqlite").run(&mut writer).await?;
@@ -258,6 +313,7 @@ pub async fn connect(
             writer: Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(writer))),
             caches: Caches::new(true),
             _owner: owner.map(Arc::new),
+            file: OpenedFile::open(&opened_path)?.map(Arc::new),
         })
     } else {
         anyhow::bail!("unsupported database URL (use sqlite://<file> or postgres://…)");

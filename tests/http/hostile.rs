@@ -537,3 +537,34 @@ async fn expired_refresh_tokens_are_deleted() {
     }
     assert_eq!(left, 0, "the expired refresh token is gone");
 }
+
+#[tokio::test]
+async fn a_sqlite_file_deleted_under_the_server_fails_readiness_and_refuses_writes() {
+    if std::env::var("TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty()) {
+        return; // a Postgres database is not a file of ours
+    }
+    let server = TestServer::start().await;
+    server.push_blob("app", b"before").await;
+    assert_eq!(
+        server.anon(Method::GET, "/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(server.dir.join(format!("berth.db{suffix}")));
+    }
+    let ready = server.anon(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let digest = crate::common::sha256(b"after");
+    let push = server
+        .req(Method::POST, &format!("/v2/app/blobs/uploads/?digest={digest}"))
+        .await
+        .body(b"after".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        push.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the write is refused, not acknowledged"
+    );
+}
