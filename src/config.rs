@@ -239,20 +239,34 @@ impl StorageConfig {
 impl Config {
     /// The embedded defaults, overridden by `file` (if any), then by the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
-        let mut merged: toml::Table = toml::from_str(EMBEDDED).context("embedded config")?;
-        if let Some(file) = file {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-            let overrides: toml::Table =
-                toml::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-            merge(&mut merged, overrides);
-        }
-        let mut config: Config = merged.try_into().context("invalid configuration")?;
+        let text = match file {
+            Some(file) => Some(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?),
+            None => None,
+        };
+        let mut config = Self::from_overrides(text.as_deref())
+            .with_context(|| file.map_or_else(String::new, |f| format!("in {}", f.display())))?;
         config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded defaults overridden by the TOML text `overrides` (the environment is not read).
+    pub fn from_overrides(overrides: Option<&str>) -> anyhow::Result<Config> {
+        let mut merged: toml::Table = toml::from_str(EMBEDDED).context("embedded config")?;
+        if let Some(text) = overrides {
+            merge(&mut merged, toml::from_str(text).context("parsing the configuration")?);
+        }
+        let config: Config = merged.try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            config.auth.token_ttl_secs >= 60,
+            self.auth.token_ttl_secs >= 60,
             "auth.token_ttl_secs must be at least 60"
         );
-        Ok(config)
+        Ok(())
     }
 
     /// Applies `BERTH_*` overrides read through `var`.
