@@ -35,6 +35,16 @@ pub struct HttpConfig {
     pub tls_cert_file: PathBuf,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: PathBuf,
+    /// Time allowed to send a request's headers; also closes a kept-alive connection idle this long.
+    pub header_read_timeout_secs: u64,
+    /// Most connections open at once (lowered to fit the open-file limit).
+    pub max_connections: usize,
+    /// Most connections open at once from one source address; 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// Least rate bodies must move at in either direction, averaged over `body_stall_timeout_secs`.
+    pub body_min_bytes_per_sec: u64,
+    /// The window of `body_min_bytes_per_sec`; a body that moves nothing for this long fails. 0: off.
+    pub body_stall_timeout_secs: u64,
 }
 
 impl HttpConfig {
@@ -203,6 +213,41 @@ fn env_bool(name: &str, value: &str) -> anyhow::Result<bool> {
     }
 }
 
+/// Parses a numeric environment override.
+fn env_number<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
+    value
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name}={value:?} is not a non-negative whole number"))
+}
+
+impl HttpConfig {
+    /// Applies the overrides of the connection layer's timeouts, caps and rates (`BERTH_HEADER_READ_TIMEOUT_SECS`,
+    /// `BERTH_MAX_CONNECTIONS`, `BERTH_MAX_CONNECTIONS_PER_IP`, `BERTH_BODY_MIN_BYTES_PER_SEC`,
+    /// `BERTH_BODY_STALL_TIMEOUT_SECS`).
+    fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let secs_and_rates: [(&str, &mut u64); 3] = [
+            ("BERTH_HEADER_READ_TIMEOUT_SECS", &mut self.header_read_timeout_secs),
+            ("BERTH_BODY_MIN_BYTES_PER_SEC", &mut self.body_min_bytes_per_sec),
+            ("BERTH_BODY_STALL_TIMEOUT_SECS", &mut self.body_stall_timeout_secs),
+        ];
+        for (name, target) in secs_and_rates {
+            if let Some(v) = var(name) {
+                *target = env_number(name, &v)?;
+            }
+        }
+        let caps: [(&str, &mut usize); 2] = [
+            ("BERTH_MAX_CONNECTIONS", &mut self.max_connections),
+            ("BERTH_MAX_CONNECTIONS_PER_IP", &mut self.max_connections_per_ip),
+        ];
+        for (name, target) in caps {
+            if let Some(v) = var(name) {
+                *target = env_number(name, &v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl StorageConfig {
     /// Applies the `BERTH_STORAGE_REDIRECT`, `BERTH_STORAGE_SYNC_WRITES`, `BERTH_S3_*`, `BERTH_AZURE_*` and `BERTH_GCS_*` overrides.
     fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -266,6 +311,10 @@ impl Config {
             self.auth.token_ttl_secs >= 60,
             "auth.token_ttl_secs must be at least 60"
         );
+        anyhow::ensure!(
+            self.http.header_read_timeout_secs >= 1 && self.http.max_connections >= 1,
+            "http.header_read_timeout_secs and http.max_connections must be at least 1"
+        );
         Ok(())
     }
 
@@ -290,6 +339,7 @@ impl Config {
         if let Some(v) = var("BERTH_TLS_KEY_FILE") {
             self.http.tls_key_file = v.into();
         }
+        self.http.apply_env(&var)?;
         if let Some(v) = var("BERTH_LIMITS_QUEUE_TIMEOUT_MS") {
             self.limits.queue_timeout_ms = v
                 .parse()
@@ -470,5 +520,35 @@ mod tests {
         assert!(config.http.serves_tls());
         assert_eq!(config.http.tls_cert_file, PathBuf::from("/etc/berth/tls.crt"));
         assert_eq!(config.http.tls_key_file, PathBuf::from("/etc/berth/tls.key"));
+    }
+
+    #[test]
+    fn connection_timeouts_caps_and_rates_have_defaults_and_environment_overrides() {
+        let mut config = Config::load(None).unwrap();
+        assert_eq!(config.http.header_read_timeout_secs, 30);
+        assert_eq!(config.http.max_connections, 4096);
+        assert_eq!(config.http.max_connections_per_ip, 256);
+        assert_eq!(config.http.body_min_bytes_per_sec, 4096);
+        assert_eq!(config.http.body_stall_timeout_secs, 30);
+        config
+            .apply_env(|name| match name {
+                "BERTH_HEADER_READ_TIMEOUT_SECS" => Some("5".into()),
+                "BERTH_MAX_CONNECTIONS" => Some("100".into()),
+                "BERTH_MAX_CONNECTIONS_PER_IP" => Some("0".into()),
+                "BERTH_BODY_MIN_BYTES_PER_SEC" => Some("1".into()),
+                "BERTH_BODY_STALL_TIMEOUT_SECS" => Some("2".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.http.header_read_timeout_secs, 5);
+        assert_eq!(config.http.max_connections, 100);
+        assert_eq!(config.http.max_connections_per_ip, 0);
+        assert_eq!(config.http.body_min_bytes_per_sec, 1);
+        assert_eq!(config.http.body_stall_timeout_secs, 2);
+        assert!(
+            config
+                .apply_env(|n| (n == "BERTH_MAX_CONNECTIONS").then(|| "-1".into()))
+                .is_err()
+        );
     }
 }

@@ -8,12 +8,14 @@ pub mod auth;
 mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod errors;
 pub mod http;
 pub mod limits;
 pub mod metadata;
 pub mod oci;
 pub mod ops;
+pub mod pace;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
@@ -90,14 +92,14 @@ async fn housekeeping(app: std::sync::Weak<App>) {
 }
 
 /// Serves `router` over plain HTTP on `listener` until `shutdown` resolves; then stops accepting and gives
-/// running requests `grace` to finish before dropping them.
+/// running requests `settings.grace` to finish before dropping them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    settings: connections::Settings,
 ) -> anyhow::Result<()> {
-    serve_on(listener, router, shutdown, grace).await
+    connections::serve(listener, connections::Plain, router, shutdown, settings).await
 }
 
 /// [`serve`] over HTTPS: TLS with `tls` (see [`tls::from_config`]) on every connection of `listener`.
@@ -106,39 +108,9 @@ pub async fn serve_tls(
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
+    settings: connections::Settings,
 ) -> anyhow::Result<()> {
-    serve_on(tls::TlsListener::new(listener, tls)?, router, shutdown, grace).await
-}
-
-async fn serve_on<L>(
-    listener: L,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> anyhow::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping.send(());
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
-    let deadline = async move {
-        if stopped.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the shutdown grace period; closing"),
-    }
-    Ok(())
+    connections::serve(listener, tls::Tls::new(tls), router, shutdown, settings).await
 }
 
 /// Makes every file and folder this process creates from now on readable by its owner alone (umask

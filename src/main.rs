@@ -39,15 +39,15 @@ async fn main() -> anyhow::Result<ExitCode> {
     berth::restrict_new_files();
     let mut config = berth::config::Config::load(config.as_deref())?;
     config.log.format = log_format.unwrap_or(config.log.format);
-    let grace = std::time::Duration::from_secs(config.http.shutdown_timeout_secs);
+    let settings = berth::connections::Settings::from_config(&config.http);
     berth::init_tracing(&config.log.level, config.log.format);
     let tls = berth::tls::from_config(&config.http)?;
     let listener = tokio::net::TcpListener::bind(config.http.bind).await?;
     let app = berth::build_app(config).await?;
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "berth listening");
     match tls {
-        Some(tls) => berth::serve_tls(listener, tls, app, berth::shutdown_signal(), grace).await?,
-        None => berth::serve(listener, app, berth::shutdown_signal(), grace).await?,
+        Some(tls) => berth::serve_tls(listener, tls, app, berth::shutdown_signal(), settings).await?,
+        None => berth::serve(listener, app, berth::shutdown_signal(), settings).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

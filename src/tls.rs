@@ -1,11 +1,11 @@
 //! TLS termination: the rustls server configuration from the PEM files named by `http.tls_cert_file` and
-//! `http.tls_key_file`, and a listener handing axum connections whose handshake is done.
+//! `http.tls_key_file`, and the handshake of each connection.
 //!
-//! Handshakes run in tasks of their own, so a slow or silent client never holds up the accept loop; one
-//! that has not finished its handshake within [`HANDSHAKE_TIMEOUT`] is dropped.
+//! Handshakes run in the connection's own task (see [`crate::connections`]), so a slow or silent client
+//! never holds up the accept loop; one that has not finished its handshake within [`HANDSHAKE_TIMEOUT`] is
+//! dropped.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +14,12 @@ use anyhow::Context;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::HttpConfig;
+use crate::connections::Handshake;
 
 /// How long a client may take to complete its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,78 +74,28 @@ pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Arc<ServerConfi
                 cert_file.display()
             )
         })?;
-    // The server speaks HTTP/1.1 only (axum's http2 feature is off): say so, or an h2 client would try it.
+    // The server speaks HTTP/1.1 only (see `crate::connections`): say so, or an h2 client would try it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections and yields them once their TLS handshake has succeeded. Dropping it (as
-/// axum's graceful shutdown does) stops accepting.
-pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
+/// The TLS handshake of each connection (see [`crate::connections`]), given up after [`HANDSHAKE_TIMEOUT`].
+#[derive(Clone)]
+pub struct Tls(TlsAcceptor);
 
-impl TlsListener {
-    /// Starts accepting on `tcp`; must be called inside a tokio runtime.
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
-        Ok(TlsListener { local_addr, ready })
+impl Tls {
+    pub fn new(config: Arc<ServerConfig>) -> Tls {
+        Tls(TlsAcceptor::from(config))
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl Handshake for Tls {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends once this receiver is gone, so this is never reached.
-            None => std::future::pending().await,
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<Self::Io> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.0.accept(tcp)).await {
+            Ok(handshake) => handshake,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")),
         }
     }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
-/// Accepts connections until the listener is dropped, handshaking each in a task of its own.
-async fn accept_loop(tcp: TcpListener, acceptor: TlsAcceptor, ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = tcp.accept() => accepted,
-            () = ready.closed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                // Out of file descriptors and the like: wait a little for connections to close.
-                tracing::error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let (acceptor, ready) = (acceptor.clone(), ready.clone());
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = ready.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-    )
 }

@@ -52,6 +52,10 @@ impl TestServer {
         }
         tweak(&mut config);
         let tls = berth::tls::from_config(&config.http).unwrap();
+        let settings = berth::connections::Settings {
+            grace: std::time::Duration::from_secs(5),
+            ..berth::connections::Settings::from_config(&config.http)
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{}", listener.local_addr().unwrap());
@@ -61,10 +65,9 @@ impl TestServer {
             let stop = async {
                 let _ = rx.await;
             };
-            let grace = std::time::Duration::from_secs(5);
             match tls {
-                Some(tls) => berth::serve_tls(listener, tls, app, stop, grace).await,
-                None => berth::serve(listener, app, stop, grace).await,
+                Some(tls) => berth::serve_tls(listener, tls, app, stop, settings).await,
+                None => berth::serve(listener, app, stop, settings).await,
             }
             .unwrap();
         });

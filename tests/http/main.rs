@@ -6,6 +6,7 @@ mod auth;
 mod blobs;
 mod cli;
 mod common;
+mod connections;
 mod hostile;
 mod limits;
 mod listings;
