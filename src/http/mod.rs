@@ -11,6 +11,7 @@ mod manifests;
 mod observe;
 mod ops_endpoints;
 mod referrers;
+mod request_body;
 mod tags;
 mod token;
 mod uploads;
@@ -52,6 +53,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops_endpoints::healthz))
         .route("/readyz", get(ops_endpoints::readyz))
         .fallback(|| async { OciError::NameInvalid("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_body::request_body,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),

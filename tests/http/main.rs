@@ -17,5 +17,6 @@ mod object_storage;
 mod process;
 mod serve;
 mod skopeo;
+mod slow_clients;
 mod tls;
 mod uploads;
