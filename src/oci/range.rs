@@ -17,7 +17,7 @@ impl ByteRange {
         reason = "an inclusive range always holds at least one byte"
     )]
     pub fn len(&self) -> u64 {
-        self.end - self.start + 1
+        (self.end - self.start).saturating_add(1)
     }
 }
 
@@ -137,6 +137,8 @@ mod tests {
             ByteRange { start: 100, end: 199 }
         );
         assert_eq!(parse_content_range("bytes=5-5").unwrap().len(), 1);
+        let whole = parse_content_range(&format!("0-{}", u64::MAX)).unwrap();
+        assert_eq!(whole.len(), u64::MAX, "no overflow at the top of the range");
         for bad in ["", "5", "a-b", "9-3", "-3"] {
             assert!(parse_content_range(bad).is_err(), "{bad:?}");
         }
