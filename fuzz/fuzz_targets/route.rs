@@ -1,0 +1,16 @@
+//! The `/v2/` route parser: any path gives a route or a client error; a route's repository is a valid
+//! name that never climbs out of its folder.
+#![no_main]
+
+use berth::oci::route::parse_v2;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|rest: &str| {
+    match parse_v2(rest) {
+        Ok(route) => {
+            let repo = route.repo().as_str();
+            assert!(!repo.is_empty() && !repo.contains("..") && !repo.starts_with('/'), "{repo}");
+        }
+        Err(e) => assert!(e.code_and_status().1.is_client_error(), "{e:?}"),
+    }
+});
