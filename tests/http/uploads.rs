@@ -468,3 +468,54 @@ async fn with_synced_writes_uploads_and_images_commit_the_exact_bytes() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(header(&resp, "docker-content-digest"), manifest_digest);
 }
+
+/// Property: any bytes, pushed in any chunking (sizes that are not multiples of the hash block included),
+/// read back identical and under their digest.
+#[test]
+fn any_bytes_in_any_chunking_read_back_identical() {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start());
+    let cases = proptest::test_runner::Config {
+        cases: 24,
+        ..Default::default()
+    };
+    let chunked_bytes = (
+        proptest::collection::vec(any::<u8>(), 0..300_000),
+        proptest::collection::vec(1usize..100_000, 0..6),
+    );
+    proptest::test_runner::TestRunner::new(cases)
+        .run(&chunked_bytes, |(data, sizes)| {
+            runtime.block_on(async {
+                let location = start_upload(&server, "prop").await;
+                let mut start: usize = 0;
+                for size in sizes.into_iter().chain([usize::MAX]) {
+                    let end = start.saturating_add(size).min(data.len());
+                    if end > start {
+                        let resp = patch(&server, &location, start, &data[start..end]).await;
+                        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+                        start = end;
+                    }
+                }
+                let digest = sha256(&data);
+                assert_eq!(
+                    put_digest(&server, &location, &digest).await.status(),
+                    StatusCode::CREATED
+                );
+                let read = server
+                    .req(Method::GET, &format!("/v2/prop/blobs/{digest}"))
+                    .await
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(read.status(), StatusCode::OK);
+                assert!(
+                    read.bytes().await.unwrap() == data,
+                    "{} bytes read back changed",
+                    data.len()
+                );
+            });
+            Ok(())
+        })
+        .unwrap();
+}
