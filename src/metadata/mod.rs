@@ -392,6 +392,12 @@ async fn ordered_names(db: &Db, page_sql: &str, owner_id: i64, last: &str, limit
         .unwrap_or_default())
 }
 
+/// Whether `e` is a write refused because a row it points at is gone.
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
 /// Seconds since the Unix epoch, the one time unit stored in metadata.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -37,6 +37,20 @@ pub async fn ensure_in(tx: &mut Tx, registry_id: i64, name: &str) -> sqlx::Resul
     on_tx!(tx, c => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(c).await)
 }
 
+/// Deletes repository `id` if nothing is in it: no manifest, no blob link, no upload session (what an
+/// upload that was started and never committed leaves behind); `true` if it went.
+pub async fn delete_if_empty(db: &Db, id: i64) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM repositories WHERE id = $1 \
+                       AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository_id = $1) \
+                       AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository_id = $1) \
+                       AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE repository_id = $1)";
+    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    if done == 1 {
+        db.caches.forget_contents();
+    }
+    Ok(done == 1)
+}
+
 /// Repository names of a registry in lexical order after `last`, at most `limit` of them.
 pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
     const PAGE: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";

@@ -164,13 +164,14 @@ pub(super) fn end_sql(id: &str, expected_offset: &str) -> String {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StaleUpload {
     pub id: String,
+    pub repository_id: i64,
     pub registry: String,
     pub storage_url: Option<String>,
 }
 
 /// Sessions last updated before `before` (unix seconds).
 pub async fn stale(db: &Db, before: i64) -> sqlx::Result<Vec<StaleUpload>> {
-    const SQL: &str = "SELECT u.id, r.name AS registry, r.storage_url FROM upload_sessions u \
+    const SQL: &str = "SELECT u.id, u.repository_id, r.name AS registry, r.storage_url FROM upload_sessions u \
                        JOIN registries r ON r.id = u.registry_id WHERE u.updated_at < $1";
     on_db!(db, p => sqlx::query_as(SQL).bind(before).fetch_all(p).await)
 }

@@ -26,11 +26,27 @@ impl Session {
 }
 
 /// Opens a new session on `repo` for `owner` (a token subject), creating the repository on first push.
+/// A repository that an ending session left empty is removed ([`forget_if_empty`]); when that happens
+/// between finding the repository and opening the session, the repository is created again.
 pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName, owner: &str) -> Result<Session, OciError> {
-    let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
     let id = UploadId::generate();
-    let row = metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await?;
+    let mut attempts = 0;
+    let row = loop {
+        attempts += 1;
+        let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
+        match metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await {
+            Err(e) if attempts == 1 && metadata::is_foreign_key_violation(&e) => continue,
+            created => break created?,
+        }
+    };
     Ok(Session { id, row })
+}
+
+/// Removes the repository of an ended session if nothing was ever committed to it, so an upload that was
+/// started and abandoned leaves no empty repository in the catalog.
+async fn forget_if_empty(db: &Db, repository_id: i64) -> Result<(), OciError> {
+    metadata::repositories::delete_if_empty(db, repository_id).await?;
+    Ok(())
 }
 
 /// The session `id`, if it exists, was started on `repo` of this registry and belongs to `owner` (a token
@@ -209,7 +225,7 @@ async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: A
 pub async fn cancel(db: &Db, reg: &RegistryCtx, session: &Session) -> Result<(), OciError> {
     metadata::uploads::delete(db, session.id.as_str()).await?;
     reg.blobs.abort(&session.id).await?;
-    Ok(())
+    forget_if_empty(db, session.row.repository_id).await
 }
 
 /// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not
@@ -248,6 +264,7 @@ pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -
                 .get(&upload.registry, upload.storage_url.as_deref())?
                 .abort(&id)
                 .await?;
+            metadata::repositories::delete_if_empty(db, upload.repository_id).await?;
         }
     }
     Ok(stale.len())

@@ -432,6 +432,48 @@ async fn idle_upload_sessions_are_cancelled_and_their_chunks_removed() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(files_under(&server, "uploads").is_empty());
+    assert!(
+        catalog(&server).await.is_empty(),
+        "the abandoned upload's repository stayed"
+    );
+}
+
+async fn catalog(server: &TestServer) -> Vec<String> {
+    let resp = server.req(Method::GET, "/v2/_catalog").await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    serde_json::from_value(body["repositories"].clone()).unwrap()
+}
+
+/// An upload started on a new repository and cancelled (or ended by a digest mismatch) leaves no empty
+/// repository behind; a repository that holds something keeps it.
+#[tokio::test]
+async fn an_upload_that_never_commits_leaves_no_repository_behind() {
+    let server = TestServer::start().await;
+    let cancelled = start_upload(&server, "cancelled").await;
+    assert_eq!(catalog(&server).await, ["cancelled"], "listed while the upload runs");
+    let resp = server.req(Method::DELETE, &cancelled).await.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    let mismatched = start_upload(&server, "mismatched").await;
+    let wrong = sha256(b"something else");
+    let resp = server
+        .req(Method::PUT, &format!("{mismatched}?digest={wrong}"))
+        .await
+        .body("content")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(catalog(&server).await.is_empty());
+
+    server.push_blob("kept", b"layer").await;
+    let location = start_upload(&server, "kept").await;
+    server.req(Method::DELETE, &location).await.send().await.unwrap();
+    assert_eq!(catalog(&server).await, ["kept"]);
+    // The name can be pushed again after its empty repository went.
+    server.push_blob("cancelled", b"layer").await;
+    assert_eq!(catalog(&server).await, ["cancelled", "kept"]);
 }
 
 /// With `storage.sync_writes` (files and SQLite commits synced to disk before answering), pushes of every
