@@ -59,6 +59,8 @@ impl HttpConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub upload_max_idle_secs: u64,
+    /// `/readyz` reports the data folder unavailable when less than this many MiB are free there.
+    pub min_free_mib: u64,
     /// Answer whole-blob GETs with a redirect to a presigned URL where the store can sign one.
     pub redirect: bool,
     /// Sync local blob files and every SQLite commit to disk before a write is acknowledged.
@@ -362,6 +364,9 @@ impl Config {
         if let Some(v) = var("BERTH_UPLOAD_MAX_IDLE_SECS") {
             self.storage.upload_max_idle_secs =
                 v.parse().with_context(|| format!("BERTH_UPLOAD_MAX_IDLE_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_STORAGE_MIN_FREE_MIB") {
+            self.storage.min_free_mib = v.parse().with_context(|| format!("BERTH_STORAGE_MIN_FREE_MIB={v:?}"))?;
         }
         if let Some(v) = var("BERTH_DATA_DIR") {
             self.storage.data_dir = v.into();

@@ -1,5 +1,6 @@
 //! Operations endpoints: `/metrics` (Prometheus, operator token required: it names tenants), `/healthz`
-//! (the process answers) and `/readyz` (the database and the data folder are reachable).
+//! (the process answers) and `/readyz` (the database and the data folder are reachable, and the data
+//! folder has room).
 
 use axum::Json;
 use axum::extract::State;
@@ -30,6 +31,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     let database = app.db.ping().await.map_err(|e| e.to_string());
     let storage = app.stores.probe().await.map_err(|e| e.to_string());
     let ready = database.is_ok() && storage.is_ok();
+    if !ready {
+        tracing::warn!(database = ?database.as_ref().err(), storage = ?storage.as_ref().err(), "not ready");
+    }
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "database": database.err().unwrap_or_else(|| "ok".into()),

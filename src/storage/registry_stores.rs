@@ -73,8 +73,16 @@ impl RegistryStores {
         }
     }
 
-    /// Writes and removes a small file in the data folder: whether local storage is usable.
+    /// Whether local storage is usable: the data folder's file system has at least `min_free_mib` left
+    /// (root's reserved blocks do not count), and a small file can be written and removed there.
     pub async fn probe(&self) -> anyhow::Result<()> {
+        let stat = rustix::fs::statvfs(&self.config.data_dir)?;
+        let free_mib = stat.f_bavail.saturating_mul(stat.f_frsize) >> 20;
+        anyhow::ensure!(
+            free_mib >= self.config.min_free_mib,
+            "{free_mib} MiB free in the data folder, under the {} MiB floor (storage.min_free_mib)",
+            self.config.min_free_mib
+        );
         let probe = self.config.data_dir.join(".readyz");
         tokio::fs::write(&probe, b"ok").await?;
         tokio::fs::remove_file(&probe).await?;

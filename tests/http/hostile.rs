@@ -568,3 +568,19 @@ async fn a_sqlite_file_deleted_under_the_server_fails_readiness_and_refuses_writ
         "the write is refused, not acknowledged"
     );
 }
+
+#[tokio::test]
+async fn readiness_fails_when_the_data_folder_runs_out_of_space() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        server.anon(Method::GET, "/readyz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A floor above any disk's size: the data folder is "full" by the same measure a full disk is.
+    let full = TestServer::start_with(|c| c.storage.min_free_mib = 1 << 40).await;
+    let resp = full.anon(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = resp.json().await.unwrap();
+    let storage = body["storage"].as_str().unwrap();
+    assert!(storage.contains("MiB free in the data folder"), "{body}");
+}
