@@ -151,6 +151,10 @@ pub struct AuthConfig {
     pub operator_token: String,
     pub token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
+    /// Failed logins a minute (also the burst) one source address may make before it gets 429; 0: off.
+    pub failed_logins_per_source: u32,
+    /// Failed logins a minute one identity may take from sources that have not logged in as it; 0: off.
+    pub failed_logins_per_identity: u32,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -160,6 +164,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("operator_token", &redacted(&self.operator_token))
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("failed_logins_per_source", &self.failed_logins_per_source)
+            .field("failed_logins_per_identity", &self.failed_logins_per_identity)
             .finish()
     }
 }
@@ -360,6 +366,16 @@ impl Config {
             self.auth.refresh_token_ttl_secs = v
                 .parse()
                 .with_context(|| format!("BERTH_REFRESH_TOKEN_TTL_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_FAILED_LOGINS_PER_SOURCE") {
+            self.auth.failed_logins_per_source = v
+                .parse()
+                .with_context(|| format!("BERTH_FAILED_LOGINS_PER_SOURCE={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_FAILED_LOGINS_PER_IDENTITY") {
+            self.auth.failed_logins_per_identity = v
+                .parse()
+                .with_context(|| format!("BERTH_FAILED_LOGINS_PER_IDENTITY={v:?}"))?;
         }
         if let Some(v) = var("BERTH_UPLOAD_MAX_IDLE_SECS") {
             self.storage.upload_max_idle_secs =

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -20,6 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
 
 use crate::config::HttpConfig;
 use crate::pace::{MinRate, PacedIo};
@@ -189,9 +193,14 @@ impl<H: Handshake> Connection<H> {
             }
         };
         let io = TokioIo::new(PacedIo::new(io, self.write_pace));
+        // Requests carry their peer's address, as axum's `ConnectInfo` (the login throttle keys on it).
+        let router = self.router.map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
         let served = self
             .watcher
-            .watch(self.http.serve_connection(io, TowerToHyperService::new(self.router)));
+            .watch(self.http.serve_connection(io, TowerToHyperService::new(router)));
         if let Err(e) = served.await {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }

@@ -47,6 +47,10 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     let auth = auth::Auth {
         keys,
         verifier: auth::password::Verifier::new()?,
+        throttle: auth::throttle::LoginThrottle::new(
+            config.auth.failed_logins_per_source,
+            config.auth.failed_logins_per_identity,
+        ),
         token_ttl_secs: config.auth.token_ttl_secs,
         refresh_ttl_secs: config.auth.refresh_token_ttl_secs,
     };

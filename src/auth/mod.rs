@@ -5,6 +5,7 @@ pub mod access;
 pub mod password;
 pub mod roles;
 pub mod secrets;
+pub mod throttle;
 pub mod token;
 
 use std::collections::BTreeSet;
@@ -15,6 +16,7 @@ use crate::oci::scope::Access;
 use password::Verifier;
 use roles::{Role, prefix_covers};
 use secrets::{SecretBox, constant_time_eq};
+use throttle::LoginThrottle;
 use token::{Claims, Keys};
 
 /// The subject of the registry's admin user in tokens and refresh tokens.
@@ -24,6 +26,7 @@ pub const ADMIN_SUBJECT: &str = "admin";
 pub struct Auth {
     pub keys: Keys,
     pub verifier: Verifier,
+    pub throttle: LoginThrottle,
     pub token_ttl_secs: i64,
     pub refresh_ttl_secs: i64,
 }
@@ -31,6 +34,22 @@ pub struct Auth {
 impl Auth {
     pub fn secrets(&self) -> &SecretBox {
         self.keys.secrets()
+    }
+
+    /// 429 when `identity` spent its failure budget and the current source has not logged in as it lately.
+    fn refuse_if_throttled(&self, identity: &str) -> Result<(), OciError> {
+        match self.throttle.identity_wait(identity) {
+            Some(retry_after_secs) => Err(OciError::TooManyRequests { retry_after_secs }),
+            None => Ok(()),
+        }
+    }
+
+    fn note_attempt(&self, identity: &str, succeeded: bool) {
+        if succeeded {
+            self.throttle.identity_succeeded(identity);
+        } else {
+            self.throttle.identity_failed(identity);
+        }
     }
 }
 
@@ -98,6 +117,8 @@ pub async fn authenticate(
     password: &str,
 ) -> Result<Option<Identity>, OciError> {
     if username.eq_ignore_ascii_case(&reg.name) {
+        let key = format!("admin@{}", reg.id);
+        auth.refuse_if_throttled(&key)?;
         let matches = reg.admin_enabled
             && [&reg.admin_password1, &reg.admin_password2]
                 .into_iter()
@@ -107,6 +128,7 @@ pub async fn authenticate(
                         .open(sealed)
                         .is_ok_and(|plain| constant_time_eq(&plain, password.as_bytes()))
                 });
+        auth.note_attempt(&key, matches);
         return Ok(matches.then_some(Identity::Admin));
     }
     authenticate_principal(auth, db, username, password).await
@@ -120,8 +142,11 @@ pub async fn authenticate_principal(
     password: &str,
 ) -> Result<Option<Identity>, OciError> {
     let busy = |_| OciError::TooManyRequests { retry_after_secs: 1 };
-    let Some(principal) = metadata::principals::find(db, &app_id.to_ascii_lowercase()).await? else {
+    let app_id = app_id.to_ascii_lowercase();
+    auth.refuse_if_throttled(&app_id)?;
+    let Some(principal) = metadata::principals::find(db, &app_id).await? else {
         auth.verifier.verify_unknown(password).await.map_err(busy)?;
+        auth.note_attempt(&app_id, false);
         return Ok(None);
     };
     let hashes = metadata::principals::secret_hashes(db, principal.id).await?;
@@ -132,6 +157,7 @@ pub async fn authenticate_principal(
             break;
         }
     }
+    auth.note_attempt(&app_id, matches);
     Ok(matches.then_some(Identity::Principal {
         id: principal.id,
         app_id: principal.app_id,

@@ -7,6 +7,7 @@ mod blobs;
 mod body;
 mod edge_auth;
 mod extract;
+mod login_throttle;
 mod manifests;
 mod observe;
 mod ops_endpoints;
@@ -37,6 +38,8 @@ pub use token::MAX_FORM_BYTES as TOKEN_FORM_MAX_BYTES;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    // The failed-login throttle, around the routes that check credentials.
+    let throttled = || axum::middleware::from_fn_with_state(state.clone(), login_throttle::throttle_failed_logins);
     Router::new()
         .route("/v2/", get(base::get))
         .route("/v2", get(base::get))
@@ -46,10 +49,11 @@ pub fn router(state: AppState) -> Router {
             "/oauth2/token",
             get(token::get)
                 .post(token::post)
-                .layer(DefaultBodyLimit::max(token::MAX_FORM_BYTES)),
+                .layer(DefaultBodyLimit::max(token::MAX_FORM_BYTES))
+                .layer(throttled()),
         )
-        .nest("/api", api::router())
-        .route("/metrics", get(ops_endpoints::metrics))
+        .nest("/api", api::router().layer(throttled()))
+        .route("/metrics", get(ops_endpoints::metrics).layer(throttled()))
         .route("/healthz", get(ops_endpoints::healthz))
         .route("/readyz", get(ops_endpoints::readyz))
         .fallback(|| async { OciError::NameInvalid("no such endpoint".into()) })

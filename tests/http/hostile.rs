@@ -584,3 +584,132 @@ async fn readiness_fails_when_the_data_folder_runs_out_of_space() {
     let storage = body["storage"].as_str().unwrap();
     assert!(storage.contains("MiB free in the data folder"), "{body}");
 }
+
+/// A client whose connections come from `source` (an address of the loopback network).
+fn client_from(source: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(source))
+        .build()
+        .unwrap()
+}
+
+async fn admin_login(server: &TestServer, client: &reqwest::Client, password: &str) -> reqwest::Response {
+    client
+        .get(server.url("/oauth2/token?service=default.localhost"))
+        .basic_auth("default", Some(password))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_source_that_keeps_failing_logins_is_throttled_and_others_are_not() {
+    let server = TestServer::start_with(|c| {
+        c.auth.failed_logins_per_source = 5;
+        c.auth.failed_logins_per_identity = 0;
+    })
+    .await;
+    let guesser = client_from([127, 0, 0, 2]);
+    for _ in 0..5 {
+        let resp = admin_login(&server, &guesser, "wrong-password").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused = admin_login(&server, &guesser, &server.admin_password).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    // Operator-token guesses and management API logins from that source wait too.
+    let api = guesser
+        .get(server.url("/api/registries"))
+        .bearer_auth(berth::config::TEST_OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let other = client_from([127, 0, 0, 3]);
+    assert_eq!(
+        admin_login(&server, &other, &server.admin_password).await.status(),
+        StatusCode::OK
+    );
+    for _ in 0..5 {
+        let resp = other
+            .get(server.url("/api/registries"))
+            .bearer_auth("a-guessed-operator-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let api = other
+        .get(server.url("/api/registries"))
+        .bearer_auth(berth::config::TEST_OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        api.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "operator-token guesses spend the budget"
+    );
+    // A request without credentials (a client's first, anonymous try) spends nothing.
+    let fresh = client_from([127, 0, 0, 4]);
+    for _ in 0..10 {
+        let resp = fresh
+            .get(server.url("/oauth2/token?service=default.localhost"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        admin_login(&server, &fresh, &server.admin_password).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn guessing_an_identity_s_password_does_not_lock_out_the_machines_that_use_it() {
+    let server = TestServer::start_with(|c| {
+        c.auth.failed_logins_per_source = 0;
+        c.auth.failed_logins_per_identity = 3;
+    })
+    .await;
+    let ci = client_from([127, 0, 0, 5]);
+    assert_eq!(
+        admin_login(&server, &ci, &server.admin_password).await.status(),
+        StatusCode::OK
+    );
+    for source in 6..9 {
+        let resp = admin_login(&server, &client_from([127, 0, 0, source]), "wrong-password").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let unknown = admin_login(&server, &client_from([127, 0, 0, 9]), &server.admin_password).await;
+    assert_eq!(unknown.status(), StatusCode::TOO_MANY_REQUESTS, "a new source waits");
+    assert_eq!(
+        admin_login(&server, &ci, &server.admin_password).await.status(),
+        StatusCode::OK,
+        "the source that logged in before still does"
+    );
+    // Unknown appIds are budgeted like known ones (no enumeration through the throttle).
+    for _ in 0..3 {
+        let resp = client_from([127, 0, 0, 10])
+            .get(server.url("/oauth2/token?service=default.localhost"))
+            .basic_auth("00000000-0000-0000-0000-000000000000", Some("guess"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    let resp = client_from([127, 0, 0, 10])
+        .get(server.url("/oauth2/token?service=default.localhost"))
+        .basic_auth("00000000-0000-0000-0000-000000000000", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+}
