@@ -8,7 +8,7 @@ use super::blobs::{docker_content_digest, with_headers};
 use super::extract::header_str;
 use crate::app::{AppState, RegistryCtx};
 use crate::errors::OciError;
-use crate::oci::manifest::MAX_MANIFEST_BYTES;
+use crate::oci::manifest::{MAX_MANIFEST_BYTES, is_manifest_type};
 use crate::oci::reference::{Reference, RepoName};
 use crate::ops::manifests;
 
@@ -41,20 +41,22 @@ pub async fn get(
     Ok(with_headers(StatusCode::OK, response_headers, body))
 }
 
-/// Whether the `Accept` headers allow `media_type`: no `Accept`, a wildcard or the type itself.
+/// Whether the `Accept` headers allow `media_type`: the type itself or a wildcard. Items that name no
+/// manifest type (`application/json`, `text/html`) are ignored, so a request that names none of those
+/// (or sends no `Accept`) takes whatever the manifest is.
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
-    let mut offered = headers
+    let mut understood = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|item| item.split(';').next().unwrap_or("").trim())
-        .filter(|item| !item.is_empty())
+        .filter(|item| is_manifest_type(item) || matches!(*item, "*/*" | "application/*"))
         .peekable();
-    if offered.peek().is_none() {
+    if understood.peek().is_none() {
         return true;
     }
-    offered.any(|item| item == media_type || item == "*/*" || item == "application/*")
+    understood.any(|item| item == media_type || item == "*/*" || item == "application/*")
 }
 
 pub async fn put(

@@ -225,6 +225,54 @@ async fn unknown_manifests_and_unaccepted_types_are_404() {
         .await
         .unwrap();
     assert_eq!(wildcard.status(), StatusCode::OK);
+    // Types that are no manifest type are not understood, hence ignored (curl's and browsers' habits).
+    for accept in ["application/json", "text/html, application/json;q=0.9"] {
+        let resp = server
+            .req(Method::GET, "/v2/real/manifests/v1")
+            .await
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "Accept: {accept}");
+        assert_eq!(header(&resp, "content-type"), OCI_MANIFEST);
+    }
+    let docker_and_json = server
+        .req(Method::GET, "/v2/real/manifests/v1")
+        .await
+        .header("accept", format!("{DOCKER_MANIFEST}, application/json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        docker_and_json.status(),
+        StatusCode::NOT_FOUND,
+        "a manifest type was named, not this one"
+    );
+}
+
+/// A `Content-Type` that names no manifest type is ignored on a push: the body's `mediaType` decides.
+#[tokio::test]
+async fn a_push_with_an_unrelated_content_type_is_stored_as_its_media_type() {
+    let server = TestServer::start().await;
+    let manifest = server.image_manifest("typed", b"layer", "").await;
+    let resp = server
+        .req(Method::PUT, "/v2/typed/manifests/v1")
+        .await
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+    let got = server
+        .req(Method::GET, "/v2/typed/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&got, "content-type"), OCI_MANIFEST);
+    assert_eq!(got.text().await.unwrap(), manifest);
 }
 
 #[tokio::test]
