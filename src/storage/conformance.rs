@@ -74,7 +74,20 @@ async fn run_suite(store: BlobStore) {
     let withdrawn = Chunk::new_name(0);
     store.put_chunk(&id, &withdrawn, body(&[b"withdrawn"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
-    let (single, leftovers) = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
+    let (single, leftovers) = store
+        .commit(
+            &id,
+            &[Chunk {
+                name: name.clone(),
+                size: 11,
+            }],
+            &digest,
+        )
+        .await
+        .unwrap();
+    // A crash between placing the chunks and recording the blob: the commit repeated finds them placed.
+    let (again, _) = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
+    assert_eq!(again, single);
     // Requests that lost the race remove their own chunks, listed or not.
     let late = Chunk::new_name(1);
     store.put_chunk(&id, &late, body(&[b"late"])).await.unwrap();
@@ -127,6 +140,8 @@ async fn run_suite(store: BlobStore) {
     let digest = Digest::of(Algorithm::Sha256, b"abcdefghij");
     let staged = staged_keys(&store, &id).await;
     let (parts, leftovers) = store.commit(&id, &chunks, &digest).await.unwrap();
+    let (again, _) = store.commit(&id, &chunks, &digest).await.unwrap();
+    assert_eq!(again, parts, "a repeated commit finds the parts placed");
     store.discard(leftovers).await.unwrap();
     assert_eq!(parts.parts.iter().map(|p| p.size).collect::<Vec<_>>(), vec![3, 5, 2]);
     if in_place {

@@ -206,7 +206,12 @@ fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<Vec<PathBuf>, 
         Ok(()) => Ok(vec![folder]),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !from.exists() {
-                return Err(StorageError::NotFound);
+                // Renamed by an earlier commit of this upload that crashed before recording the blob.
+                return if to.exists() {
+                    Ok(vec![folder])
+                } else {
+                    Err(StorageError::NotFound)
+                };
             }
             let mut changed = vec![folder.clone()];
             let mut missing = folder.as_path();

@@ -284,7 +284,8 @@ impl BlobStore {
     /// Puts an upload's chunks in place as the blob `digest` and returns where they are: renamed under
     /// `blobs/` with [`Placement::Rename`], left where they are with [`Placement::InPlace`] (the caller's
     /// record of the session, ended in the same transaction as the blob is recorded, guards against a
-    /// concurrent cancel). Either way no byte is copied. Also returns what else the upload has staged,
+    /// concurrent cancel). Either way no byte is copied. Repeating a commit that was interrupted after
+    /// (part of) the renames finds those chunks in place, so the session can still be finished. Also returns what else the upload has staged,
     /// for [`BlobStore::discard`] once the blob is recorded. On local files renaming and listing are one
     /// blocking task.
     pub async fn commit(
@@ -389,9 +390,15 @@ impl BlobStore {
         }
     }
 
+    /// Moves one chunk into place; a chunk already there (moved by an earlier commit of the same upload
+    /// that crashed before the blob was recorded) counts as moved.
     async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
         match self.store.rename(from, to).await {
-            Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
+            Err(object_store::Error::NotFound { .. }) => match self.store.head(to).await {
+                Ok(_) => Ok(()),
+                Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
+                Err(e) => Err(e.into()),
+            },
             other => Ok(other?),
         }
     }
