@@ -41,16 +41,18 @@ pub struct RegistryCtx {
 
 impl App {
     /// Picks the registry of a request from its `Host` (port stripped, lowercase): `<name>.<domain>` is
-    /// registry `<name>`; any other host is the default registry, if one is configured.
+    /// registry `<name>`, and a name under the domain that is no registry (a typo, a deleted registry)
+    /// is `NAME_UNKNOWN`; any host outside the domain is the default registry, if one is configured.
     pub async fn registry_for_host(&self, host: Option<&str>) -> Result<RegistryCtx, OciError> {
         let host = host.map(strip_port).unwrap_or_default().to_ascii_lowercase();
         let suffix = format!(".{}", self.config.registry.domain.to_ascii_lowercase());
-        let by_login_server = match host.strip_suffix(&suffix) {
-            Some(name) if !name.is_empty() && !name.contains('.') => metadata::registries::find(&self.db, name).await?,
-            _ => None,
-        };
-        let row = match by_login_server {
-            Some(row) => row,
+        let row = match host.strip_suffix(&suffix).filter(|name| !name.is_empty()) {
+            Some(name) => metadata::registries::find(&self.db, name).await?.ok_or_else(|| {
+                OciError::RegistryUnknown(format!(
+                    "no registry named {:?} at this server ({host} names no registry)",
+                    crate::oci::digest::truncate(name)
+                ))
+            })?,
             None => self.default_registry().await?,
         };
         let blobs = self

@@ -29,6 +29,9 @@ pub enum OciError {
     NameInvalid(String),
     #[error("repository name not known to registry")]
     NameUnknown(String),
+    /// A login server name under the registry domain that names no registry.
+    #[error("{0}")]
+    RegistryUnknown(String),
     #[error("provided length did not match content length")]
     SizeInvalid(String),
     #[error("requested range not satisfiable")]
@@ -90,7 +93,7 @@ impl OciError {
             ManifestTooLarge(_) => ("MANIFEST_INVALID", StatusCode::PAYLOAD_TOO_LARGE),
             ManifestUnknown(_) => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
             NameInvalid(_) => ("NAME_INVALID", StatusCode::BAD_REQUEST),
-            NameUnknown(_) => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
+            NameUnknown(_) | RegistryUnknown(_) => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
             SizeInvalid(_) => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
             RangeNotSatisfiable { .. } => ("BLOB_UNKNOWN", StatusCode::RANGE_NOT_SATISFIABLE),
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
@@ -238,6 +241,7 @@ mod tests {
             (OciError::ManifestUnknown("x".into()), "MANIFEST_UNKNOWN", 404),
             (OciError::NameInvalid("x".into()), "NAME_INVALID", 400),
             (OciError::NameUnknown("x".into()), "NAME_UNKNOWN", 404),
+            (OciError::RegistryUnknown("x".into()), "NAME_UNKNOWN", 404),
             (OciError::SizeInvalid("x".into()), "SIZE_INVALID", 400),
             (OciError::BadCredentials("x".into()), "UNAUTHORIZED", 401),
             (OciError::Denied, "DENIED", 403),

@@ -68,6 +68,24 @@ fn is_host(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
 
+/// The challenge for a host that names no registry: the service is the host itself, and the token
+/// endpoint there explains.
+pub fn challenge_without_registry(app: &App, headers: &HeaderMap) -> Challenge {
+    let host = header_str(headers, &header::HOST)
+        .filter(|h| is_host(h))
+        .unwrap_or("localhost");
+    Challenge {
+        realm: format!("{}/oauth2/token", public_base(app, headers)),
+        service: host
+            .rsplit_once(':')
+            .map_or(host, |(name, _)| name)
+            .to_ascii_lowercase(),
+        scope: Vec::new(),
+        insufficient: false,
+        invalid_token: false,
+    }
+}
+
 /// The challenge for a request to `reg` that needs `scope`.
 pub fn challenge(app: &App, headers: &HeaderMap, reg: &RegistryCtx, scope: Vec<Access>) -> Challenge {
     Challenge {

@@ -160,6 +160,16 @@ async fn issue(
     requested: &[Access],
 ) -> Result<Issued, OciError> {
     let permissions = Permissions::of(&app.db, &reg.row, identity).await?;
+    if !permissions.any() {
+        let who = match identity {
+            Identity::Principal { app_id, .. } => format!("service principal {app_id}"),
+            Identity::Admin => "the admin user".to_owned(),
+        };
+        return Err(OciError::Forbidden(format!(
+            "{who} has no role on registry {}: an Owner or the operator must assign one before it can log in",
+            reg.row.name
+        )));
+    }
     let access: Vec<Access> = permissions.grant(requested);
     let iat = now();
     let claims = Claims {

@@ -4,8 +4,9 @@
 # berth, removes it locally, pulls it back (by tag and by digest), runs it and compares digests and image IDs.
 # Then the same with service principals made through the management API: a Contributor (scoped to the
 # repository prefix warrantydept) pushes to a multilevel repository, pulls it back and may not pull outside its
-# prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail; after docker logout
-# a pull is refused.
+# prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail, and so do a login
+# with no role on the registry and one at a login server that names no registry (each saying why); after
+# docker logout a pull is refused.
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
 # Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
@@ -170,6 +171,15 @@ for user in "$USER_NAME" "$READER_ID"; do
     docker login -u "$user" --password-stdin "$ADDR" <<<"wrong-$PASSWORD"
 done
 
+step "a login that could do nothing is refused, and says why"
+api -X POST -d '{"name":"elsewhere","sku":"Basic"}' "$BASE/api/registries" >/dev/null || die "creating registry elsewhere failed"
+principal STRANGER Reader /registries/elsewhere
+refused no-role 'has no role on registry default' \
+  docker login -u "$STRANGER_ID" --password-stdin "$ADDR" <<<"$STRANGER_PASSWORD"
+add_hosts typo.localhost
+refused no-registry 'no registry named "typo"' \
+  docker login -u "$USER_NAME" --password-stdin "typo.localhost:${ADDR##*:}" <<<"$PASSWORD"
+
 step "anonymous pull is refused after docker logout"
 run docker logout "$ADDR"
 grep -q "$ADDR" "$DOCKER_CONFIG/config.json" && die "docker logout left credentials in config.json"
@@ -181,4 +191,5 @@ done
 step "summary"
 say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT) as samples/hello:v1,v2 (admin) and $MULTI:v1 (Contributor)"
 say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
-say "refused Contributor pull outside its prefix, Reader push, wrong passwords, pulls after logout"
+say "refused Contributor pull outside its prefix, Reader push, wrong passwords, a login without a role, a"
+say "        login server that names no registry, pulls after logout"

@@ -277,7 +277,19 @@ async fn deleting_a_registry_removes_its_content_and_credentials() {
         .send()
         .await
         .unwrap();
-    assert_eq!(login.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login.status(),
+        StatusCode::NOT_FOUND,
+        "its login server names no registry now"
+    );
+    let body: Value = login.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no registry named \"doomed01\""),
+        "{body}"
+    );
 
     let again = create_registry(&server, json!({ "name": "doomed01", "adminUserEnabled": true })).await;
     assert_eq!(
