@@ -55,8 +55,8 @@ pub enum OciError {
     /// A data-plane request the caller's roles never allow. The challenge names the missing access with
     /// `error="insufficient_scope"`, and the detail lists it, so clients show a final "denied" and do not
     /// retry (docker retries a bare DENIED without detail).
-    #[error("requested access to the resource is denied")]
-    AccessDenied(Box<crate::auth::access::Challenge>),
+    #[error("requested access to the resource is denied: {1}")]
+    AccessDenied(Box<crate::auth::access::Challenge>, String),
     #[error("the operation is unsupported")]
     Unsupported,
     #[error("too many requests")]
@@ -99,7 +99,7 @@ impl OciError {
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unauthorized(_) | BadCredentials(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
-            Denied | Forbidden(_) | AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
+            Denied | Forbidden(_) | AccessDenied(..) => ("DENIED", StatusCode::FORBIDDEN),
             Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Invalid(_) => ("INVALID", StatusCode::BAD_REQUEST),
@@ -127,7 +127,7 @@ impl OciError {
             | Forbidden(d)
             | Unavailable(d) => json!(d),
             RangeNotSatisfiable { size } => json!({ "size": size }),
-            AccessDenied(challenge) => challenge
+            AccessDenied(challenge, _) => challenge
                 .scope
                 .iter()
                 .flat_map(|a| {
@@ -152,7 +152,7 @@ impl OciError {
                 insert(&mut headers, header::LOCATION, location.clone());
                 insert(&mut headers, header::RANGE, upload_range(*offset));
             }
-            OciError::Unauthorized(challenge) | OciError::AccessDenied(challenge) => {
+            OciError::Unauthorized(challenge) | OciError::AccessDenied(challenge, _) => {
                 insert(&mut headers, header::WWW_AUTHENTICATE, challenge.header_value());
             }
             OciError::BadCredentials(_) => {

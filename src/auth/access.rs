@@ -94,28 +94,58 @@ pub async fn authorize(
     if lacking.is_empty() {
         return Ok(claims);
     }
-    let identity = identity_of(db, reg, &claims.sub).await?;
-    let could_get = match identity {
-        Some(identity) => {
-            let permissions = Permissions::of(db, reg, &identity).await?;
-            let owned: Vec<Access> = lacking.iter().map(|a| (*a).clone()).collect();
-            permissions.grant(&owned) == owned
-        }
-        None => false,
+    let owned: Vec<Access> = lacking.iter().map(|a| (*a).clone()).collect();
+    let permissions = match identity_of(db, reg, &claims.sub).await? {
+        Some(identity) => Some(Permissions::of(db, reg, &identity).await?),
+        None => None,
     };
-    if could_get {
-        Err(OciError::Unauthorized(Box::new(Challenge {
+    if permissions.as_ref().is_some_and(|p| p.grant(&owned) == owned) {
+        return Err(OciError::Unauthorized(Box::new(Challenge {
             insufficient: true,
             ..challenge
-        })))
-    } else {
-        let scope = lacking.into_iter().cloned().collect();
-        Err(OciError::AccessDenied(Box::new(Challenge {
-            scope,
-            insufficient: true,
-            ..challenge
-        })))
+        })));
     }
+    let reason = denial_reason(&claims.sub, &reg.name, &owned, permissions.as_ref());
+    Err(OciError::AccessDenied(
+        Box::new(Challenge {
+            scope: owned,
+            insufficient: true,
+            ..challenge
+        }),
+        reason,
+    ))
+}
+
+/// Why `subject` may not do `lacking`: the actions and repositories refused, and the roles the caller
+/// holds in registry `registry` (its own assignments only: nothing about repositories it cannot see).
+fn denial_reason(subject: &str, registry: &str, lacking: &[Access], permissions: Option<&Permissions>) -> String {
+    let refused = lacking
+        .iter()
+        .map(|a| {
+            let actions: Vec<&str> = a.actions.iter().map(String::as_str).collect();
+            format!("{} on {} {}", actions.join(","), a.kind, a.name)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let who = subject
+        .strip_prefix("sp:")
+        .map_or_else(|| "the admin user".to_owned(), |id| format!("service principal {id}"));
+    let holds = match permissions {
+        None => "can no longer log in here".to_owned(),
+        Some(Permissions::Everything) => "holds every right".to_owned(),
+        Some(Permissions::Roles(roles)) if roles.is_empty() => format!("has no role on registry {registry}"),
+        Some(Permissions::Roles(roles)) => {
+            let held: Vec<String> = roles
+                .iter()
+                .map(|(prefix, role)| match prefix.as_str() {
+                    "" => format!("{role} on registry {registry}"),
+                    prefix => format!("{role} on repositories {prefix}/*"),
+                })
+                .collect();
+            format!("has {}", held.join(", "))
+        }
+    };
+    format!("{refused} refused: {who} {holds}")
 }
 
 #[cfg(test)]

@@ -139,10 +139,11 @@ pull_run "$IMAGE@$PUSHED"
 
 # --- service principals ----------------------------------------------------------------------------------
 MULTI=warrantydept/customersubmissions/web
-# Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied","detail":null}.
+# Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied: <action> on
+# repository <name> refused: service principal <appId> has <its roles>", "detail":[the missing access]}.
 # A final denial: Berth names the missing access (insufficient_scope challenge and error detail), so docker
 # prints the whole sentence and does not retry.
-DENIED='denied: requested access to the resource is denied'
+DENIED='denied: requested access to the resource is denied: (pull|push) on repository [^ ]+ refused: service principal [0-9a-f-]+ has'
 step "a Contributor on the prefix warrantydept pushes to the multilevel repository $MULTI"
 principal CONTRIB Contributor /registries/default/repositories/warrantydept
 login "$CONTRIB_ID" "$CONTRIB_PASSWORD"
@@ -162,7 +163,7 @@ principal READER Reader /registries/default
 login "$READER_ID" "$READER_PASSWORD"
 pull_run "$ADDR/$MULTI:v1"
 run docker tag "$ID_BUILT" "$ADDR/$MULTI:v2"
-refused reader-push "$DENIED" docker push "$ADDR/$MULTI:v2"
+refused reader-push "$DENIED Reader on registry default" docker push "$ADDR/$MULTI:v2"
 tags "$MULTI" '["v1"]'
 
 step "docker login with a wrong password fails"

@@ -523,6 +523,14 @@ async fn a_reader_on_a_prefix_pulls_below_it_and_nothing_else() {
         body["errors"][0]["detail"],
         json!([{ "Type": "repository", "Name": "aspnetcore", "Action": "pull" }])
     );
+    assert_eq!(
+        body["errors"][0]["message"],
+        format!(
+            "requested access to the resource is denied: pull on repository aspnetcore refused: service \
+             principal {id} has Reader on repositories warrantydept/*"
+        ),
+        "the message says what was refused and which role the caller holds"
+    );
     let push = as_user(
         &server,
         creds,
@@ -533,6 +541,30 @@ async fn a_reader_on_a_prefix_pulls_below_it_and_nothing_else() {
     )
     .await;
     assert_eq!(push.status(), StatusCode::FORBIDDEN);
+    let body: Value = push.json().await.unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("push on repository warrantydept/dotnet-build refused"),
+        "{message}"
+    );
+    // Nothing tells a caller whether a repository it cannot see exists.
+    let ghost = as_user(
+        &server,
+        creds,
+        Method::GET,
+        "/v2/no-such-repo/manifests/v1",
+        &["repository:no-such-repo:pull"],
+        None,
+    )
+    .await;
+    let ghost: Value = ghost.json().await.unwrap();
+    assert_eq!(
+        ghost["errors"][0]["message"],
+        body["errors"][0]["message"].as_str().unwrap().replace(
+            "push on repository warrantydept/dotnet-build",
+            "pull on repository no-such-repo"
+        )
+    );
 }
 
 #[tokio::test]

@@ -528,9 +528,9 @@ async fn skopeo_creds_of_service_principals_push_pull_and_are_refused() {
 
     // Pushes the roles do not allow: the Reader anywhere (a new tag of existing blobs: the manifest PUT is
     // refused; a new repository: the first upload is), the Contributor outside its prefix (the first blob
-    // HEAD is). Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied",
-    // "detail":null}; containers/image, like docker, shows an error whose message is the code's standard
-    // text and has no detail as the bare code, "...: denied"; a 403 to a HEAD (no body) as "403 (Forbidden)".
+    // HEAD is). Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied:
+    // <action> on <repository> refused: <who> has <role>",...}; containers/image, like docker, shows it as
+    // "denied: <message>"; a 403 to a HEAD (no body) as "403 (Forbidden)".
     for (who, creds, target, says) in [
         ("Reader", &reader, repo, "uploading manifest v2 to "),
         ("Reader", &reader, "warrantydept/new", "initiating layer upload to "),
