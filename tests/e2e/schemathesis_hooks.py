@@ -57,6 +57,12 @@ def _sandbox_location(body):
         body["storageLocation"] = f"file://{SANDBOX}/location-{_sandboxed}"
 
 
+def _negative(case):
+    """Whether schemathesis generated the case to be refused: steering must not make it acceptable."""
+    meta = getattr(case, "meta", None)
+    return meta is not None and meta.generation.mode.is_negative
+
+
 def _steer(case):
     path = case.path_parameters if isinstance(case.path_parameters, dict) else None
     query = case.query if isinstance(case.query, dict) else None
@@ -68,6 +74,8 @@ def _steer(case):
         repository = _rng.choice(REPOSITORY_PATHS.get(case.method.upper(), [""]))
     if path is not None and path.get("id") == OWN_ID and foreign_id:
         path["id"] = foreign_id
+    if _negative(case):
+        return
     if draw < FOREIGN_SHARE:
         target = FOREIGN
     elif draw < FOREIGN_SHARE + OWN_SHARE and OWN:
