@@ -20,6 +20,7 @@ SCHEMATHESIS_VERSION=4.32.5
 RUN_SECONDS=${SCHEMATHESIS_SECONDS:-75}
 VENV=${XDG_CACHE_HOME:-$HOME/.cache}/berth-ci/schemavenv
 ST=$VENV/bin/schemathesis
+HOOKS=$PWD/tests/e2e/schemathesis_hooks.py
 
 step "installing schemathesis $SCHEMATHESIS_VERSION"
 for tool in python3 curl sha256sum; do command -v "$tool" >/dev/null || die "$tool is missing"; done
@@ -53,10 +54,11 @@ fuzz() {
   say "schemathesis run $name: seed $seed, ${RUN_SECONDS}s (SCHEMATHESIS_SEED=$seed reproduces the generation)"
   printf '[warnings]\nfail-on = ["validation_mismatch"]\n' >"$E2E/schemathesis.toml"
   set +e
-  BERTH_ST_SANDBOX="$E2E/sandbox" BERTH_ST_SEED="$seed" SCHEMATHESIS_HOOKS=tests/e2e/schemathesis_hooks.py \
-    "$ST" --config-file "$E2E/schemathesis.toml" --no-color run --checks all --max-time "$RUN_SECONDS" --seed "$seed" \
-    --generation-database none --report junit --report-junit-path "$E2E/$name.xml" \
-    "$@" "$BASE/api/openapi.json" >"$E2E/$name.out" 2>&1
+  # Run in the script's folder: schemathesis keeps its replay store in the working directory.
+  (cd "$E2E" && BERTH_ST_SANDBOX="$E2E/sandbox" BERTH_ST_SEED="$seed" PYTHONDONTWRITEBYTECODE=1 \
+    SCHEMATHESIS_HOOKS="$HOOKS" "$ST" --config-file "$E2E/schemathesis.toml" --no-color run --checks all \
+    --max-time "$RUN_SECONDS" --seed "$seed" --generation-database none --report junit \
+    --report-junit-path "$E2E/$name.xml" "$@" "$BASE/api/openapi.json" >"$E2E/$name.out" 2>&1)
   local rc=$?
   set -e
   sed -n '/^=* SUMMARY =*$/,$p' "$E2E/$name.out"
