@@ -32,6 +32,16 @@ pub fn canonical_sku(sku: &str) -> Result<&'static str, OciError> {
         .ok_or_else(|| OciError::Invalid(format!("unknown SKU {sku:?}: use Basic, Standard or Premium")))
 }
 
+/// Checks a registry's tags: key/value labels, so every value must be a string.
+pub fn validate_tags(tags: &serde_json::Map<String, serde_json::Value>) -> Result<(), OciError> {
+    match tags.iter().find(|(_, v)| !v.is_string()) {
+        Some((key, value)) => Err(OciError::Invalid(format!(
+            "tag {key:?} has the value {value}: tag values must be strings"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What to create.
 pub struct RegistrySpec<'a> {
     pub name: &'a str,
@@ -51,6 +61,7 @@ pub async fn create(
 ) -> Result<Option<RegistryRow>, OciError> {
     validate_name(spec.name)?;
     let sku = canonical_sku(spec.sku)?;
+    validate_tags(spec.tags)?;
     let location = stores.location_for(spec.name, spec.storage_url);
     if let Some(url) = &location {
         stores
@@ -95,6 +106,7 @@ pub struct Changes<'a> {
 pub async fn update(db: &Db, reg: &RegistryRow, changes: &Changes<'_>) -> Result<RegistryRow, OciError> {
     let sku = canonical_sku(changes.sku.unwrap_or(&reg.sku))?;
     let admin_enabled = changes.admin_enabled.unwrap_or(reg.admin_enabled);
+    changes.tags.map(validate_tags).transpose()?;
     let tags = changes.tags.map_or_else(
         || reg.tags.clone(),
         |t| serde_json::Value::Object(t.clone()).to_string(),
@@ -162,5 +174,20 @@ mod tests {
         }
         assert_eq!(canonical_sku("premium").unwrap(), "Premium");
         assert!(canonical_sku("Gold").is_err());
+    }
+
+    #[test]
+    fn tag_values_are_strings() {
+        let tags = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        assert!(validate_tags(&tags(serde_json::json!({}))).is_ok());
+        assert!(validate_tags(&tags(serde_json::json!({ "team": "web", "": "" }))).is_ok());
+        for bad in [
+            serde_json::json!({ "team": 1 }),
+            serde_json::json!({ "team": null }),
+            serde_json::json!({ "a": "b", "team": { "x": "y" } }),
+            serde_json::json!({ "team": ["web"] }),
+        ] {
+            assert!(validate_tags(&tags(bad.clone())).is_err(), "{bad}");
+        }
     }
 }

@@ -9,8 +9,12 @@ mod roles;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::edge_auth;
 use crate::app::{App, AppState};
@@ -106,10 +110,43 @@ impl ApiCaller {
     }
 }
 
-/// A JSON body, with a clear 400 when it is not what the endpoint takes.
-pub fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, OciError> {
-    body.map(|axum::Json(v)| v)
-        .map_err(|e| OciError::Invalid(e.body_text()))
+/// A JSON body, with a clear 400 when it is not what the endpoint takes. The body must be an object:
+/// serde would otherwise read an array as the struct's fields in order.
+pub fn json_body<T: DeserializeOwned>(body: Result<axum::Json<Value>, JsonRejection>) -> Result<T, OciError> {
+    let axum::Json(value) = body.map_err(|e| OciError::Invalid(e.body_text()))?;
+    if !value.is_object() {
+        return Err(OciError::Invalid("the request body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| OciError::Invalid(format!("invalid request body: {e}")))
+}
+
+/// The path parameters, with a rejection (a segment that is not UTF-8 once decoded) answered in the
+/// API's JSON error format rather than axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = OciError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OciError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| OciError::Invalid(e.body_text()))
+    }
+}
+
+/// The query string, with a rejection (a parameter given twice) answered in the API's JSON error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = OciError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, OciError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e| OciError::Invalid(e.body_text()))
+    }
 }
 
 /// Seconds since the epoch as RFC 3339.

@@ -2,14 +2,14 @@
 //! role assignment in one call), reset-credentials, list, show, delete. Operator only.
 
 use axum::Json;
-use axum::extract::{Path, State, rejection::JsonRejection};
+use axum::extract::{State, rejection::JsonRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::roles::{assign, assignment_view};
-use super::{ApiCaller, json_body, rfc3339};
+use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::password;
 use crate::auth::secrets::random_password;
@@ -61,10 +61,10 @@ async fn new_principal(
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreatePrincipal>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
-    let body = json_body(body)?;
+    let body: CreatePrincipal = json_body(body)?;
     let (row, password) = new_principal(&app, body.name, body.password).await?;
     Ok((StatusCode::CREATED, Json(with_password(&row, &password))).into_response())
 }
@@ -87,10 +87,10 @@ fn contributor() -> String {
 pub async fn create_for_rbac(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateForRbac>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
-    let body = json_body(body)?;
+    let body: CreateForRbac = json_body(body)?;
     if body.scopes.is_empty() {
         return Err(OciError::Invalid(
             "scopes must name at least one registry or repository prefix".into(),
@@ -125,24 +125,30 @@ async fn find(app: &App, app_id: &str) -> Result<PrincipalRow, OciError> {
 pub async fn show(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(app_id): Path<String>,
+    ApiPath(app_id): ApiPath<String>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
     Ok(Json(view(&find(&app, &app_id).await?)).into_response())
+}
+
+/// The optional body of reset-credentials: the new password, when the caller chooses it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetCredentials {
+    password: Option<String>,
 }
 
 /// Issues a new password and revokes the old ones and every refresh token of the principal.
 pub async fn reset(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(app_id): Path<String>,
-    body: Result<Json<CreatePrincipal>, JsonRejection>,
+    ApiPath(app_id): ApiPath<String>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
     let given = match body {
-        Ok(Json(b)) => b.password,
         Err(JsonRejection::MissingJsonContentType(_)) => None,
-        Err(e) => return Err(OciError::Invalid(e.body_text())),
+        body => json_body::<ResetCredentials>(body)?.password,
     };
     let row = find(&app, &app_id).await?;
     let password = chosen_or_new_password(given)?;
@@ -154,7 +160,7 @@ pub async fn reset(
 pub async fn delete(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(app_id): Path<String>,
+    ApiPath(app_id): ApiPath<String>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
     let row = find(&app, &app_id).await?;

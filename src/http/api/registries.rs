@@ -1,13 +1,13 @@
 //! `/api/registries`: create, list, show, update, delete, and the admin account's credentials.
 
 use axum::Json;
-use axum::extract::{Path, State, rejection::JsonRejection};
+use axum::extract::{State, rejection::JsonRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{ApiCaller, json_body, rfc3339};
+use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
 use crate::metadata::{self, registries::RegistryRow};
@@ -15,7 +15,15 @@ use crate::ops::registries::{self, RegistrySpec};
 
 /// A registry as the API shows it (the shape of `az acr create`'s output).
 pub fn view(app: &App, reg: &RegistryRow) -> Value {
-    let tags: Value = serde_json::from_str(&reg.tags).unwrap_or_else(|_| json!({}));
+    // Tag values are strings; a value stored before that was checked is shown as its JSON text.
+    let tags: Map<String, Value> = serde_json::from_str::<Map<String, Value>>(&reg.tags)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(_) => (k, v),
+            other => (k, Value::String(other.to_string())),
+        })
+        .collect();
     let limits = app.limits_of(reg);
     let storage = reg
         .storage_url
@@ -56,10 +64,10 @@ fn basic() -> String {
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateRegistry>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
-    let body = json_body(body)?;
+    let body: CreateRegistry = json_body(body)?;
     let spec = RegistrySpec {
         name: &body.name,
         sku: &body.sku,
@@ -105,7 +113,7 @@ async fn managed_by(app: &App, caller: &ApiCaller, name: &str) -> Result<Registr
 pub async fn show(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     Ok(Json(view(&app, &reg)).into_response())
@@ -124,12 +132,12 @@ pub struct UpdateRegistry {
 pub async fn update(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Result<Json<UpdateRegistry>, JsonRejection>,
+    ApiPath(name): ApiPath<String>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     let caller = ApiCaller::from_headers(&app, &headers).await?;
     let reg = managed_by(&app, &caller, &name).await?;
-    let body = json_body(body)?;
+    let body: UpdateRegistry = json_body(body)?;
     // The SKU and the limits are what the installation grants a registry: the operator's to change.
     if body.sku.is_some() || body.pull_limit.is_some() || body.push_limit.is_some() {
         caller.require_operator().map_err(|_| {
@@ -153,7 +161,7 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
     let reg = registries::find(&app.db, &name).await?;
@@ -179,7 +187,7 @@ fn credentials_view(app: &App, reg: &RegistryRow) -> Result<Value, OciError> {
 pub async fn credentials(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     Ok(Json(credentials_view(&app, &reg)?).into_response())
@@ -194,11 +202,11 @@ pub struct Renew {
 pub async fn renew(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Result<Json<Renew>, JsonRejection>,
+    ApiPath(name): ApiPath<String>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
-    let slot = match json_body(body)?.password_name.as_str() {
+    let slot = match json_body::<Renew>(body)?.password_name.as_str() {
         "password" => 1,
         "password2" => 2,
         other => {

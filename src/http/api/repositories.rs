@@ -3,13 +3,13 @@
 //! start with `_`, which no repository path component can, so `team/tags/web` stays a repository name.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::registries::managed;
-use super::rfc3339;
+use super::{ApiPath, rfc3339};
 use crate::app::AppState;
 use crate::errors::OciError;
 use crate::metadata::{self, registries::RegistryRow};
@@ -24,7 +24,12 @@ enum RepoPath {
 }
 
 fn parse(rest: &str) -> Result<RepoPath, OciError> {
-    let invalid = |e: OciError| OciError::Invalid(e.to_string());
+    let invalid = |e: OciError| {
+        OciError::Invalid(match e {
+            OciError::NameInvalid(detail) | OciError::ManifestInvalid(detail) => detail,
+            other => other.to_string(),
+        })
+    };
     if let Some(repo) = rest.strip_suffix("/_tags") {
         return Ok(RepoPath::Tags(repo.parse().map_err(invalid)?));
     }
@@ -49,7 +54,7 @@ async fn repository_id(app: &AppState, reg: &RegistryRow, repo: &RepoName) -> Re
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     let names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
@@ -59,7 +64,7 @@ pub async fn list(
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((name, rest)): Path<(String, String)>,
+    ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     match parse(&rest)? {
@@ -91,7 +96,7 @@ pub async fn get(
 pub async fn delete(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path((name, rest)): Path<(String, String)>,
+    ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
     match parse(&rest)? {

@@ -2,13 +2,13 @@
 //! list and delete. The operator manages all; an Owner manages its own registry's assignments.
 
 use axum::Json;
-use axum::extract::{Path, Query, State, rejection::JsonRejection};
+use axum::extract::{State, rejection::JsonRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiCaller, json_body, rfc3339};
+use super::{ApiCaller, ApiPath, ApiQuery, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::roles::{Role, Scope};
 use crate::errors::OciError;
@@ -63,10 +63,10 @@ pub struct CreateAssignment {
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<CreateAssignment>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     let caller = ApiCaller::from_headers(&app, &headers).await?;
-    let body = json_body(body)?;
+    let body: CreateAssignment = json_body(body)?;
     let target = match resolve(&app, &body.scope, &body.role).await {
         Err(OciError::NotFound(_)) if matches!(caller, ApiCaller::Principal(_)) => return Err(OciError::Denied),
         other => other?,
@@ -90,7 +90,7 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, OciError> {
     let caller = ApiCaller::from_headers(&app, &headers).await?;
     let scope = q
@@ -126,7 +126,7 @@ pub async fn list(
 pub async fn delete(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let caller = ApiCaller::from_headers(&app, &headers).await?;
     let not_found = || OciError::NotFound(format!("role assignment {id:?} not found"));
