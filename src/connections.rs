@@ -33,8 +33,9 @@ const RESERVED_FILES: u64 = 256;
 
 /// Unsent response bytes the kernel holds per connection before a write waits (`TCP_NOTSENT_LOWAT`): a
 /// write then waits on the client's reading, not on a multi-megabyte send buffer, which keeps the pacing
-/// of writes fine-grained.
-const NOTSENT_LOWAT: u32 = 128 * 1024;
+/// of writes fine-grained. Smaller costs fast pulls: at 128 KiB, pulls of 256 MiB blobs over loopback ran
+/// about 10% slower than without it (more wake-ups per byte); at 1 MiB they match.
+const NOTSENT_LOWAT: u32 = 1024 * 1024;
 
 /// How the connection layer behaves; from [`HttpConfig`].
 #[derive(Debug, Clone)]

@@ -59,8 +59,9 @@ pub enum OciError {
     AccessDenied(Box<crate::auth::access::Challenge>, String),
     #[error("the operation is unsupported")]
     Unsupported,
-    #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64 },
+    /// A limit was reached; `reason` names it (docker shows it once it stops retrying).
+    #[error("too many requests: {reason}")]
+    TooManyRequests { retry_after_secs: u64, reason: String },
     /// Management API: a request that is not valid (a field's value, a missing field).
     #[error("{0}")]
     Invalid(String),
@@ -162,7 +163,7 @@ impl OciError {
                     "Basic realm=\"berth\"".to_string(),
                 );
             }
-            OciError::TooManyRequests { retry_after_secs } => {
+            OciError::TooManyRequests { retry_after_secs, .. } => {
                 insert(&mut headers, header::RETRY_AFTER, retry_after_secs.to_string());
             }
             _ => {}
@@ -249,7 +250,10 @@ mod tests {
             (OciError::InsufficientStorage, "UNAVAILABLE", 507),
             (OciError::Unsupported, "UNSUPPORTED", 405),
             (
-                OciError::TooManyRequests { retry_after_secs: 1 },
+                OciError::TooManyRequests {
+                    retry_after_secs: 1,
+                    reason: "x".into(),
+                },
                 "TOOMANYREQUESTS",
                 429,
             ),

@@ -39,7 +39,10 @@ impl Auth {
     /// 429 when `identity` spent its failure budget and the current source has not logged in as it lately.
     fn refuse_if_throttled(&self, identity: &str) -> Result<(), OciError> {
         match self.throttle.identity_wait(identity) {
-            Some(retry_after_secs) => Err(OciError::TooManyRequests { retry_after_secs }),
+            Some(retry_after_secs) => Err(OciError::TooManyRequests {
+                retry_after_secs,
+                reason: "too many failed logins for this user".into(),
+            }),
             None => Ok(()),
         }
     }
@@ -141,7 +144,10 @@ pub async fn authenticate_principal(
     app_id: &str,
     password: &str,
 ) -> Result<Option<Identity>, OciError> {
-    let busy = |_| OciError::TooManyRequests { retry_after_secs: 1 };
+    let busy = |_| OciError::TooManyRequests {
+        retry_after_secs: 1,
+        reason: "too many password checks waiting".into(),
+    };
     let app_id = app_id.to_ascii_lowercase();
     auth.refuse_if_throttled(&app_id)?;
     let Some(principal) = metadata::principals::find(db, &app_id).await? else {

@@ -24,7 +24,11 @@ pub async fn throttle_failed_logins(State(app): State<AppState>, request: Reques
     };
     let limiter = &app.auth.throttle;
     if let Some(retry_after_secs) = limiter.source_wait(source) {
-        return OciError::TooManyRequests { retry_after_secs }.into_response();
+        return OciError::TooManyRequests {
+            retry_after_secs,
+            reason: "too many failed logins from this address".into(),
+        }
+        .into_response();
     }
     // A token POST always carries a grant; elsewhere credentials come in the Authorization header.
     let offered_credentials = request.method() == Method::POST || request.headers().contains_key(header::AUTHORIZATION);

@@ -1,5 +1,6 @@
 //! Per-registry pull and push limits: permits held to the last byte, FIFO waiting, 429 with Retry-After
-//! past the queue timeout, isolation between registries, and limit changes without restart.
+//! past the queue timeout (naming the limit), isolation between registries, and limit changes without
+//! restart that apply to the requests in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -316,7 +317,7 @@ async fn one_registry_saturated_does_not_slow_or_refuse_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_limit_applies_to_the_next_request() {
+async fn a_raised_limit_applies_at_once_and_a_lowered_one_counts_the_pulls_in_flight() {
     let server = Arc::new(TestServer::start_with(|c| c.limits.queue_timeout_ms = 300).await);
     let shown: Value = server.api_get("/registries/default").await;
     assert_eq!(shown["limits"], json!({ "pulls": 10, "pushes": 5 }), "Basic's defaults");
@@ -346,6 +347,35 @@ async fn a_changed_limit_applies_to_the_next_request() {
         .unwrap();
     let after = server.req(Method::HEAD, &path).await.send().await.unwrap();
     assert_eq!(after.status(), StatusCode::OK, "the raised limit applies at once");
+
+    // Lowered below the pulls in flight: they count against it until they finish.
+    server
+        .api(Method::PATCH, "/registries/default")
+        .json(&json!({ "pullLimit": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let refused = server.req(Method::GET, &path).await.send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "2 in flight, limit 1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["message"],
+        "too many requests: registry default allows 1 concurrent pulls and all were busy for 300 ms"
+    );
+    while !holders.iter().all(|t| t.is_finished()) {
+        go.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for holder in holders {
+        assert_eq!(holder.await.unwrap().0, 200);
+    }
+    let one = server.req(Method::HEAD, &path).await.send().await.unwrap();
+    assert_eq!(
+        one.status(),
+        StatusCode::OK,
+        "the lowered limit once the pulls in flight finished"
+    );
+
     let reset: Value = server
         .api(Method::PATCH, "/registries/default")
         .json(&json!({ "pullLimit": 0, "sku": "Premium" }))
@@ -356,12 +386,4 @@ async fn a_changed_limit_applies_to_the_next_request() {
         .await
         .unwrap();
     assert_eq!(reset["limits"]["pulls"], 200, "0 returns to the SKU's default");
-
-    while !holders.iter().all(|t| t.is_finished()) {
-        go.notify_waiters();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for holder in holders {
-        assert_eq!(holder.await.unwrap().0, 200);
-    }
 }
