@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,15 +27,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::config::HttpConfig;
-use crate::pace::{MinRate, PacedIo};
+use crate::pace::{MinRate, PacedIo, SendQueue};
 
 /// Descriptors kept out of the connection budget: the database pool, log files, the listener.
 const RESERVED_FILES: u64 = 256;
 
 /// Unsent response bytes the kernel holds per connection before a write waits (`TCP_NOTSENT_LOWAT`): a
-/// write then waits on the client's reading, not on a multi-megabyte send buffer, which keeps the pacing
-/// of writes fine-grained. Smaller costs fast pulls: at 128 KiB, pulls of 256 MiB blobs over loopback ran
-/// about 10% slower than without it (more wake-ups per byte); at 1 MiB they match.
+/// write then waits on the client's reading, not on a multi-megabyte send buffer. Smaller costs fast
+/// pulls: at 128 KiB, pulls of 256 MiB blobs over loopback ran about 10% slower than without it (more
+/// wake-ups per byte); at 1 MiB they match. The pacing counts what drains from this queue while a write
+/// waits, so its size does not decide how slow a reader may be.
 const NOTSENT_LOWAT: u32 = 1024 * 1024;
 
 /// How the connection layer behaves; from [`HttpConfig`].
@@ -186,6 +188,7 @@ impl<H: Handshake> Connection<H> {
         if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
             tracing::debug!(%peer, error = %e, "could not set TCP_NOTSENT_LOWAT");
         }
+        let queue = SendQueue(tcp.as_raw_fd());
         let io = match self.handshake.handshake(tcp).await {
             Ok(io) => io,
             Err(e) => {
@@ -193,7 +196,7 @@ impl<H: Handshake> Connection<H> {
                 return;
             }
         };
-        let io = TokioIo::new(PacedIo::new(io, self.write_pace));
+        let io = TokioIo::new(PacedIo::new(io, self.write_pace, Some(queue)));
         // Requests carry their peer's address, as axum's `ConnectInfo` (the login throttle keys on it).
         let router = self.router.map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));

@@ -2,7 +2,9 @@
 //! averaged over each [`MinRate::window`] of waiting, or the transfer fails. Two wrappers apply it: [`Paced`]
 //! to a request body (the handler waits on the client's bytes) and [`PacedIo`] to a connection's writes
 //! (the server waits on the client to read its response). Only time spent waiting on the peer counts: a
-//! handler busy elsewhere or a kept-alive connection between requests is not held against it.
+//! handler busy elsewhere or a kept-alive connection between requests is not held against it. While a
+//! write waits, what the client takes from the kernel's send queue ([`SendQueue`]) counts as moved, so a
+//! large queue does not make a slow but steady reader look stalled.
 //!
 //! When a transfer fails, whatever it held is dropped with it: a failed body read ends the handler (and its
 //! concurrency permit), a failed write ends the connection (and the response body with its permit).
@@ -155,18 +157,45 @@ where
     }
 }
 
+/// A connection's socket, asked how many written bytes the kernel has not sent yet.
+#[derive(Debug, Clone, Copy)]
+pub struct SendQueue(pub std::os::fd::RawFd);
+
+impl SendQueue {
+    /// Unsent bytes (`SIOCOUTQNSD`); `None` where the platform does not tell.
+    fn unsent(self) -> Option<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut unsent: libc::c_int = 0;
+            // SAFETY: SIOCOUTQNSD writes one int through the pointer. The descriptor belongs to the
+            // connection whose stream the `PacedIo` owns, so it is open whenever this is called.
+            let rc = unsafe { libc::ioctl(self.0, libc::SIOCOUTQNSD as _, &mut unsent) };
+            (rc == 0).then(|| u64::try_from(unsent).unwrap_or(0))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+}
+
 /// A connection whose writes fail when the client reads too slowly (see the module doc); `None` paces
 /// nothing.
 pub struct PacedIo<T> {
     inner: T,
     pace: Option<Pace>,
+    queue: Option<SendQueue>,
+    /// The send queue's unsent bytes when a write last waited.
+    unsent_when_waiting: Option<u64>,
 }
 
 impl<T> PacedIo<T> {
-    pub fn new(inner: T, rate: Option<MinRate>) -> PacedIo<T> {
+    pub fn new(inner: T, rate: Option<MinRate>, queue: Option<SendQueue>) -> PacedIo<T> {
         PacedIo {
             inner,
             pace: rate.map(Pace::new),
+            queue,
+            unsent_when_waiting: None,
         }
     }
 
@@ -181,15 +210,26 @@ impl<T> PacedIo<T> {
         match polled {
             Poll::Ready(Ok(r)) => {
                 pace.moved(moved(&r));
+                self.unsent_when_waiting = None;
                 Poll::Ready(Ok(r))
             }
-            Poll::Pending => match pace.poll_stalled(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    too_slow("reading the response"),
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                if let Some(unsent) = self.queue.and_then(SendQueue::unsent) {
+                    if let Some(before) = self.unsent_when_waiting
+                        && unsent < before
+                    {
+                        pace.moved(usize::try_from(before - unsent).unwrap_or(usize::MAX));
+                    }
+                    self.unsent_when_waiting = Some(unsent);
+                }
+                match pace.poll_stalled(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        too_slow("reading the response"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
             failed => failed,
         }
     }
