@@ -32,6 +32,16 @@ impl Client {
                     globals.server
                 ))
             })?;
+        if base.path() != "/" || base.query().is_some() {
+            let mut root = base.clone();
+            root.set_path("");
+            root.set_query(None);
+            return Err(CliError::Usage(format!(
+                "--server {:?} has a path: give the server's base URL, e.g. {}",
+                globals.server,
+                root.as_str().trim_end_matches('/')
+            )));
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("berth-cli/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)

@@ -19,8 +19,8 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// `berth healthcheck [--url URL]`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// URL to probe [default: http://127.0.0.1:5000/healthz, or the address and port of BERTH_HTTP_BIND on
-    /// this host, https:// when BERTH_TLS_CERT_FILE is set].
+    /// URL to probe; a base URL without a path probes its /healthz [default: http://127.0.0.1:5000/healthz,
+    /// or the address and port of BERTH_HTTP_BIND on this host, https:// when BERTH_TLS_CERT_FILE is set].
     #[arg(long)]
     url: Option<String>,
 }
@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     };
     // The derived URL names a loopback (or bind) address the certificate need not cover; the probe sends
     // nothing secret and only wants to know that the server answers, so it does not verify the certificate.
-    let status = probe(&url, !derived).await?;
+    let (url, status) = probe(&url, !derived).await?;
     println!("healthy: {url} answered {status}");
     Ok(())
 }
@@ -58,12 +58,17 @@ fn default_url(bind: Option<&str>, tls: bool) -> String {
     format!("{scheme}://{}/healthz", SocketAddr::new(ip, addr.port()))
 }
 
-/// GET `url`; the status when it is 200. `verify_certs: false` accepts any server certificate.
-async fn probe(url: &str, verify_certs: bool) -> Result<reqwest::StatusCode, CliError> {
-    let parsed = reqwest::Url::parse(url)
+/// GET `url` (its `/healthz` when it has no path); the URL probed and the status when that is 200.
+/// `verify_certs: false` accepts any server certificate.
+async fn probe(url: &str, verify_certs: bool) -> Result<(reqwest::Url, reqwest::StatusCode), CliError> {
+    let mut parsed = reqwest::Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         .ok_or_else(|| CliError::Usage(format!("--url {url:?} is not an http:// or https:// URL")))?;
+    if parsed.path() == "/" {
+        parsed.set_path("/healthz");
+    }
+    let url = parsed.as_str().to_owned();
     let http = reqwest::Client::builder()
         .user_agent(concat!("berth-healthcheck/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
@@ -71,14 +76,18 @@ async fn probe(url: &str, verify_certs: bool) -> Result<reqwest::StatusCode, Cli
         .danger_accept_invalid_certs(!verify_certs)
         .build()
         .map_err(|e| CliError::Usage(format!("cannot set up the HTTP client: {}", root_cause(&e))))?;
-    let response = http.get(parsed).send().await.map_err(|e| CliError::Unreachable {
-        server: url.to_string(),
-        cause: root_cause(&e),
-    })?;
+    let response = http
+        .get(parsed.clone())
+        .send()
+        .await
+        .map_err(|e| CliError::Unreachable {
+            server: url.clone(),
+            cause: root_cause(&e),
+        })?;
     match response.status() {
-        status if status == reqwest::StatusCode::OK => Ok(status),
+        status if status == reqwest::StatusCode::OK => Ok((parsed, status)),
         status => Err(CliError::Protocol {
-            server: url.to_string(),
+            server: url,
             what: format!("HTTP {status}, expected 200 OK"),
         }),
     }
@@ -124,9 +133,13 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         assert_eq!(
-            probe(&format!("http://{addr}/healthz"), true).await.unwrap(),
+            probe(&format!("http://{addr}/healthz"), true).await.unwrap().1,
             StatusCode::OK
         );
+        for base in [format!("http://{addr}"), format!("http://{addr}/")] {
+            let (probed, status) = probe(&base, true).await.unwrap();
+            assert_eq!((probed.path(), status), ("/healthz", StatusCode::OK), "{base}");
+        }
         let down = probe(&format!("http://{addr}/down"), true)
             .await
             .unwrap_err()

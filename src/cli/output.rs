@@ -48,15 +48,12 @@ fn render(answer: &Answer, format: Format) -> String {
 }
 
 /// One row per array item (or one row for an object): headers, a dashed rule, then the cells, each column
-/// as wide as its widest cell.
+/// as wide as its widest cell. An empty list is the headers and the rule alone.
 fn table(value: &Value, columns: &[Column]) -> String {
     let rows: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         one => vec![one],
     };
-    if rows.is_empty() {
-        return String::new();
-    }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| columns.iter().map(|c| cell(row, c.path)).collect())
@@ -153,13 +150,13 @@ mod tests {
     }
 
     #[test]
-    fn lists_of_names_use_the_row_itself_and_empty_answers_print_nothing() {
-        const COLUMNS: &[Column] = &[col("RESULT", "")];
+    fn lists_of_names_use_the_row_itself_and_empty_lists_print_their_headers() {
+        const COLUMNS: &[Column] = &[col("REPOSITORY", "")];
         let columns = COLUMNS;
         let value = json!(["a/b", "c"]);
         assert_eq!(
             render(&Answer { value, columns }, Format::Table),
-            "RESULT\n------\na/b\nc\n"
+            "REPOSITORY\n----------\na/b\nc\n"
         );
         assert_eq!(
             render(
@@ -169,7 +166,7 @@ mod tests {
                 },
                 Format::Table
             ),
-            ""
+            "REPOSITORY\n----------\n"
         );
         assert_eq!(
             render(

@@ -41,11 +41,13 @@ pub enum Command {
     List,
     /// Show a registry.
     Show {
+        /// Registry name.
         #[arg(short, long)]
         name: String,
     },
     /// Change a registry's SKU, admin user or tags.
     Update {
+        /// Registry name.
         #[arg(short, long)]
         name: String,
         /// Basic, Standard or Premium.
@@ -66,6 +68,7 @@ pub enum Command {
     },
     /// Delete a registry with all its content and credentials.
     Delete {
+        /// Registry name.
         #[arg(short, long)]
         name: String,
         /// Do not ask for confirmation.

@@ -1,5 +1,6 @@
 //! `berth repository list|show-tags|show-manifests|delete|untag` over
-//! `/api/registries/<name>/repositories` (`az acr repository …`).
+//! `/api/registries/<name>/repositories` (`az acr repository …`). As in `az acr`, `--repository` names a
+//! repository and `--image` one image of it (`REPOSITORY:TAG`).
 
 use clap::Subcommand;
 
@@ -8,8 +9,12 @@ use super::error::CliError;
 use super::output::{Answer, Column, col};
 use super::{Run, prompt};
 
-/// A list of names (repositories, tags).
-const NAMES: &[Column] = &[col("RESULT", "")];
+const REPOSITORIES: &[Column] = &[col("REPOSITORY", "")];
+
+const TAGS: &[Column] = &[col("TAG", "")];
+
+/// Deletions answer nothing.
+const NONE: &[Column] = &[];
 
 const MANIFESTS: &[Column] = &[
     col("DIGEST", "digest"),
@@ -62,8 +67,8 @@ pub enum Command {
         /// Registry name.
         #[arg(short, long)]
         name: String,
-        /// The tag to remove, as REPOSITORY:TAG.
-        #[arg(long, value_parser = parse_image)]
+        /// The image whose tag to remove, as REPOSITORY:TAG (as `az acr repository untag --image`).
+        #[arg(long, value_name = "REPOSITORY:TAG", value_parser = parse_image)]
         image: Image,
     },
 }
@@ -71,10 +76,13 @@ pub enum Command {
 impl Run for Command {
     async fn run(self, client: &Client) -> Result<Answer, CliError> {
         let (value, columns) = match self {
-            Command::List { name } => (client.get(&["registries", &name, "repositories"], &[]).await?, NAMES),
+            Command::List { name } => (
+                client.get(&["registries", &name, "repositories"], &[]).await?,
+                REPOSITORIES,
+            ),
             Command::ShowTags { name, repository } => {
                 let path = repository_path(&name, &repository, &["_tags"]);
-                (client.get(&path, &[]).await?, NAMES)
+                (client.get(&path, &[]).await?, TAGS)
             }
             Command::ShowManifests { name, repository } => {
                 let path = repository_path(&name, &repository, &["_manifests"]);
@@ -83,11 +91,11 @@ impl Run for Command {
             Command::Delete { name, repository, yes } => {
                 let what = format!("repository {repository:?} of {name:?} with all its manifests and tags");
                 prompt::confirm_delete(&what, yes)?;
-                (client.delete(&repository_path(&name, &repository, &[])).await?, NAMES)
+                (client.delete(&repository_path(&name, &repository, &[])).await?, NONE)
             }
             Command::Untag { name, image } => {
                 let path = repository_path(&name, &image.repository, &["_tags", &image.tag]);
-                (client.delete(&path).await?, NAMES)
+                (client.delete(&path).await?, NONE)
             }
         };
         Ok(Answer { value, columns })

@@ -58,6 +58,17 @@ pub fn public_base(app: &App, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
+/// The port of [`public_base`] when it names one (a scheme's default port is left out of `Host`).
+pub fn public_port(app: &App, headers: &HeaderMap) -> Option<u16> {
+    let base = public_base(app, headers);
+    let authority = base.split_once("://").map_or(base.as_str(), |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let after_host = authority.rsplit_once(']').map_or(authority, |(_, rest)| rest);
+    let port: u16 = after_host.rsplit_once(':')?.1.parse().ok()?;
+    let default = if base.starts_with("https://") { 443 } else { 80 };
+    (port != default).then_some(port)
+}
+
 /// Whether a `Host` or `X-Forwarded-Host` value looks like `name[:port]` or `[v6]:port`; anything else
 /// (quotes, spaces, slashes) never reaches a challenge's realm.
 fn is_host(value: &str) -> bool {

@@ -31,8 +31,8 @@ json() { python3 -c "import json,sys; v=json.load(sys.stdin); print(eval(sys.arg
 step "berth registry create: two registries, each with its own login server"
 berth registry create -n myRegistry1 --sku Basic | tee "$E2E/reg1.json"
 berth registry create -n teamRegistry2 --sku Standard >"$E2E/reg2.json"
-LOGIN1=$(json 'v["loginServer"]' <"$E2E/reg1.json"):$PORT
-LOGIN2=$(json 'v["loginServer"]' <"$E2E/reg2.json"):$PORT
+LOGIN1=$(json 'v["loginServer"]' <"$E2E/reg1.json")
+LOGIN2=$(json 'v["loginServer"]' <"$E2E/reg2.json")
 [ "$LOGIN1" = "myregistry1.localhost:$PORT" ] || die "unexpected login server $LOGIN1"
 say "login servers $LOGIN1 and $LOGIN2 (127.0.0.1 in /etc/hosts)"
 

@@ -27,7 +27,26 @@ async fn a_registry_is_created_in_the_shape_of_az_acr_create() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     let reg: Value = resp.json().await.unwrap();
     assert_eq!(reg["name"], "myRegistry1");
-    assert_eq!(reg["loginServer"], "myregistry1.localhost");
+    let port = server.base.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        reg["loginServer"],
+        format!("myregistry1.localhost:{port}"),
+        "the port the API was reached on, which docker login needs"
+    );
+    let proxied: Value = server
+        .api(Method::GET, "/registries/myRegistry1")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "registry.example.com")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        proxied["loginServer"], "myregistry1.localhost",
+        "behind a proxy on the default port"
+    );
     assert_eq!(reg["id"], "/registries/myRegistry1");
     assert_eq!(reg["adminUserEnabled"], false);
     assert_eq!(reg["provisioningState"], "Succeeded");

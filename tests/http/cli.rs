@@ -85,7 +85,12 @@ async fn registries_are_created_listed_shown_updated_and_deleted() {
     assert_eq!(created["provisioningState"], "Succeeded");
     assert_eq!(created["sku"], json!({ "name": "Premium", "tier": "Premium" }));
     assert_eq!(created["tags"], json!({ "env": "dev", "team": "web" }));
-    assert!(created["loginServer"].as_str().unwrap().starts_with("clireg01."));
+    let port = server.base.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        created["loginServer"],
+        format!("clireg01.localhost:{port}"),
+        "the login server with the port clients must use"
+    );
     assert!(
         created["storageAccount"]["name"]
             .as_str()
@@ -379,6 +384,27 @@ async fn an_owner_principal_manages_its_own_registry_only() {
     assert!(create.error().contains("(403 DENIED)"), "{}", create.stderr);
     let listed = berth_env(&server.base, &env, &["registry", "list"]).await.json();
     assert_eq!(names(&listed, "name"), ["OwnReg01"]);
+
+    // With the operator token exported (as README suggests), an explicit --username wins.
+    let exported = [("BERTH_TOKEN", TEST_OPERATOR_TOKEN)];
+    let as_owner = berth_env(&server.base, &exported, &[&["registry", "list"], &login[..]].concat())
+        .await
+        .json();
+    assert_eq!(
+        names(&as_owner, "name"),
+        ["OwnReg01"],
+        "the principal's view, not the operator's"
+    );
+    let empty = berth_env(
+        &server.base,
+        &[],
+        &[&["repository", "list", "-n", "OwnReg01", "-o", "table"], &login[..]].concat(),
+    )
+    .await;
+    assert_eq!(
+        empty.stdout, "REPOSITORY\n----------\n",
+        "an empty table still has its header"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,7 +419,9 @@ async fn repositories_tags_and_manifests_after_a_push() {
     let tags = ["repository", "show-tags", "-n", "default", "--repository", "cli/app"];
     assert_eq!(berth(&server, &tags).await.json(), json!(["v1", "v2"]));
     let table = berth(&server, &[&tags[..], &["-o", "table"]].concat()).await;
-    assert_eq!(table.stdout, "RESULT\n------\nv1\nv2\n");
+    assert_eq!(table.stdout, "TAG\n---\nv1\nv2\n");
+    let repo_table = berth(&server, &["repository", "list", "-n", "default", "-o", "table"]).await;
+    assert_eq!(repo_table.stdout, "REPOSITORY\n----------\ncli/app\nother\n");
 
     let manifests = [
         "repository",
@@ -492,6 +520,28 @@ async fn refusals_are_one_clear_line_and_a_failure() {
         "{}",
         not_a_url.stderr
     );
+    let with_path = format!("{}/api", server.base);
+    let api_url = berth_env(&with_path, &[("BERTH_TOKEN", "t")], &["registry", "list"]).await;
+    assert_eq!(
+        api_url.error(),
+        format!(
+            "error: --server {with_path:?} has a path: give the server's base URL, e.g. {}",
+            server.base
+        )
+    );
+
+    // The health check takes a base URL too.
+    let health = berth_env(
+        &server.base,
+        &[],
+        &["healthcheck", "--url", &format!("{}/", server.base)],
+    )
+    .await;
+    assert!(health.ok, "{}", health.stderr);
+    assert_eq!(
+        health.stdout,
+        format!("healthy: {}/healthz answered 200 OK\n", server.base)
+    );
 
     // Usage errors are clap's (exit code 2).
     let usage = berth(&server, &["repository", "untag", "-n", "default", "--image", "no-tag"]).await;
@@ -507,6 +557,13 @@ async fn refusals_are_one_clear_line_and_a_failure() {
     )
     .await;
     assert!(help.ok && help.stdout.contains("BERTH_TOKEN"));
+    assert!(
+        !help.stdout.contains("BERTH_USERNAME=") && !help.stdout.contains("BERTH_SERVER="),
+        "no empty or set environment values in --help: {}",
+        help.stdout
+    );
+    let update_help = berth(&server, &["registry", "update", "--help"]).await;
+    assert!(update_help.stdout.contains("Registry name"), "{}", update_help.stdout);
     let wrong = berth_env(
         &server.base,
         &[("BERTH_TOKEN", secret)],

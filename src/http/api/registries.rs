@@ -10,11 +10,14 @@ use serde_json::{Map, Value, json};
 use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
+use crate::http::edge_auth::public_port;
 use crate::metadata::{self, registries::RegistryRow};
 use crate::ops::registries::{self, RegistrySpec};
 
-/// A registry as the API shows it (the shape of `az acr create`'s output).
-pub fn view(app: &App, reg: &RegistryRow) -> Value {
+/// A registry as the API shows it (the shape of `az acr create`'s output). Its `loginServer` carries the
+/// port clients reach this server on (as the API request did) when that is not the scheme's default,
+/// since `docker login` needs it.
+pub fn view(app: &App, headers: &HeaderMap, reg: &RegistryRow) -> Value {
     // Tag values are strings; a value stored before that was checked is shown as its JSON text.
     let tags: Map<String, Value> = serde_json::from_str::<Map<String, Value>>(&reg.tags)
         .unwrap_or_default()
@@ -33,7 +36,10 @@ pub fn view(app: &App, reg: &RegistryRow) -> Value {
         "adminUserEnabled": reg.admin_enabled,
         "creationDate": rfc3339(reg.created_at),
         "id": format!("/registries/{}", reg.name),
-        "loginServer": app.login_server(reg),
+        "loginServer": match public_port(app, headers) {
+            Some(port) => format!("{}:{port}", app.login_server(reg)),
+            None => app.login_server(reg),
+        },
         "name": reg.name,
         "provisioningState": "Succeeded",
         "sku": { "name": reg.sku, "tier": reg.sku },
@@ -78,7 +84,7 @@ pub async fn create(
     let reg = registries::create(&app.db, &app.auth, &app.stores, &spec)
         .await?
         .ok_or_else(|| OciError::Conflict(format!("a registry named {:?} exists already", body.name)))?;
-    Ok((StatusCode::CREATED, Json(view(&app, &reg))).into_response())
+    Ok((StatusCode::CREATED, Json(view(&app, &headers, &reg))).into_response())
 }
 
 /// Operators see every registry; an Owner principal sees the registries it owns.
@@ -87,7 +93,7 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
     let mut shown = Vec::new();
     for reg in metadata::registries::list(&app.db).await? {
         if caller.require_manager(&app, &reg).await.is_ok() {
-            shown.push(view(&app, &reg));
+            shown.push(view(&app, &headers, &reg));
         }
     }
     Ok(Json(shown).into_response())
@@ -116,7 +122,7 @@ pub async fn show(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &headers, &name).await?;
-    Ok(Json(view(&app, &reg)).into_response())
+    Ok(Json(view(&app, &headers, &reg)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -155,7 +161,7 @@ pub async fn update(
         push_limit: body.push_limit,
     };
     let reg = registries::update(&app.db, &reg, &changes).await?;
-    Ok(Json(view(&app, &reg)).into_response())
+    Ok(Json(view(&app, &headers, &reg)).into_response())
 }
 
 pub async fn delete(
