@@ -95,7 +95,7 @@ pub async fn authorize(
         return Ok(claims);
     }
     let owned: Vec<Access> = lacking.iter().map(|a| (*a).clone()).collect();
-    let permissions = match identity_of(db, reg, &claims.sub).await? {
+    let permissions = match identity_of(db, reg, &claims.sub, claims.password.as_ref().map(|m| m.slot)).await? {
         Some(identity) => Some(Permissions::of(db, reg, &identity).await?),
         None => None,
     };

@@ -16,8 +16,9 @@ use crate::oci::scope::Access;
 use password::Verifier;
 use roles::{Role, prefix_covers};
 use secrets::{SecretBox, constant_time_eq};
+use sha2::{Digest as _, Sha256};
 use throttle::LoginThrottle;
-use token::{Claims, Keys};
+use token::{Claims, Keys, PasswordMark};
 
 /// The subject of the registry's admin user in tokens and refresh tokens.
 pub const ADMIN_SUBJECT: &str = "admin";
@@ -59,8 +60,9 @@ impl Auth {
 /// An authenticated caller of one registry's data plane.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Identity {
-    /// The registry's admin user.
-    Admin,
+    /// The registry's admin user, with which of its two passwords (1 or 2) it logged in; `None` when that
+    /// is not known (a refresh token from before it was recorded).
+    Admin { password: Option<u8> },
     Principal {
         id: i64,
         app_id: String,
@@ -73,36 +75,68 @@ impl Identity {
     /// The `sub` claim: `admin` or `sp:<appId>`.
     pub fn subject(&self) -> String {
         match self {
-            Identity::Admin => ADMIN_SUBJECT.to_string(),
+            Identity::Admin { .. } => ADMIN_SUBJECT.to_string(),
             Identity::Principal { app_id, .. } => format!("sp:{app_id}"),
         }
     }
 
     pub fn principal_id(&self) -> Option<i64> {
         match self {
-            Identity::Admin => None,
+            Identity::Admin { .. } => None,
             Identity::Principal { id, .. } => Some(*id),
         }
+    }
+
+    /// The admin password this identity logged in with, if it is the admin user and that is known.
+    pub fn admin_password(&self) -> Option<u8> {
+        match self {
+            Identity::Admin { password } => *password,
+            Identity::Principal { .. } => None,
+        }
+    }
+
+    /// What an access token records of the admin password it came from (see [`token_is_current`]).
+    pub fn password_mark(&self, reg: &RegistryRow) -> Option<PasswordMark> {
+        let slot = self.admin_password()?;
+        Some(PasswordMark {
+            slot,
+            fingerprint: password_fingerprint(reg, slot)?,
+        })
     }
 
     /// The revocation epoch access tokens issued to this identity in `reg` carry.
     pub fn epoch(&self, reg: &RegistryRow) -> i64 {
         match self {
-            Identity::Admin => reg.admin_epoch,
+            Identity::Admin { .. } => reg.admin_epoch,
             Identity::Principal { epoch, .. } => *epoch,
         }
     }
 }
 
+/// A fingerprint of admin password `slot` as stored (sealed with a fresh nonce, so every renewal changes
+/// it); `None` when the registry has no such password.
+fn password_fingerprint(reg: &RegistryRow, slot: u8) -> Option<String> {
+    let sealed = match slot {
+        1 => reg.admin_password1.as_deref()?,
+        2 => reg.admin_password2.as_deref()?,
+        _ => return None,
+    };
+    Some(hex::encode(&Sha256::digest(sealed)[..8]))
+}
+
 /// Whether an access token verified for `reg`'s login server is still good: issued for this very registry
 /// (not an earlier one of the same name) to an identity that still exists, may still log in, and has not
-/// been revoked since (its epoch is current).
+/// been revoked since (its epoch is current; for the admin user, the password it came from is unchanged).
 pub async fn token_is_current(db: &Db, reg: &RegistryRow, claims: &Claims) -> Result<bool, OciError> {
     if claims.rid != reg.id {
         return Ok(false);
     }
     if claims.sub == ADMIN_SUBJECT {
-        return Ok(reg.admin_enabled && claims.epoch == reg.admin_epoch);
+        let password_unchanged = claims
+            .password
+            .as_ref()
+            .is_none_or(|mark| password_fingerprint(reg, mark.slot).as_ref() == Some(&mark.fingerprint));
+        return Ok(reg.admin_enabled && claims.epoch == reg.admin_epoch && password_unchanged);
     }
     let Some(app_id) = claims.sub.strip_prefix("sp:") else {
         return Ok(false);
@@ -122,17 +156,15 @@ pub async fn authenticate(
     if username.eq_ignore_ascii_case(&reg.name) {
         let key = format!("admin@{}", reg.id);
         auth.refuse_if_throttled(&key)?;
-        let matches = reg.admin_enabled
-            && [&reg.admin_password1, &reg.admin_password2]
-                .into_iter()
-                .flatten()
-                .any(|sealed| {
-                    auth.secrets()
-                        .open(sealed)
-                        .is_ok_and(|plain| constant_time_eq(&plain, password.as_bytes()))
-                });
-        auth.note_attempt(&key, matches);
-        return Ok(matches.then_some(Identity::Admin));
+        let matched = [(1, &reg.admin_password1), (2, &reg.admin_password2)]
+            .into_iter()
+            .filter(|_| reg.admin_enabled)
+            .find_map(|(slot, sealed)| {
+                let plain = auth.secrets().open(sealed.as_deref()?).ok()?;
+                constant_time_eq(&plain, password.as_bytes()).then_some(slot)
+            });
+        auth.note_attempt(&key, matched.is_some());
+        return Ok(matched.map(|slot| Identity::Admin { password: Some(slot) }));
     }
     authenticate_principal(auth, db, username, password).await
 }
@@ -171,10 +203,19 @@ pub async fn authenticate_principal(
     }))
 }
 
-/// The identity a token subject names, if it still exists and may still log in to the registry.
-pub async fn identity_of(db: &Db, reg: &RegistryRow, subject: &str) -> Result<Option<Identity>, OciError> {
+/// The identity a token subject names, if it still exists and may still log in to the registry; the admin
+/// user as having logged in with `admin_password` (1, 2, or not known).
+pub async fn identity_of(
+    db: &Db,
+    reg: &RegistryRow,
+    subject: &str,
+    admin_password: Option<u8>,
+) -> Result<Option<Identity>, OciError> {
     if subject == ADMIN_SUBJECT {
-        return Ok(reg.admin_enabled.then_some(Identity::Admin));
+        let password_exists = admin_password.is_none_or(|slot| password_fingerprint(reg, slot).is_some());
+        return Ok((reg.admin_enabled && password_exists).then_some(Identity::Admin {
+            password: admin_password,
+        }));
     }
     let Some(app_id) = subject.strip_prefix("sp:") else {
         return Ok(None);
@@ -199,7 +240,7 @@ pub enum Permissions {
 impl Permissions {
     pub async fn of(db: &Db, reg: &RegistryRow, identity: &Identity) -> Result<Permissions, OciError> {
         match identity {
-            Identity::Admin => Ok(Permissions::Everything),
+            Identity::Admin { .. } => Ok(Permissions::Everything),
             Identity::Principal { id, .. } => {
                 let rows = metadata::role_assignments::of_principal(db, *id, reg.id).await?;
                 Ok(Permissions::Roles(

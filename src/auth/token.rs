@@ -34,6 +34,17 @@ pub struct Claims {
     pub rid: i64,
     /// The revocation epoch of the subject when the token was issued (see [`super::token_is_current`]).
     pub epoch: i64,
+    /// For the admin user: which of its two passwords the token came from, and a fingerprint of that
+    /// password as stored, which renewing it changes. Absent for principals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordMark>,
+}
+
+/// Which admin password a token came from (see [`Claims::password`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordMark {
+    pub slot: u8,
+    pub fingerprint: String,
 }
 
 impl Claims {
@@ -202,6 +213,7 @@ mod tests {
                 .collect(),
             rid: 1,
             epoch: 0,
+            password: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) 
         challenge,
     )
     .await?;
-    let identity = auth::identity_of(&app.db, &reg.row, &caller.sub)
+    let identity = auth::identity_of(&app.db, &reg.row, &caller.sub, caller.password.as_ref().map(|m| m.slot))
         .await?
         .ok_or(OciError::Denied)?;
     let permissions = auth::Permissions::of(&app.db, &reg.row, &identity).await?;

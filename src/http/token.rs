@@ -163,7 +163,7 @@ async fn issue(
     if !permissions.any() {
         let who = match identity {
             Identity::Principal { app_id, .. } => format!("service principal {app_id}"),
-            Identity::Admin => "the admin user".to_owned(),
+            Identity::Admin { .. } => "the admin user".to_owned(),
         };
         return Err(OciError::Forbidden(format!(
             "{who} has no role on registry {}: an Owner or the operator must assign one before it can log in",
@@ -183,6 +183,7 @@ async fn issue(
         access,
         rid: reg.row.id,
         epoch: identity.epoch(&reg.row),
+        password: identity.password_mark(&reg.row),
     };
     let token = app.auth.keys.sign(&claims).map_err(OciError::Internal)?;
     app.metrics.tokens_issued.with_label_values(&[&reg.row.name]).inc();
@@ -206,6 +207,7 @@ async fn new_refresh_token(app: &AppState, reg: &RegistryCtx, identity: &Identit
         registry_id: reg.row.id,
         subject: identity.subject(),
         principal_id: identity.principal_id(),
+        password_slot: identity.admin_password().map(i64::from),
         expires_at: now() + app.auth.refresh_ttl_secs,
     };
     metadata::refresh_tokens::insert(&app.db, &token_hash(&token), &row).await?;
@@ -219,7 +221,8 @@ async fn identity_of_refresh_token(app: &AppState, reg: &RegistryCtx, token: &st
     let row = row
         .filter(|r| r.registry_id == reg.row.id)
         .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))?;
-    auth::identity_of(&app.db, &reg.row, &row.subject)
+    let admin_password = row.password_slot.and_then(|slot| u8::try_from(slot).ok());
+    auth::identity_of(&app.db, &reg.row, &row.subject, admin_password)
         .await?
         .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))
 }

@@ -152,11 +152,13 @@ pub fn admin_passwords(auth: &Auth, reg: &RegistryRow) -> Result<[String; 2], Oc
     Ok([open(&reg.admin_password1)?, open(&reg.admin_password2)?])
 }
 
-/// Replaces admin password 1 or 2 and revokes the admin user's refresh tokens.
+/// Replaces admin password 1 or 2 and revokes what was obtained with it: its refresh tokens now, its
+/// access tokens as they are next used (their password fingerprint no longer matches). Clients logged in
+/// with the other password keep working.
 pub async fn renew_password(db: &Db, auth: &Auth, reg: &RegistryRow, slot: u8) -> Result<RegistryRow, OciError> {
     let sealed = auth.secrets().seal(random_password().as_bytes());
     metadata::registries::set_admin_password(db, reg.id, slot, &sealed).await?;
-    metadata::refresh_tokens::revoke_subject(db, reg.id, crate::auth::ADMIN_SUBJECT).await?;
+    metadata::refresh_tokens::revoke_admin_password(db, reg.id, slot).await?;
     find(db, &reg.name).await
 }
 

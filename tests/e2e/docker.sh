@@ -2,6 +2,7 @@
 # End to end with the real docker CLI: starts a berth server and a private dockerd, builds a multi-layer
 # image FROM scratch (static busybox + files), logs in as the default registry's admin user, pushes it to
 # berth, removes it locally, pulls it back (by tag and by digest), runs it and compares digests and image IDs.
+# Renewing admin password 1 leaves a client logged in with password 2 pulling; renewing password 2 logs it out.
 # Then the same with service principals made through the management API: a Contributor (scoped to the
 # repository prefix warrantydept) pushes to a multilevel repository, pulls it back and may not pull outside its
 # prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail, and so do a login
@@ -137,6 +138,24 @@ REPO_DIGEST=$(docker image inspect -f '{{join .RepoDigests " "}}' "$IMAGE:v1")
 step "docker pull by digest $IMAGE@$PUSHED (after removing the image again) and run it"
 pull_run "$IMAGE@$PUSHED"
 
+# Two admin passwords exist so that one can be rotated while clients use the other. docker keeps the
+# refresh token it got at login; renewing a password revokes only what that password gave out.
+step "rotating the admin passwords: a docker client logged in with password 2 keeps pulling"
+renew() { api -X POST -d "{\"passwordName\":\"$1\"}" "$BASE/api/registries/default/credentials/renew"; }
+PASSWORD2=$(api "$BASE/api/registries/default/credentials" | python3 -c 'import json,sys; print(json.load(sys.stdin)["passwords"][1]["value"])')
+login "$USER_NAME" "$PASSWORD2"
+grep -q identitytoken "$DOCKER_CONFIG/config.json" || die "docker login kept no refresh token: $(cat "$DOCKER_CONFIG/config.json")"
+renew password >/dev/null || die "renewing password 1 failed"
+pull_run "$IMAGE:v1"
+say "password 1 renewed; the client logged in with password 2 pulled"
+renew password2 >"$E2E/renewed.json" || die "renewing password 2 failed"
+docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
+refused rotated-out 'unauthorized' docker pull "$IMAGE:v1"
+PASSWORD=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["passwords"][0]["value"])' <"$E2E/renewed.json")
+login "$USER_NAME" "$PASSWORD"
+pull_run "$IMAGE:v1"
+say "password 2 renewed: its client was asked to log in again, and did with the new password 1"
+
 # --- service principals ----------------------------------------------------------------------------------
 MULTI=warrantydept/customersubmissions/web
 # Berth answers 403 {"code":"DENIED","message":"requested access to the resource is denied: <action> on
@@ -192,5 +211,6 @@ done
 step "summary"
 say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT) as samples/hello:v1,v2 (admin) and $MULTI:v1 (Contributor)"
 say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
+say "rotated admin password 1 under a client of password 2, then password 2 (that client had to log in again)"
 say "refused Contributor pull outside its prefix, Reader push, wrong passwords, a login without a role, a"
 say "        login server that names no registry, pulls after logout"

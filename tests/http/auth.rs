@@ -887,34 +887,93 @@ async fn refresh_tokens_are_revoked_by_credential_and_role_changes() {
         }
     };
 
-    // Renewing the admin password kills the admin's refresh tokens; disabling the admin too.
-    let admin_refresh = refresh_of("default".into(), server.admin_password.clone()).await;
-    assert!(refresh_works(admin_refresh.clone()).await);
-    server
-        .api(Method::POST, "/registries/default/credentials/renew")
-        .json(&json!({ "passwordName": "password2" }))
-        .send()
-        .await
-        .unwrap();
-    assert!(!refresh_works(admin_refresh).await, "renewed password");
-    let admin_refresh = refresh_of("default".into(), server.admin_password.clone()).await;
-    let access: Value = server
-        .token_as("default", &server.admin_password, &[])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let access = access["token"].as_str().unwrap().to_string();
-    assert_eq!(
-        server
-            .anon(Method::GET, "/v2/")
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
+    let access_of = |password: String| {
+        let server = &server;
+        async move {
+            let body: Value = server.token_as("default", &password, &[]).await.json().await.unwrap();
+            body["token"].as_str().unwrap().to_string()
+        }
+    };
+    let access_works = |token: String| {
+        let server = &server;
+        async move {
+            let resp = server
+                .anon(Method::GET, "/v2/")
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            resp.status() == StatusCode::OK
+        }
+    };
+    let renew = |name: &'static str| {
+        let server = &server;
+        async move {
+            let resp = server
+                .api(Method::POST, "/registries/default/credentials/renew")
+                .json(&json!({ "passwordName": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let creds: Value = resp.json().await.unwrap();
+            creds["passwords"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Renewing one admin password revokes what it gave out (refresh and access tokens) and nothing that
+    // the other one did, so clients rotate without being logged out; disabling the admin revokes all.
+    let creds: Value = server.api_get("/registries/default/credentials").await;
+    let password2 = creds["passwords"][1]["value"].as_str().unwrap().to_string();
+    let (refresh1, access1) = (
+        refresh_of("default".into(), server.admin_password.clone()).await,
+        access_of(server.admin_password.clone()).await,
     );
+    let (refresh2, access2) = (
+        refresh_of("default".into(), password2.clone()).await,
+        access_of(password2).await,
+    );
+    for token in [&refresh1, &refresh2] {
+        assert!(refresh_works(token.clone()).await);
+    }
+    let renewed = renew("password2").await;
+    assert_eq!(renewed[0], server.admin_password, "password 1 is untouched");
+    assert!(!refresh_works(refresh2.clone()).await, "password 2's refresh token");
+    assert!(!access_works(access2.clone()).await, "password 2's access token");
+    assert!(
+        refresh_works(refresh1.clone()).await,
+        "password 1's refresh token lives on"
+    );
+    assert!(
+        access_works(access1.clone()).await,
+        "password 1's access token lives on"
+    );
+    let (refresh2, access2) = (
+        refresh_of("default".into(), renewed[1].clone()).await,
+        access_of(renewed[1].clone()).await,
+    );
+    let renewed = renew("password").await;
+    assert!(
+        !refresh_works(refresh1).await,
+        "password 1's refresh token, once it is renewed"
+    );
+    assert!(
+        !access_works(access1).await,
+        "password 1's access token, once it is renewed"
+    );
+    assert!(
+        refresh_works(refresh2).await && access_works(access2).await,
+        "password 2's new ones"
+    );
+
+    let admin_refresh = refresh_of("default".into(), renewed[0].clone()).await;
+    let access = access_of(renewed[0].clone()).await;
+    assert!(access_works(access.clone()).await);
     server
         .api(Method::PATCH, "/registries/default")
         .json(&json!({ "adminUserEnabled": false }))
