@@ -156,8 +156,9 @@ impl Client {
                 "; check --username and --password (BERTH_USERNAME, BERTH_PASSWORD)"
             }
             (StatusCode::FORBIDDEN, Credentials::Principal { .. }) => {
-                "; a service principal manages only registries it is Owner of (creating or deleting registries and \
-                 service principals takes the operator token)"
+                "; a service principal lists, reads and deletes repositories as its roles allow and manages only \
+                 registries it is Owner of (creating or deleting registries and service principals takes the \
+                 operator token)"
             }
             _ => "",
         }
@@ -178,11 +179,11 @@ fn without_nulls(body: &Value) -> Value {
     }
 }
 
-/// The message, followed by the envelope's `detail` when that says more.
+/// The message, followed by the envelope's `detail` when that says more than the message already does.
 fn with_detail(message: String, detail: Value) -> String {
     match detail {
         Value::Null => message,
-        Value::String(d) if d.is_empty() || d == message => message,
+        Value::String(d) if d.is_empty() || message.contains(&d) => message,
         Value::String(d) => format!("{message}: {d}"),
         other => format!("{message}: {other}"),
     }
@@ -225,6 +226,7 @@ mod tests {
     fn detail_is_added_when_it_says_more() {
         assert_eq!(with_detail("bad".into(), Value::Null), "bad");
         assert_eq!(with_detail("bad".into(), json!("bad")), "bad");
+        assert_eq!(with_detail("denied: why".into(), json!("why")), "denied: why");
         assert_eq!(with_detail("bad".into(), json!("why")), "bad: why");
         assert_eq!(with_detail("bad".into(), json!({ "size": 3 })), r#"bad: {"size":3}"#);
     }

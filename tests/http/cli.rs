@@ -7,6 +7,7 @@ use berth::config::TEST_OPERATOR_TOKEN;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
+use crate::auth::principal;
 use crate::common::TestServer;
 
 /// What one run of the CLI printed, and whether it succeeded.
@@ -572,5 +573,127 @@ async fn refusals_are_one_clear_line_and_a_failure() {
     .await;
     for text in [&help.stdout, &help.stderr, &wrong.stdout, &wrong.stderr] {
         assert!(!text.contains(secret), "{text}");
+    }
+}
+
+/// A service principal running CLI commands with its own credentials.
+struct AsPrincipal {
+    base: String,
+    id: String,
+    password: String,
+}
+
+impl AsPrincipal {
+    async fn run(&self, args: &[&str]) -> Run {
+        let login = ["--username", self.id.as_str(), "--password", self.password.as_str()];
+        berth_env(&self.base, &[], &[args, &login[..]].concat()).await
+    }
+}
+
+/// Readers and Contributors use the repository commands within their roles: they see and read what they
+/// may pull, Contributors delete what they may delete, and nothing outside their prefix is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_reads_what_it_may_pull_and_contributors_delete() {
+    let server = TestServer::start().await;
+    server.push_image("team/app", "v1", b"app").await;
+    server.push_image("team/app", "v2", b"app two").await;
+    server.push_image("team/web", "v1", b"web").await;
+    server.push_image("other", "v1", b"other").await;
+    let as_principal = |(id, password): (String, String)| AsPrincipal {
+        base: server.base.clone(),
+        id,
+        password,
+    };
+    let reader = as_principal(principal(&server, "/registries/default/repositories/team", "Reader").await);
+    let contributor = as_principal(principal(&server, "/registries/default/repositories/team", "Contributor").await);
+
+    let listed = reader.run(&["repository", "list", "-n", "default"]).await.json();
+    assert_eq!(listed, json!(["team/app", "team/web"]), "only what the Reader may pull");
+    let tags = reader
+        .run(&["repository", "show-tags", "-n", "default", "--repository", "team/app"])
+        .await;
+    assert_eq!(tags.json(), json!(["v1", "v2"]));
+    let manifests = reader
+        .run(&[
+            "repository",
+            "show-manifests",
+            "-n",
+            "default",
+            "--repository",
+            "team/app",
+        ])
+        .await;
+    assert_eq!(manifests.json().as_array().unwrap().len(), 2);
+    let outside = reader
+        .run(&["repository", "show-tags", "-n", "default", "--repository", "other"])
+        .await;
+    assert!(
+        outside.error().starts_with(
+            "error: requested access to the resource is denied: pull on repository other refused: your roles \
+             on registry default do not allow it (403 DENIED)"
+        ),
+        "{}",
+        outside.stderr
+    );
+    let untag = ["repository", "untag", "-n", "default", "--image", "team/app:v1"];
+    let refused = reader.run(&untag).await;
+    assert!(
+        refused.error().contains("delete on repository team/app refused"),
+        "{}",
+        refused.stderr
+    );
+
+    assert!(
+        contributor.run(&untag).await.ok,
+        "a Contributor untags inside its prefix"
+    );
+    let tags = contributor
+        .run(&["repository", "show-tags", "-n", "default", "--repository", "team/app"])
+        .await;
+    assert_eq!(tags.json(), json!(["v2"]));
+    let delete_outside = contributor
+        .run(&[
+            "repository",
+            "delete",
+            "-n",
+            "default",
+            "--repository",
+            "other",
+            "--yes",
+        ])
+        .await;
+    assert!(
+        delete_outside.error().contains("delete on repository other refused"),
+        "{}",
+        delete_outside.stderr
+    );
+    let deleted = contributor
+        .run(&[
+            "repository",
+            "delete",
+            "-n",
+            "default",
+            "--repository",
+            "team/web",
+            "--yes",
+        ])
+        .await;
+    assert!(deleted.ok, "{}", deleted.stderr);
+    let listed = berth(&server, &["repository", "list", "-n", "default"]).await.json();
+    assert_eq!(listed, json!(["other", "team/app"]), "the operator sees what is left");
+
+    // A principal with no role on the registry learns nothing, not even whether it exists.
+    let stranger = as_principal(principal(&server, "/registries/default/repositories/team", "Reader").await);
+    let created = berth(&server, &["registry", "create", "-n", "Elsewhere1"]).await;
+    assert!(created.ok);
+    for registry in ["Elsewhere1", "Missing01"] {
+        let denied = stranger.run(&["repository", "list", "-n", registry]).await;
+        assert!(
+            denied
+                .error()
+                .starts_with("error: requested access to the resource is denied (403 DENIED)"),
+            "{registry}: {}",
+            denied.stderr
+        );
     }
 }

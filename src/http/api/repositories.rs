@@ -1,6 +1,9 @@
 //! `/api/registries/<name>/repositories`: list repositories; `<repo>/_tags` and `<repo>/_manifests` list
 //! what a repository holds; DELETE `<repo>` removes it, DELETE `<repo>/_tags/<tag>` untags. The markers
 //! start with `_`, which no repository path component can, so `team/tags/web` stays a repository name.
+//!
+//! Besides the operator, every principal with a role on the registry may use these, within its roles:
+//! it sees and reads the repositories it may pull, and deletes where it may delete (Contributor, Owner).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,12 +11,51 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::registries::managed;
-use super::{ApiPath, rfc3339};
-use crate::app::AppState;
+use super::{ApiCaller, ApiPath, rfc3339};
+use crate::app::{App, AppState};
+use crate::auth::Permissions;
 use crate::errors::OciError;
 use crate::metadata::{self, registries::RegistryRow};
 use crate::oci::reference::{RepoName, Tag};
+use crate::ops::registries;
+
+/// What the caller may do in one registry's repositories: everything (the operator), or what a
+/// principal's roles allow.
+struct Rights(Option<Permissions>);
+
+impl Rights {
+    /// The registry `name` and the caller's rights in it; a principal with no role there is refused, and
+    /// learns nothing about whether the registry exists.
+    async fn of(app: &App, headers: &HeaderMap, name: &str) -> Result<(RegistryRow, Rights), OciError> {
+        let caller = ApiCaller::from_headers(app, headers).await?;
+        let found = registries::find(&app.db, name).await;
+        let identity = match caller {
+            ApiCaller::Operator => return Ok((found?, Rights(None))),
+            ApiCaller::Principal(identity) => identity,
+        };
+        let reg = found.map_err(|_| OciError::Denied)?;
+        let permissions = Permissions::of(&app.db, &reg, &identity).await?;
+        if !permissions.any() {
+            return Err(OciError::Denied);
+        }
+        Ok((reg, Rights(Some(permissions))))
+    }
+
+    fn allow(&self, repo: &str, action: &str) -> bool {
+        self.0.as_ref().is_none_or(|p| p.actions_on(repo).contains(action))
+    }
+
+    /// `Forbidden` (naming what was refused) unless the caller may `action` on `repo`.
+    fn require(&self, reg: &RegistryRow, repo: &RepoName, action: &str) -> Result<(), OciError> {
+        if self.allow(repo.as_str(), action) {
+            return Ok(());
+        }
+        Err(OciError::Forbidden(format!(
+            "{action} on repository {repo} refused: your roles on registry {} do not allow it",
+            reg.name
+        )))
+    }
+}
 
 /// What a path below `/repositories/` names.
 enum RepoPath {
@@ -21,6 +63,16 @@ enum RepoPath {
     Tags(RepoName),
     Manifests(RepoName),
     Tag(RepoName, Tag),
+}
+
+impl RepoPath {
+    fn repository(&self) -> &RepoName {
+        match self {
+            RepoPath::Repository(repo) | RepoPath::Tags(repo) | RepoPath::Manifests(repo) | RepoPath::Tag(repo, _) => {
+                repo
+            }
+        }
+    }
 }
 
 fn parse(rest: &str) -> Result<RepoPath, OciError> {
@@ -56,8 +108,9 @@ pub async fn list(
     headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
-    let names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
+    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let mut names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
+    names.retain(|repo| rights.allow(repo, "pull"));
     Ok(Json(names).into_response())
 }
 
@@ -66,8 +119,10 @@ pub async fn get(
     headers: HeaderMap,
     ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
-    match parse(&rest)? {
+    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let path = parse(&rest)?;
+    rights.require(&reg, path.repository(), "pull")?;
+    match path {
         RepoPath::Tags(repo) => {
             let id = repository_id(&app, &reg, &repo).await?;
             Ok(Json(metadata::tags::list(&app.db, id, None, i64::MAX).await?).into_response())
@@ -98,8 +153,10 @@ pub async fn delete(
     headers: HeaderMap,
     ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
-    match parse(&rest)? {
+    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let path = parse(&rest)?;
+    rights.require(&reg, path.repository(), "delete")?;
+    match path {
         RepoPath::Repository(repo) => {
             if !metadata::repositories::delete(&app.db, reg.id, repo.as_str()).await? {
                 return Err(OciError::NotFound(format!(
