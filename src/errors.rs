@@ -52,9 +52,9 @@ pub enum OciError {
     /// Denied, with the reason the caller is told.
     #[error("requested access to the resource is denied: {0}")]
     Forbidden(String),
-    /// A data-plane request the caller's roles never allow. The challenge names the missing access with
-    /// `error="insufficient_scope"`, and the detail lists it, so clients show a final "denied" and do not
-    /// retry (docker retries a bare DENIED without detail).
+    /// A data-plane request its token does not allow: the challenge names the access with
+    /// `error="insufficient_scope"`, the detail lists it (docker retries a bare DENIED without detail), and
+    /// the message says why: the caller's roles never allow it, or a new token would.
     #[error("requested access to the resource is denied: {1}")]
     AccessDenied(Box<crate::auth::access::Challenge>, String),
     #[error("the operation is unsupported")]

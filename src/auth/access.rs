@@ -64,8 +64,11 @@ fn quoted(text: &str) -> String {
 }
 
 /// Reads the bearer token of a request and checks it grants every access in `need`.
-/// No or bad token: 401 with the challenge. A valid token lacking an action: 401 with
-/// `insufficient_scope` when the caller could get it, 403 DENIED when its roles never allow it.
+/// No or bad token: 401 with the challenge. A valid token lacking an action: 403 DENIED with an
+/// `insufficient_scope` challenge, saying to fetch a token for it when the caller's roles allow it (as
+/// RFC 6750 has it: clients that reuse a token, like the ORAS Python client, fetch a new one on a 403 and
+/// not on a repeated 401; docker, containerd and skopeo ask for every scope up front), or naming the
+/// caller's roles when they never allow it.
 pub async fn authorize(
     auth: &Auth,
     db: &Db,
@@ -100,10 +103,17 @@ pub async fn authorize(
         None => None,
     };
     if permissions.as_ref().is_some_and(|p| p.grant(&owned) == owned) {
-        return Err(OciError::Unauthorized(Box::new(Challenge {
-            insufficient: true,
-            ..challenge
-        })));
+        let reason = format!(
+            "the token does not grant {}: fetch a token for the scope in WWW-Authenticate",
+            describe(&owned)
+        );
+        return Err(OciError::AccessDenied(
+            Box::new(Challenge {
+                insufficient: true,
+                ..challenge
+            }),
+            reason,
+        ));
     }
     let reason = denial_reason(&claims.sub, &reg.name, &owned, permissions.as_ref());
     Err(OciError::AccessDenied(
@@ -116,17 +126,22 @@ pub async fn authorize(
     ))
 }
 
-/// Why `subject` may not do `lacking`: the actions and repositories refused, and the roles the caller
-/// holds in registry `registry` (its own assignments only: nothing about repositories it cannot see).
-fn denial_reason(subject: &str, registry: &str, lacking: &[Access], permissions: Option<&Permissions>) -> String {
-    let refused = lacking
+/// `pull,push on repository a/b; pull on repository c`.
+fn describe(accesses: &[Access]) -> String {
+    accesses
         .iter()
         .map(|a| {
             let actions: Vec<&str> = a.actions.iter().map(String::as_str).collect();
             format!("{} on {} {}", actions.join(","), a.kind, a.name)
         })
         .collect::<Vec<_>>()
-        .join("; ");
+        .join("; ")
+}
+
+/// Why `subject` may not do `lacking`: the actions and repositories refused, and the roles the caller
+/// holds in registry `registry` (its own assignments only: nothing about repositories it cannot see).
+fn denial_reason(subject: &str, registry: &str, lacking: &[Access], permissions: Option<&Permissions>) -> String {
+    let refused = describe(lacking);
     let who = subject
         .strip_prefix("sp:")
         .map_or_else(|| "the admin user".to_owned(), |id| format!("service principal {id}"));

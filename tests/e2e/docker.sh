@@ -22,18 +22,6 @@ PASS_MESSAGE="docker login/push/pull/logout through berth (admin user, service p
 source tests/e2e/lib.sh
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 PUSHED=
-# principal VAR ROLE SCOPE: creates a service principal with ROLE on SCOPE; sets VAR_ID and VAR_PASSWORD.
-principal() {
-  local body id password
-  body=$(api -X POST -d "{\"scopes\":[\"$3\"],\"role\":\"$2\"}" \
-    "$BASE/api/service-principals/create-for-rbac") || die "create-for-rbac $2 on $3 failed"
-  id=$(printf '%s' "$body" | field appId)
-  password=$(printf '%s' "$body" | field password)
-  [ -n "$id" ] && [ -n "$password" ] || die "no appId/password in $body"
-  printf -v "${1}_ID" '%s' "$id"
-  printf -v "${1}_PASSWORD" '%s' "$password"
-  say "service principal $id: $2 on $3"
-}
 # login USER PASSWORD: docker login, which must succeed and store the credentials.
 login() {
   show docker login -u "$1" --password-stdin "$ADDR"

@@ -40,6 +40,18 @@ enable_admin() {
   PASSWORD=$(printf '%s' "$creds" | field value)
   [ -n "$USER_NAME" ] && [ -n "$PASSWORD" ] || die "no username/password in $creds"
 }
+# principal VAR ROLE SCOPE: creates a service principal with ROLE on SCOPE; sets VAR_ID and VAR_PASSWORD.
+principal() {
+  local body id password
+  body=$(api -X POST -d "{\"scopes\":[\"$3\"],\"role\":\"$2\"}" \
+    "$BASE/api/service-principals/create-for-rbac") || die "create-for-rbac $2 on $3 failed"
+  id=$(printf '%s' "$body" | field appId)
+  password=$(printf '%s' "$body" | field password)
+  [ -n "$id" ] && [ -n "$password" ] || die "no appId/password in $body"
+  printf -v "${1}_ID" '%s' "$id"
+  printf -v "${1}_PASSWORD" '%s' "$password"
+  say "service principal $id: $2 on $3"
+}
 # curl_as SCOPE CURL_ARG...: curl as the admin user with a token for one scope ("repository:a/b:pull").
 curl_as() {
   local scope=$1 token

@@ -580,15 +580,23 @@ async fn a_token_without_the_action_it_could_get_is_told_insufficient_scope() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // RFC 6750's answer, 403 with the challenge, on which a client that reuses its token fetches another.
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(header(&resp, "www-authenticate").contains(r#"scope="repository:repo:push",error="insufficient_scope""#));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["message"],
+        "requested access to the resource is denied: the token does not grant push on repository repo: fetch a \
+         token for the scope in WWW-Authenticate"
+    );
     let other_repo = server
         .anon(Method::GET, "/v2/other/manifests/v1")
         .bearer_auth(&pull_only)
         .send()
         .await
         .unwrap();
-    assert_eq!(other_repo.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(other_repo.status(), StatusCode::FORBIDDEN);
+    assert!(header(&other_repo, "www-authenticate").contains(r#"scope="repository:other:pull""#));
 }
 
 #[tokio::test]
