@@ -67,6 +67,14 @@ pub async fn create(
         stores
             .get(spec.name, Some(url))
             .map_err(|e| OciError::Invalid(format!("storage location {url:?}: {e:#}")))?;
+        let others: Vec<String> = metadata::registries::list(db)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.storage_url)
+            .collect();
+        if let Some(why) = stores.refuse_location(spec.name, url, &others).await {
+            return Err(OciError::Conflict(why));
+        }
     }
     let tags = serde_json::Value::Object(spec.tags.clone()).to_string();
     let (p1, p2) = (

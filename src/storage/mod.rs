@@ -420,6 +420,15 @@ impl BlobStore {
     }
 
     /// Removes every object of the store (the registry is being deleted).
+    /// Whether the store holds any object at all.
+    pub async fn holds_anything(&self) -> Result<bool, StorageError> {
+        match self.store.list(None).next().await {
+            None | Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(e.into()),
+        }
+    }
+
     pub async fn delete_everything(&self) -> Result<(), StorageError> {
         let paths = self.store.list(None).map_ok(|meta| meta.location).boxed();
         self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;

@@ -34,6 +34,42 @@ impl RegistryStores {
         }
     }
 
+    /// Why a new registry may not take the storage location `url`, if it may not: deleting a registry
+    /// deletes everything at its location, so the location must hold nothing yet, share nothing with the
+    /// locations of `others` (URLs of existing registries), and a folder must stay out of the data folder
+    /// (the database, the other registries' folders).
+    pub async fn refuse_location(&self, name: &str, url: &str, others: &[String]) -> Option<String> {
+        if url == "memory://" {
+            return None; // every registry gets a memory store of its own
+        }
+        if let Some(other) = others.iter().find(|other| overlaps(url, other)) {
+            return Some(format!(
+                "storage location {url:?} overlaps {other:?}, another registry's: each registry needs a location \
+                 of its own"
+            ));
+        }
+        if let Some(path) = url.strip_prefix("file://")
+            && overlaps_path(std::path::Path::new(path), &self.config.data_dir)
+        {
+            return Some(format!(
+                "storage location {url:?} overlaps the data folder {}: choose a folder outside it",
+                self.config.data_dir.display()
+            ));
+        }
+        let store = match self.get(name, Some(url)) {
+            Ok(store) => store,
+            Err(e) => return Some(format!("storage location {url:?}: {e:#}")),
+        };
+        match store.holds_anything().await {
+            Ok(false) => None,
+            Ok(true) => Some(format!(
+                "storage location {url:?} is not empty: deleting the registry would delete what it holds, so a \
+                 new registry's location must be empty"
+            )),
+            Err(e) => Some(format!("storage location {url:?} cannot be listed: {e}")),
+        }
+    }
+
     /// The store of registry `name`, whose configured location is `url` (`None`: the default folder).
     pub fn get(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {
         let cache_key = format!("{name}\n{}", url.unwrap_or(""));
@@ -117,9 +153,41 @@ impl RegistryStores {
     }
 }
 
+/// Whether one location URL is the other or lies below it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+    let below = |inner: &str, outer: &str| inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'));
+    a == b || below(a, b) || below(b, a)
+}
+
+/// Whether one folder is the other or lies below it, compared by their components (`..` resolved where
+/// the folders exist).
+fn overlaps_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (a, b) = (resolve(a), resolve(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_overlap_when_one_holds_the_other() {
+        assert!(overlaps("s3://bucket/a", "s3://bucket/a/"));
+        assert!(overlaps("s3://bucket", "s3://bucket/a"));
+        assert!(overlaps("file:///srv/r/x", "file:///srv/r"));
+        assert!(!overlaps("s3://bucket/a", "s3://bucket/ab"));
+        assert!(!overlaps("s3://bucket/a", "azure://bucket/a"));
+        assert!(overlaps_path(
+            std::path::Path::new("/"),
+            std::path::Path::new("/var/lib/berth")
+        ));
+        assert!(!overlaps_path(
+            std::path::Path::new("/srv/a"),
+            std::path::Path::new("/srv/ab")
+        ));
+    }
 
     #[test]
     fn new_registries_get_their_own_location_or_one_below_the_default() {

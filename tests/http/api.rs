@@ -607,3 +607,60 @@ async fn role_assignments_are_listed_by_registry_or_exact_repository_scope() {
         ["/registries/default/repositories/warrantydept"]
     );
 }
+
+/// Deleting a registry deletes everything at its storage location, so a new registry's location must be
+/// empty, its own, and outside the data folder; what lies beside it survives the registry's deletion.
+#[tokio::test]
+async fn a_storage_location_must_be_empty_its_own_and_outside_the_data_folder() {
+    let server = TestServer::start().await;
+    let outside = tempfile::tempdir().unwrap();
+    let root = outside.path().display().to_string();
+    std::fs::write(outside.path().join("precious.txt"), b"not berth's").unwrap();
+    let refused = |location: String, why: &'static str| {
+        let server = &server;
+        async move {
+            let resp = create_registry(server, json!({ "name": "placed01", "storageLocation": location })).await;
+            assert_eq!(resp.status(), StatusCode::CONFLICT, "{location}");
+            let body: Value = resp.json().await.unwrap();
+            let message = body["errors"][0]["message"].as_str().unwrap().to_string();
+            assert!(message.contains(why), "{location}: {message}");
+        }
+    };
+    refused(format!("file://{root}"), "is not empty").await;
+    refused("file:///".into(), "overlaps the data folder").await;
+    refused(format!("file://{}", server.dir.display()), "overlaps the data folder").await;
+    refused(
+        format!("file://{}/registries/other", server.dir.display()),
+        "overlaps the data folder",
+    )
+    .await;
+
+    let own = format!("file://{root}/placed");
+    let created = create_registry(&server, json!({ "name": "placed01", "storageLocation": own })).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    for (location, why) in [
+        (own.clone(), "another registry's"),
+        (format!("{own}/inner"), "another registry's"),
+    ] {
+        let resp = create_registry(&server, json!({ "name": "placed02", "storageLocation": location })).await;
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(why), "{body}");
+    }
+    let memory = create_registry(&server, json!({ "name": "memory01", "storageLocation": "memory://" })).await;
+    assert_eq!(memory.status(), StatusCode::CREATED);
+    let memory = create_registry(&server, json!({ "name": "memory02", "storageLocation": "memory://" })).await;
+    assert_eq!(
+        memory.status(),
+        StatusCode::CREATED,
+        "every registry has a memory store of its own"
+    );
+
+    let deleted = server.api(Method::DELETE, "/registries/placed01").send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        std::fs::read(outside.path().join("precious.txt")).unwrap(),
+        b"not berth's",
+        "what lies beside a deleted registry's location survives"
+    );
+}
