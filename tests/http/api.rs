@@ -483,6 +483,29 @@ async fn an_owner_manages_its_registry_and_no_other() {
             "{method} {path}"
         );
     }
+
+    // An assignment in another registry answers like one that does not exist.
+    let (foreign, _) = principal(&server, "/registries/foreign01", "Reader").await;
+    let assignments = server.api_get(&format!("/role-assignments?assignee={foreign}")).await;
+    let foreign_id = assignments[0]["id"].as_str().unwrap().to_string();
+    for id in [foreign_id.as_str(), "999999"] {
+        let resp = as_owner(Method::DELETE, &format!("/role-assignments/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{id}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("role assignment {id:?} not found")
+        );
+    }
+    let still: Value = server.api_get(&format!("/role-assignments?assignee={foreign}")).await;
+    assert_eq!(
+        still.as_array().unwrap().len(),
+        1,
+        "the foreign assignment is untouched"
+    );
 }
 
 #[tokio::test]

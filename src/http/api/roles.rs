@@ -139,7 +139,15 @@ pub async fn delete(
         .into_iter()
         .find(|r| r.id == registry_id)
         .ok_or_else(not_found)?;
-    caller.require_manager(&app, &registry).await?;
+    // A principal that does not manage the registry learns nothing about the assignment, not even that
+    // the id exists.
+    caller
+        .require_manager(&app, &registry)
+        .await
+        .map_err(|e| match caller {
+            ApiCaller::Principal(_) => not_found(),
+            ApiCaller::Operator => e,
+        })?;
     metadata::role_assignments::delete(&app.db, id, principal_id, registry_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
