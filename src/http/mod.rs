@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops_endpoints::metrics).layer(throttled()))
         .route("/healthz", get(ops_endpoints::healthz))
         .route("/readyz", get(ops_endpoints::readyz))
-        .fallback(|| async { OciError::NameInvalid("no such endpoint".into()) })
+        .fallback(|| async { OciError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             request_body::request_body,

@@ -83,6 +83,11 @@ async fn a_registry_is_created_in_the_shape_of_az_acr_create() {
 #[tokio::test]
 async fn bad_registry_requests_get_clear_errors() {
     let server = TestServer::start().await;
+    for path in ["/api/nope", "/api/registries/taken01/nope", "/nothing"] {
+        let resp = server.anon(Method::GET, path).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(error_code(resp).await, "NOT_FOUND", "{path}");
+    }
     create_registry(&server, json!({ "name": "taken01" })).await;
     let cases = [
         (json!({ "name": "abcd" }), 400, "INVALID"),
