@@ -34,13 +34,31 @@ pub fn canonical_sku(sku: &str) -> Result<&'static str, OciError> {
 
 /// Checks a registry's tags: key/value labels, so every value must be a string.
 pub fn validate_tags(tags: &serde_json::Map<String, serde_json::Value>) -> Result<(), OciError> {
-    match tags.iter().find(|(_, v)| !v.is_string()) {
-        Some((key, value)) => Err(OciError::Invalid(format!(
-            "tag {key:?} has the value {value}: tag values must be strings"
-        ))),
-        None => Ok(()),
+    if tags.len() > MAX_TAGS {
+        return Err(OciError::Invalid(format!(
+            "{} tags: a registry has at most {MAX_TAGS}",
+            tags.len()
+        )));
     }
+    for (key, value) in tags {
+        let Some(value) = value.as_str() else {
+            return Err(OciError::Invalid(format!(
+                "tag {key:?} has the value {value}: tag values must be strings"
+            )));
+        };
+        if key.chars().count() > MAX_TAG_NAME || value.chars().count() > MAX_TAG_VALUE {
+            return Err(OciError::Invalid(format!(
+                "tag names have at most {MAX_TAG_NAME} characters and values at most {MAX_TAG_VALUE}"
+            )));
+        }
+    }
+    Ok(())
 }
+
+/// Bounds of a registry's resource tags (those of the cloud the model comes from).
+const MAX_TAGS: usize = 50;
+const MAX_TAG_NAME: usize = 512;
+const MAX_TAG_VALUE: usize = 256;
 
 /// What to create.
 pub struct RegistrySpec<'a> {
@@ -187,11 +205,15 @@ mod tests {
     }
 
     #[test]
-    fn tag_values_are_strings() {
+    fn tags_are_bounded_strings() {
         let tags = |v: serde_json::Value| v.as_object().cloned().unwrap();
         assert!(validate_tags(&tags(serde_json::json!({}))).is_ok());
         assert!(validate_tags(&tags(serde_json::json!({ "team": "web", "": "" }))).is_ok());
+        let many: serde_json::Map<_, _> = (0..51).map(|i| (format!("k{i}"), serde_json::json!("v"))).collect();
+        assert!(validate_tags(&many).is_err(), "51 tags");
         for bad in [
+            serde_json::json!({ "k": "v".repeat(257) }),
+            serde_json::json!({ "k".repeat(513): "v" }),
             serde_json::json!({ "team": 1 }),
             serde_json::json!({ "team": null }),
             serde_json::json!({ "a": "b", "team": { "x": "y" } }),
