@@ -13,7 +13,7 @@ async fn base_endpoint_answers_with_the_api_version_header() {
         assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
     }
     let resp = server.req(Method::GET, "/nothing/here").await.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(header(&resp, "docker-distribution-api-version"), "registry/2.0");
 }
 
