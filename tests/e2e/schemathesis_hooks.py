@@ -9,8 +9,10 @@
 2. When $BERTH_ST_FOREIGN_REGISTRY is set (the run as an Owner of $BERTH_ST_OWN_REGISTRY), some requests
    are steered at the foreign registry (its name in paths and scopes, its role assignments' ids), and the
    check `foreign_registry_untouched` fails the run if any of them, or any other request, gets a 2xx
-   answer that concerns the foreign registry. Others are steered at the Owner's own registry and its
-   image, which random names would never hit.
+   answer that concerns the foreign registry, except reads of the repositories below
+   $BERTH_ST_FOREIGN_READABLE, where the Owner also holds a Reader role (every principal with a role
+   reads what it may pull). Others are steered at the Owner's own registry and its image, which random
+   names would never hit.
 """
 
 import json
@@ -29,6 +31,8 @@ FOREIGN_IDS = [i for i in os.environ.get("BERTH_ST_FOREIGN_ASSIGNMENTS", "").spl
 # The caller's own Owner assignment: deleting it would leave the rest of the run without rights.
 OWN_ID = os.environ.get("BERTH_ST_OWN_ASSIGNMENT", "")
 PRINCIPALS = [p for p in os.environ.get("BERTH_ST_PRINCIPALS", "").split(",") if p]
+# The repository prefix of the foreign registry the Owner may pull (a Reader role there).
+FOREIGN_READABLE = os.environ.get("BERTH_ST_FOREIGN_READABLE", "")
 # The schema's pattern of CreateRegistry.storageLocation (src/http/api/openapi.json).
 LOCATION = re.compile(r"^(memory://|file://.+|(s3|azure|az|gs)://[^/]+(/.*)?)$")
 # Shares of the Owner's requests steered at the foreign registry and at its own; the rest go as generated.
@@ -108,9 +112,33 @@ def before_call(context, case, **kwargs):
         _steer(case)
 
 
+def _below_readable(repository):
+    return repository == FOREIGN_READABLE or repository.startswith(FOREIGN_READABLE + "/")
+
+
+def _readable_in_foreign(method, path, answer):
+    """Whether the request is a read of the foreign registry's repositories that the Owner's Reader role
+    there allows: the listing (which must then name only those repositories) or one of them."""
+    if method != "GET" or not FOREIGN_READABLE:
+        return False
+    listing = f"/api/registries/{FOREIGN}/repositories".lower()
+    path = path.lower()
+    if path == listing:
+        listed = json.loads(answer)
+        if not all(_below_readable(r) for r in listed):
+            raise AssertionError(f"GET {path} listed repositories the Owner may not pull: {answer[:300]}")
+        return True
+    if not path.startswith(listing + "/"):
+        return False
+    rest = path[len(listing) + 1 :]
+    repository = rest.split("/_", 1)[0]
+    return _below_readable(repository)
+
+
 @schemathesis.check
 def foreign_registry_untouched(ctx, response, case):
-    """The Owner of one registry never gets a 2xx for anything of another registry."""
+    """The Owner of one registry never gets a 2xx for anything of another registry, beyond reading the
+    repositories it may pull there."""
     if not FOREIGN or not 200 <= response.status_code < 300:
         return None
     request = response.request
@@ -119,6 +147,8 @@ def foreign_registry_untouched(ctx, response, case):
         body = body.decode("utf-8", "replace")
     url = unquote(request.url or "")
     answer = response.content.decode("utf-8", "replace")
+    if _readable_in_foreign(request.method, urlsplit(url).path, answer):
+        return None
     name = FOREIGN.lower()
     for where, text in (("URL", url), ("request body", body), ("response body", answer)):
         if name in text.lower():
