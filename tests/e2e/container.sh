@@ -14,10 +14,10 @@
 # HEALTHCHECK, ...):
 #   RUST_IMAGE     stands in for rust:1.95-slim-bookworm: static busybox (sh, mkdir, cp) and a `cargo` script
 #                  that checks it was asked for `cargo build --release --locked` in a copy of the build
-#                  context (Cargo.toml, Cargo.lock, src/, config/, migrations/ present; target/ and .git left
-#                  out by .dockerignore) and then puts a release binary built on this host (by this script,
-#                  with `cargo build --release --locked`, then stripped of debug info as the Dockerfile's
-#                  CARGO_PROFILE_RELEASE_STRIP=debuginfo does) at target/release/berth.
+#                  context (Cargo.toml, Cargo.lock, src/, config/, migrations/ present; target/, fuzz outputs
+#                  and .git left out by .dockerignore) and then puts a release binary built on this host (by
+#                  this script, with `cargo build --release --locked`, then stripped of debug info as the
+#                  Dockerfile's CARGO_PROFILE_RELEASE_STRIP=debuginfo does) at target/release/berth.
 #   RUNTIME_IMAGE  stands in for gcr.io/distroless/cc-debian12:nonroot: a `docker import` of the glibc
 #                  libraries `ldd` lists for that binary, /etc/passwd and /etc/group with root and nonroot
 #                  (65532), /tmp and /home/nonroot; like distroless it has no shell, so the runtime stage
@@ -176,7 +176,7 @@ done
 for f in Cargo.toml Cargo.lock src/main.rs src/lib.rs config/berth.toml migrations/sqlite migrations/postgres; do
   [ -e "$f" ] || fail "$PWD/$f is missing from the build context"
 done
-for f in target .git; do
+for f in target .git fuzz/target fuzz/corpus fuzz/artifacts; do
   [ ! -e "$f" ] || fail "$PWD/$f is in the build context; .dockerignore should leave it out"
 done
 mkdir -p target/release
