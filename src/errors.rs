@@ -1,10 +1,14 @@
 //! The one error type of the data plane: every failure becomes an OCI error code, an HTTP status and the
 //! spec's JSON envelope `{"errors":[{"code","message","detail"}]}`. Code and status are decided together,
-//! in one table (`OciError::code_and_status`), never apart.
+//! in one table (`OciError::code_and_status`), never apart. It depends on the grammar alone: each
+//! module whose failures reach clients (storage, metadata, auth) maps its own error type here.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::oci::GrammarError;
+use crate::oci::scope::Access;
 
 /// An error answered in the distribution spec's format.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +47,7 @@ pub enum OciError {
     PaginationInvalid(String),
     /// No usable credentials: 401 with a `WWW-Authenticate` challenge.
     #[error("authentication required")]
-    Unauthorized(Box<crate::auth::access::Challenge>),
+    Unauthorized(Box<Challenge>),
     /// Bad credentials at the token or management endpoints: 401 without a bearer challenge.
     #[error("{0}")]
     BadCredentials(String),
@@ -56,7 +60,7 @@ pub enum OciError {
     /// `error="insufficient_scope"`, the detail lists it (docker retries a bare DENIED without detail), and
     /// the message says why: the caller's roles never allow it, or a new token would.
     #[error("requested access to the resource is denied: {1}")]
-    AccessDenied(Box<crate::auth::access::Challenge>, String),
+    AccessDenied(Box<Challenge>, String),
     #[error("the operation is unsupported")]
     Unsupported,
     /// A limit was reached; `reason` names it (docker shows it once it stops retrying).
@@ -194,37 +198,62 @@ impl IntoResponse for OciError {
     }
 }
 
-impl From<sqlx::Error> for OciError {
-    /// A database that cannot be reached, refuses connections or was shut down is 503 UNAVAILABLE (the
-    /// client may retry); anything else is a server fault.
-    fn from(e: sqlx::Error) -> Self {
-        let unreachable = match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
-            sqlx::Error::WorkerCrashed => true,
-            // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), 57 (operator
-            // intervention: shutdown, terminated connection, statement timeout), 28 (the server refuses our
-            // login), and 3D000 / 55000 (the database is gone or not accepting connections).
-            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                ["08", "53", "57", "28"].iter().any(|class| c.starts_with(class)) || c == "3D000" || c == "55000"
-            }),
-            _ => false,
-        };
-        if unreachable {
-            tracing::warn!(error = %e, "metadata database unavailable");
-            OciError::Unavailable("the metadata database is unavailable; retry later".into())
-        } else {
-            OciError::Internal(e.into())
+impl From<GrammarError> for OciError {
+    /// The spec's code for each refusal of the grammar.
+    fn from(e: GrammarError) -> Self {
+        match e {
+            GrammarError::Digest(m) => OciError::DigestInvalid(m),
+            GrammarError::Name(m) => OciError::NameInvalid(m),
+            GrammarError::Manifest(m) => OciError::ManifestInvalid(m),
+            GrammarError::ManifestTooLarge(limit) => OciError::ManifestTooLarge(limit),
+            GrammarError::NoSuchManifest(m) => OciError::ManifestUnknown(m),
+            GrammarError::NoSuchUpload => OciError::BlobUploadUnknown,
+            GrammarError::RangeNotSatisfiable { size } => OciError::RangeNotSatisfiable { size },
+            GrammarError::ContentRange(m) => OciError::BlobUploadInvalid(m),
         }
     }
 }
 
-impl From<crate::storage::StorageError> for OciError {
-    fn from(e: crate::storage::StorageError) -> Self {
-        match e {
-            crate::storage::StorageError::NotFound => OciError::BlobUnknown,
-            other => OciError::Internal(other.into()),
+/// Where and how to get a token: the parts of a `WWW-Authenticate: Bearer` challenge.
+#[derive(Debug)]
+pub struct Challenge {
+    pub realm: String,
+    pub service: String,
+    /// Scopes to ask for (absent for `/v2/`).
+    pub scope: Vec<Access>,
+    pub insufficient: bool,
+    pub invalid_token: bool,
+}
+
+impl Challenge {
+    pub fn header_value(&self) -> String {
+        let mut value = format!("Bearer realm={},service={}", quoted(&self.realm), quoted(&self.service));
+        if !self.scope.is_empty() {
+            let scopes: Vec<String> = self.scope.iter().map(Access::to_string).collect();
+            value.push_str(&format!(",scope={}", quoted(&scopes.join(" "))));
         }
+        if self.insufficient {
+            value.push_str(",error=\"insufficient_scope\"");
+        } else if self.invalid_token {
+            value.push_str(",error=\"invalid_token\"");
+        }
+        value
     }
+}
+
+/// `text` as an HTTP quoted-string: quotes and backslashes escaped, so no value can end its parameter
+/// early and add another.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -268,9 +297,64 @@ mod tests {
     }
 
     #[test]
+    fn every_refusal_of_the_grammar_is_the_client_s_with_its_spec_code() {
+        let table = [
+            (GrammarError::Digest("x".into()), "DIGEST_INVALID", 400),
+            (GrammarError::Name("x".into()), "NAME_INVALID", 400),
+            (GrammarError::Manifest("x".into()), "MANIFEST_INVALID", 400),
+            (GrammarError::ManifestTooLarge(1), "MANIFEST_INVALID", 413),
+            (GrammarError::NoSuchManifest("x".into()), "MANIFEST_UNKNOWN", 404),
+            (GrammarError::NoSuchUpload, "BLOB_UPLOAD_UNKNOWN", 404),
+            (GrammarError::RangeNotSatisfiable { size: 1 }, "BLOB_UNKNOWN", 416),
+            (GrammarError::ContentRange("x".into()), "BLOB_UPLOAD_INVALID", 400),
+        ];
+        for (refusal, code, status) in table {
+            let message = refusal.to_string();
+            let error = OciError::from(refusal);
+            assert_eq!(error.code_and_status(), (code, StatusCode::from_u16(status).unwrap()));
+            assert!(
+                error.to_string().contains(&message) || error.detail().to_string().contains(&message),
+                "{error:?} keeps the grammar's message {message:?}"
+            );
+        }
+    }
+
+    #[test]
     fn upload_range_of_an_empty_upload_is_zero_zero() {
         assert_eq!(upload_range(0), "0-0");
         assert_eq!(upload_range(1), "0-0");
         assert_eq!(upload_range(100), "0-99");
+    }
+
+    #[test]
+    fn challenges_are_quoted_and_carry_scope_and_error() {
+        let challenge = Challenge {
+            realm: "https://r.example/oauth2/token".into(),
+            service: "r.example".into(),
+            scope: vec![Access::repository("a/b", &["pull", "push"])],
+            insufficient: true,
+            invalid_token: false,
+        };
+        assert_eq!(
+            challenge.header_value(),
+            r#"Bearer realm="https://r.example/oauth2/token",service="r.example",scope="repository:a/b:pull,push",error="insufficient_scope""#
+        );
+        let base = Challenge {
+            scope: vec![],
+            insufficient: false,
+            ..challenge
+        };
+        assert_eq!(
+            base.header_value(),
+            r#"Bearer realm="https://r.example/oauth2/token",service="r.example""#
+        );
+        let injected = Challenge {
+            realm: r#"http://x",error="evil\/oauth2/token"#.into(),
+            ..base
+        };
+        assert_eq!(
+            injected.header_value(),
+            r#"Bearer realm="http://x\",error=\"evil\\/oauth2/token",service="r.example""#
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! Berth: a self-hosted, multi-tenant container registry speaking the OCI distribution API v1.1.
 //!
-//! Layers, each depending only on those before it: `oci` (pure grammar) ← `storage`, `metadata` ←
-//! `ops` (multi-step workflows) ← `http` (axum) ← this crate root and `main`.
+//! Layers, each depending only on those below it (`layer_rule` checks the imports), from the ground up:
+//! `oci` (pure grammar), `config`, `telemetry`, `cli` (a client of the API, sharing nothing) ← `errors` (the
+//! spec's error type), `pace` ← `limits`, `storage`, `connections` ← `metadata` (SQL), `tls` ← `auth` ←
+//! `app` (the shared state) ← `ops` (multi-step workflows) ← `http` (axum) ← `bootstrap` ← this crate
+//! root and `main`.
 
 pub mod app;
 pub mod auth;
@@ -11,6 +14,8 @@ pub mod config;
 pub mod connections;
 pub mod errors;
 pub mod http;
+#[cfg(test)]
+mod layer_rule;
 pub mod limits;
 pub mod metadata;
 pub mod oci;

@@ -1,7 +1,7 @@
 //! What a data-plane request needs, whether its bearer token grants it, and the challenge that tells a
 //! client where to get a token when it does not.
 
-use crate::errors::OciError;
+use crate::errors::{Challenge, OciError};
 use crate::metadata::{Db, registries::RegistryRow};
 use crate::oci::route::V2Route;
 use crate::oci::scope::Access;
@@ -19,48 +19,6 @@ pub fn required(route: &V2Route, method: &str) -> Access {
         _ => "push",
     };
     Access::repository(repo, &[action])
-}
-
-/// Where and how to get a token: the parts of a `WWW-Authenticate: Bearer` challenge.
-#[derive(Debug)]
-pub struct Challenge {
-    pub realm: String,
-    pub service: String,
-    /// Scopes to ask for (absent for `/v2/`).
-    pub scope: Vec<Access>,
-    pub insufficient: bool,
-    pub invalid_token: bool,
-}
-
-impl Challenge {
-    pub fn header_value(&self) -> String {
-        let mut value = format!("Bearer realm={},service={}", quoted(&self.realm), quoted(&self.service));
-        if !self.scope.is_empty() {
-            let scopes: Vec<String> = self.scope.iter().map(Access::to_string).collect();
-            value.push_str(&format!(",scope={}", quoted(&scopes.join(" "))));
-        }
-        if self.insufficient {
-            value.push_str(",error=\"insufficient_scope\"");
-        } else if self.invalid_token {
-            value.push_str(",error=\"invalid_token\"");
-        }
-        value
-    }
-}
-
-/// `text` as an HTTP quoted-string: quotes and backslashes escaped, so no value can end its parameter
-/// early and add another.
-fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// Reads the bearer token of a request and checks it grants every access in `need`.
@@ -192,37 +150,5 @@ mod tests {
                 "{method} {path}"
             );
         }
-    }
-
-    #[test]
-    fn challenges_are_quoted_and_carry_scope_and_error() {
-        let challenge = Challenge {
-            realm: "https://r.example/oauth2/token".into(),
-            service: "r.example".into(),
-            scope: vec![Access::repository("a/b", &["pull", "push"])],
-            insufficient: true,
-            invalid_token: false,
-        };
-        assert_eq!(
-            challenge.header_value(),
-            r#"Bearer realm="https://r.example/oauth2/token",service="r.example",scope="repository:a/b:pull,push",error="insufficient_scope""#
-        );
-        let base = Challenge {
-            scope: vec![],
-            insufficient: false,
-            ..challenge
-        };
-        assert_eq!(
-            base.header_value(),
-            r#"Bearer realm="https://r.example/oauth2/token",service="r.example""#
-        );
-        let injected = Challenge {
-            realm: r#"http://x",error="evil\/oauth2/token"#.into(),
-            ..base
-        };
-        assert_eq!(
-            injected.header_value(),
-            r#"Bearer realm="http://x\",error=\"evil\\/oauth2/token",service="r.example""#
-        );
     }
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::app::{App, RegistryCtx};
-use crate::auth::access::Challenge;
+use crate::errors::Challenge;
 use crate::oci::scope::Access;
 
 use super::extract::header_str;

@@ -56,6 +56,7 @@ fn required_digest(query: &V2Query) -> Result<Digest, OciError> {
         .as_deref()
         .ok_or_else(|| OciError::DigestInvalid("the digest query parameter is required".into()))?
         .parse()
+        .map_err(OciError::from)
 }
 
 pub async fn start(
@@ -83,7 +84,7 @@ pub async fn start(
         Ok(d) => d,
         Err(e) => {
             uploads::cancel(&cx.app.db, cx.reg, &session).await?;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let session = receive(cx, repo, session, headers, body).await?;

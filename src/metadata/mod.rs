@@ -6,6 +6,7 @@
 
 pub mod blobs;
 pub mod cache;
+mod failure;
 pub mod manifests;
 pub mod operators;
 pub mod principals;

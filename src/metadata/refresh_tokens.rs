@@ -33,12 +33,12 @@ pub async fn revoke_subject(db: &Db, registry_id: i64, subject: &str) -> sqlx::R
     on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).execute(p).await.map(|_| ()))
 }
 
-/// Revokes the admin user's refresh tokens obtained with password `slot`, and those whose password is not
-/// known.
-pub async fn revoke_admin_password(db: &Db, registry_id: i64, slot: u8) -> sqlx::Result<()> {
+/// Revokes the refresh tokens `subject` (the admin user) obtained with its password `slot`, and those
+/// whose password is not known.
+pub async fn revoke_password(db: &Db, registry_id: i64, subject: &str, slot: u8) -> sqlx::Result<()> {
     const SQL: &str = "DELETE FROM refresh_tokens WHERE registry_id = $1 AND subject = $2 \
                        AND (password_slot = $3 OR password_slot IS NULL)";
-    on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(crate::auth::ADMIN_SUBJECT).bind(i64::from(slot))
+    on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(subject).bind(i64::from(slot))
         .execute(p).await.map(|_| ()))
 }
 

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::errors::OciError;
+use super::GrammarError;
 
 /// A digest algorithm Berth verifies content with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,15 +60,15 @@ impl fmt::Display for Digest {
 }
 
 impl FromStr for Digest {
-    type Err = OciError;
-    fn from_str(s: &str) -> Result<Self, OciError> {
-        let invalid = || OciError::DigestInvalid(format!("invalid digest {:?}", truncate(s)));
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
+        let invalid = || GrammarError::Digest(format!("invalid digest {:?}", truncate(s)));
         let (alg, hex) = s.split_once(':').ok_or_else(invalid)?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ => {
-                return Err(OciError::DigestInvalid(format!(
+                return Err(GrammarError::Digest(format!(
                     "unsupported digest algorithm {:?}",
                     truncate(alg)
                 )));
@@ -89,7 +89,8 @@ impl FromStr for Digest {
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map_err(|e: OciError| serde::de::Error::custom(e.to_string()))
+        s.parse()
+            .map_err(|e: GrammarError| serde::de::Error::custom(e.to_string()))
     }
 }
 

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
+use super::GrammarError;
 use super::digest::Digest;
-use crate::errors::OciError;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -58,16 +58,16 @@ struct Descriptor {
 }
 
 /// Parses a pushed manifest. `content_type` is the request's `Content-Type` without parameters, if any.
-pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, OciError> {
+pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, GrammarError> {
     if body.len() > MAX_MANIFEST_BYTES {
-        return Err(OciError::ManifestTooLarge(MAX_MANIFEST_BYTES));
+        return Err(GrammarError::ManifestTooLarge(MAX_MANIFEST_BYTES));
     }
-    let invalid = |e: serde_json::Error| OciError::ManifestInvalid(format!("not a valid manifest: {e}"));
+    let invalid = |e: serde_json::Error| GrammarError::Manifest(format!("not a valid manifest: {e}"));
     let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
     refuse_case_variants(&value)?;
     let doc = Document::deserialize(&value).map_err(invalid)?;
     if doc.schema_version != Some(2) {
-        return Err(OciError::ManifestInvalid(
+        return Err(GrammarError::Manifest(
             "schemaVersion must be 2 (schema 1 manifests are not supported)".into(),
         ));
     }
@@ -89,7 +89,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
         .chain(doc.config.iter())
     {
         if d.size < 0 {
-            return Err(OciError::ManifestInvalid(format!(
+            return Err(GrammarError::Manifest(format!(
                 "descriptor {} has a negative size",
                 d.digest
             )));
@@ -97,24 +97,24 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ManifestInfo, Oc
     }
     if is_index {
         if doc.config.is_some() || doc.layers.is_some() {
-            return Err(OciError::ManifestInvalid("an index has no config or layers".into()));
+            return Err(GrammarError::Manifest("an index has no config or layers".into()));
         }
         let manifests = doc
             .manifests
-            .ok_or_else(|| OciError::ManifestInvalid("an index needs a manifests array".into()))?;
+            .ok_or_else(|| GrammarError::Manifest("an index needs a manifests array".into()))?;
         info.children = manifests.into_iter().map(|d| d.digest).collect();
     } else {
         if doc.manifests.is_some() {
-            return Err(OciError::ManifestInvalid(
+            return Err(GrammarError::Manifest(
                 "an image manifest has no manifests array".into(),
             ));
         }
         let config = doc
             .config
-            .ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a config".into()))?;
+            .ok_or_else(|| GrammarError::Manifest("an image manifest needs a config".into()))?;
         let layers = doc
             .layers
-            .ok_or_else(|| OciError::ManifestInvalid("an image manifest needs a layers array".into()))?;
+            .ok_or_else(|| GrammarError::Manifest("an image manifest needs a layers array".into()))?;
         if info.artifact_type.is_none() && info.subject.is_some() {
             info.artifact_type = Some(config.media_type.clone());
         }
@@ -157,7 +157,7 @@ const KNOWN_KEYS: [&str; 19] = [
 /// Go clients match JSON keys case-insensitively and keep the last match, so a document holding
 /// `"layers": []` and `"Layers": [...]` would mean one thing here and another to them. Annotation maps
 /// are free-form and not checked.
-fn refuse_case_variants(value: &serde_json::Value) -> Result<(), OciError> {
+fn refuse_case_variants(value: &serde_json::Value) -> Result<(), GrammarError> {
     let serde_json::Value::Object(map) = value else {
         if let serde_json::Value::Array(items) = value {
             items.iter().try_for_each(refuse_case_variants)?;
@@ -166,7 +166,7 @@ fn refuse_case_variants(value: &serde_json::Value) -> Result<(), OciError> {
     };
     for (key, child) in map {
         if let Some(known) = KNOWN_KEYS.iter().find(|k| **k != key && fold(k) == fold(key)) {
-            return Err(OciError::ManifestInvalid(format!(
+            return Err(GrammarError::Manifest(format!(
                 "key {:?} differs from {known:?} only in case",
                 super::digest::truncate(key)
             )));
@@ -189,11 +189,11 @@ fn fold(key: &str) -> String {
 
 /// The manifest's media type: the `Content-Type` and the document's `mediaType` must agree when both are
 /// given; a missing one is inferred from the other, or from the document's shape (OCI allows omitting it).
-fn media_type_of(content_type: Option<&str>, doc: &Document) -> Result<String, OciError> {
+fn media_type_of(content_type: Option<&str>, doc: &Document) -> Result<String, GrammarError> {
     let header = content_type.filter(|ct| is_manifest_type(ct));
     let media_type = match (header, doc.media_type.as_deref()) {
         (Some(h), Some(m)) if h != m => {
-            return Err(OciError::ManifestInvalid(format!(
+            return Err(GrammarError::Manifest(format!(
                 "Content-Type {h} does not match mediaType {m}"
             )));
         }
@@ -203,7 +203,7 @@ fn media_type_of(content_type: Option<&str>, doc: &Document) -> Result<String, O
         (None, None) => OCI_MANIFEST.to_owned(),
     };
     if !is_manifest_type(&media_type) {
-        return Err(OciError::ManifestInvalid(format!(
+        return Err(GrammarError::Manifest(format!(
             "unsupported manifest media type {}",
             super::digest::truncate(&media_type)
         )));
@@ -298,7 +298,7 @@ mod tests {
         ];
         for body in variants {
             let err = parse(None, body.as_bytes()).unwrap_err();
-            assert_eq!(err.code_and_status().0, "MANIFEST_INVALID", "{body}");
+            assert_eq!(err.kind(), "Manifest", "{body}");
             assert!(err.to_string().contains("only in case"), "{err}: {body}");
         }
         let annotated = image(OCI_MANIFEST, r#","annotations":{"Layers":"free-form","layers":"too"}"#);
@@ -328,16 +328,12 @@ mod tests {
         ];
         for (ct, body) in cases {
             let err = parse(ct, body.as_bytes()).unwrap_err();
-            assert_eq!(err.code_and_status().0, "MANIFEST_INVALID", "{body}");
+            assert_eq!(err.kind(), "Manifest", "{body}");
         }
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
         assert_eq!(
-            parse(Some(OCI_MANIFEST), &huge)
-                .unwrap_err()
-                .code_and_status()
-                .1
-                .as_u16(),
-            413
+            parse(Some(OCI_MANIFEST), &huge).unwrap_err(),
+            GrammarError::ManifestTooLarge(MAX_MANIFEST_BYTES)
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Byte ranges: the `Range` header of blob reads and the `Content-Range` header of upload chunks.
 
-use crate::errors::OciError;
+use super::GrammarError;
 
 /// An inclusive byte range resolved against a blob's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +31,14 @@ pub enum RangeRequest {
 
 /// Resolves a `Range: bytes=…` header against `size`. Unsatisfiable ranges are 416; syntax this server
 /// does not serve (several ranges, another unit) falls back to the whole content, as RFC 9110 allows.
-pub fn resolve_range(header: Option<&str>, size: u64) -> Result<RangeRequest, OciError> {
+pub fn resolve_range(header: Option<&str>, size: u64) -> Result<RangeRequest, GrammarError> {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ok(RangeRequest::Whole);
     };
     if spec.contains(',') {
         return Ok(RangeRequest::Whole);
     }
-    let unsatisfiable = || OciError::RangeNotSatisfiable { size };
+    let unsatisfiable = || GrammarError::RangeNotSatisfiable { size };
     let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
     let (first, last) = (first.trim(), last.trim());
     let range = match (first.is_empty(), last.is_empty()) {
@@ -74,13 +74,8 @@ pub fn resolve_range(header: Option<&str>, size: u64) -> Result<RangeRequest, Oc
 
 /// Parses an upload chunk's `Content-Range` (`<start>-<end>`, inclusive; a `bytes ` or `bytes=` prefix and a
 /// `/<total>` suffix are tolerated since clients send them).
-pub fn parse_content_range(header: &str) -> Result<ByteRange, OciError> {
-    let invalid = || {
-        OciError::BlobUploadInvalid(format!(
-            "invalid Content-Range {:?}",
-            crate::oci::digest::truncate(header)
-        ))
-    };
+pub fn parse_content_range(header: &str) -> Result<ByteRange, GrammarError> {
+    let invalid = || GrammarError::ContentRange(format!("invalid Content-Range {:?}", super::digest::truncate(header)));
     let spec = header.trim();
     let spec = spec
         .strip_prefix("bytes=")
@@ -116,14 +111,14 @@ mod tests {
             (Some("bytes=2-100"), Ok(partial(2, 9))),
             (Some("bytes=0-1,4-5"), Ok(RangeRequest::Whole)),
             (Some("items=0-1"), Ok(RangeRequest::Whole)),
-            (Some("bytes=10-"), Err(416)),
-            (Some("bytes=5-2"), Err(416)),
-            (Some("bytes=-0"), Err(416)),
-            (Some("bytes=x-1"), Err(416)),
-            (Some("bytes=-"), Err(416)),
+            (Some("bytes=10-"), Err("RangeNotSatisfiable")),
+            (Some("bytes=5-2"), Err("RangeNotSatisfiable")),
+            (Some("bytes=-0"), Err("RangeNotSatisfiable")),
+            (Some("bytes=x-1"), Err("RangeNotSatisfiable")),
+            (Some("bytes=-"), Err("RangeNotSatisfiable")),
         ];
         for (header, want) in table {
-            let got = resolve_range(header, 10).map_err(|e| e.code_and_status().1.as_u16());
+            let got = resolve_range(header, 10).map_err(|e| e.kind());
             assert_eq!(got, want, "{header:?}");
         }
         assert!(resolve_range(Some("bytes=0-"), 0).is_err());

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::GrammarError;
 use super::digest::{Digest, truncate};
-use crate::errors::OciError;
 
 /// The longest repository name accepted (the spec's limit on `<name>`).
 pub const MAX_NAME_LEN: usize = 255;
@@ -26,18 +26,15 @@ impl fmt::Display for RepoName {
 }
 
 impl FromStr for RepoName {
-    type Err = OciError;
-    fn from_str(s: &str) -> Result<Self, OciError> {
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
         if s.len() > MAX_NAME_LEN {
-            return Err(OciError::NameInvalid(format!(
+            return Err(GrammarError::Name(format!(
                 "repository name longer than {MAX_NAME_LEN} characters"
             )));
         }
         if s.is_empty() || !s.split('/').all(valid_component) {
-            return Err(OciError::NameInvalid(format!(
-                "invalid repository name {:?}",
-                truncate(s)
-            )));
+            return Err(GrammarError::Name(format!("invalid repository name {:?}", truncate(s))));
         }
         Ok(RepoName(s.to_owned()))
     }
@@ -89,15 +86,15 @@ impl fmt::Display for Tag {
 }
 
 impl FromStr for Tag {
-    type Err = OciError;
-    fn from_str(s: &str) -> Result<Self, OciError> {
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
         let bytes = s.as_bytes();
         let head_ok = bytes.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
         let rest_ok = bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         if !head_ok || !rest_ok || bytes.len() > 128 {
-            return Err(OciError::ManifestInvalid(format!("invalid tag {:?}", truncate(s))));
+            return Err(GrammarError::Manifest(format!("invalid tag {:?}", truncate(s))));
         }
         Ok(Tag(s.to_owned()))
     }
@@ -111,8 +108,8 @@ pub enum Reference {
 }
 
 impl FromStr for Reference {
-    type Err = OciError;
-    fn from_str(s: &str) -> Result<Self, OciError> {
+    type Err = GrammarError;
+    fn from_str(s: &str) -> Result<Self, GrammarError> {
         if s.contains(':') {
             s.parse().map(Reference::Digest)
         } else {

@@ -184,7 +184,7 @@ pub fn admin_passwords(auth: &Auth, reg: &RegistryRow) -> Result<[String; 2], Oc
 pub async fn renew_password(db: &Db, auth: &Auth, reg: &RegistryRow, slot: u8) -> Result<RegistryRow, OciError> {
     let sealed = auth.secrets().seal(random_password().as_bytes());
     metadata::registries::set_admin_password(db, reg.id, slot, &sealed).await?;
-    metadata::refresh_tokens::revoke_admin_password(db, reg.id, slot).await?;
+    metadata::refresh_tokens::revoke_password(db, reg.id, crate::auth::ADMIN_SUBJECT, slot).await?;
     find(db, &reg.name).await
 }
 

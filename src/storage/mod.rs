@@ -30,6 +30,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, WriteMultipart};
 
+use crate::errors::OciError;
 use crate::oci::digest::Digest;
 use crate::oci::route::UploadId;
 
@@ -53,6 +54,16 @@ pub enum StorageError {
     Store(#[from] object_store::Error),
     #[error("invalid stored blob layout: {0}")]
     Layout(String),
+}
+
+impl From<StorageError> for OciError {
+    /// A blob the store does not have is the client's 404; any other failure is the server's.
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => OciError::BlobUnknown,
+            other => OciError::Internal(other.into()),
+        }
+    }
 }
 
 /// Objects an upload staged that its blob does not use: chunks of requests that lost a race, or of a

@@ -16,6 +16,7 @@ use crate::app::{App, AppState};
 use crate::auth::Permissions;
 use crate::errors::OciError;
 use crate::metadata::{self, registries::RegistryRow};
+use crate::oci::GrammarError;
 use crate::oci::reference::{RepoName, Tag};
 use crate::ops::registries;
 
@@ -76,12 +77,7 @@ impl RepoPath {
 }
 
 fn parse(rest: &str) -> Result<RepoPath, OciError> {
-    let invalid = |e: OciError| {
-        OciError::Invalid(match e {
-            OciError::NameInvalid(detail) | OciError::ManifestInvalid(detail) => detail,
-            other => other.to_string(),
-        })
-    };
+    let invalid = |e: GrammarError| OciError::Invalid(e.to_string());
     if let Some(repo) = rest.strip_suffix("/_tags") {
         return Ok(RepoPath::Tags(repo.parse().map_err(invalid)?));
     }
