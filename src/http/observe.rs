@@ -1,15 +1,19 @@
 //! One structured log line and the metrics of every request, recorded when its response body has been
-//! sent: registry, repository, operation, status, bytes in and out, duration, principal, source client and
-//! user agent. Handlers describe the request by putting a [`RequestInfo`] in the response's extensions.
+//! sent: request id, registry, repository, operation, status, bytes in and out, duration, principal, source
+//! client and user agent. Handlers describe the request by putting a [`RequestInfo`] in the response's
+//! extensions; the management API's caller extractor notes the caller in a [`CallerNote`]. Every request
+//! runs in a `request` span carrying its id, so whatever is logged while serving it names the request, and
+//! the id is answered in `X-Request-Id` (a proxy's own id is kept when it is a short plain token).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::body::Guarded;
 use super::extract::header_str;
@@ -44,24 +48,66 @@ impl RequestInfo {
     }
 }
 
+/// Who called, as an extractor found it: for the log line of requests whose response carries no
+/// [`RequestInfo`] (the management API).
+#[derive(Clone, Default)]
+pub struct CallerNote(Arc<OnceLock<String>>);
+
+impl CallerNote {
+    /// Notes `principal` (`operator` or an identity's subject) on the request whose extensions hold the note.
+    pub fn note(extensions: &axum::http::Extensions, principal: String) {
+        if let Some(CallerNote(slot)) = extensions.get::<CallerNote>() {
+            let _ = slot.set(principal);
+        }
+    }
+}
+
 /// Longest header value copied into a log line.
 const MAX_LOGGED_HEADER: usize = 200;
+/// The header a request's id is answered in (and taken from, when a proxy set a usable one).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The request's id: the one a proxy sent when it is 1 to 64 characters of letters, digits and `._:-`,
+/// else a new random one.
+fn request_id(headers: &HeaderMap) -> String {
+    let usable = |id: &str| {
+        (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    };
+    match header_str(headers, &REQUEST_ID) {
+        Some(id) if usable(id) => id.to_owned(),
+        _ => uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+pub async fn observe(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let client = ClientInfo::of(request.headers());
+    let id = request_id(request.headers());
+    let caller = CallerNote::default();
+    request.extensions_mut().insert(caller.clone());
     let received = Arc::new(AtomicU64::new(0));
     let request = request.map(|body| Guarded::<()>::wrap(body, None, Some(received.clone())));
-    let response = next.run(request).await;
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let mut info = response.extensions().get::<RequestInfo>().cloned().unwrap_or_default();
     if info.operation.is_empty() {
         info.operation = operation_of_path(&path);
     }
+    if info.principal.is_none() {
+        info.principal = caller.0.get().cloned();
+    }
     let sent = Arc::new(AtomicU64::new(0));
     let record = Record {
         metrics: app.metrics.clone(),
+        id,
         started,
         method: method.to_string(),
         status: response.status().as_u16(),
@@ -103,6 +149,7 @@ impl ClientInfo {
 /// Logged and counted when dropped: after the last byte, or when the client goes away.
 struct Record {
     metrics: Arc<Metrics>,
+    id: String,
     started: Instant,
     method: String,
     status: u16,
@@ -132,6 +179,7 @@ impl Drop for Record {
         m.clients.with_label_values(&[source_label, agent_label]).inc();
         tracing::info!(
             target: "berth::request",
+            request_id = %self.id,
             method = %self.method,
             registry,
             repository = self.info.repository.as_deref().unwrap_or("-"),

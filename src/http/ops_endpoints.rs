@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,8 +13,8 @@ use crate::app::AppState;
 use crate::errors::OciError;
 use crate::metadata;
 
-pub async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+pub async fn metrics(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
+    caller.require_operator()?;
     app.metrics.upload_sessions.reset();
     for (registry, count) in metadata::uploads::count_by_registry(&app.db).await? {
         app.metrics.upload_sessions.with_label_values(&[&registry]).set(count);

@@ -204,6 +204,94 @@ async fn readiness_fails_when_storage_is_gone() {
     );
 }
 
+/// The log lines of `served` whose `pick` holds, waiting a little for them to be written.
+async fn logged(served: &Served, pick: impl Fn(&Value) -> bool) -> Vec<Value> {
+    for _ in 0..50 {
+        let lines: Vec<Value> = served
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| pick(l))
+            .collect();
+        if !lines.is_empty() {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Vec::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_has_an_id_in_its_answer_its_log_line_and_what_is_logged_while_serving_it() {
+    let served = Served::start().await;
+    let id_of = |resp: &reqwest::Response| resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let generated = |id: &str| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+
+    let first = served.req(Method::GET, "/healthz").send().await.unwrap();
+    let second = served.req(Method::GET, "/healthz").send().await.unwrap();
+    assert!(generated(&id_of(&first)) && generated(&id_of(&second)));
+    assert_ne!(id_of(&first), id_of(&second));
+
+    // A proxy's id is kept when it is a short plain token, and replaced otherwise.
+    let listed = served
+        .req(Method::GET, "/api/registries")
+        .bearer_auth(crate::process::OPERATOR)
+        .header("x-request-id", "edge-7f3a.2:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert_eq!(id_of(&listed), "edge-7f3a.2:1");
+    for unusable in ["has space", "quote\"", &"x".repeat(65)] {
+        let resp = served
+            .req(Method::GET, "/healthz")
+            .header("x-request-id", unusable)
+            .send()
+            .await
+            .unwrap();
+        assert!(generated(&id_of(&resp)), "{unusable:?} was replaced");
+    }
+
+    // The request line carries the id, and a management call its caller, like a data-plane call.
+    let line = logged(&served, |l| l["fields"]["request_id"] == "edge-7f3a.2:1").await;
+    assert_eq!(line.len(), 1, "one request line for the API call");
+    assert_eq!(line[0]["fields"]["message"], "request");
+    assert_eq!(line[0]["fields"]["operation"], "api");
+    assert_eq!(line[0]["fields"]["principal"], "operator");
+    let sp: Value = served
+        .req(Method::POST, "/api/service-principals")
+        .bearer_auth(crate::process::OPERATOR)
+        .json(&serde_json::json!({ "name": "logged-sp" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_id = sp["appId"].as_str().unwrap();
+    let own = served
+        .req(Method::GET, "/api/registries")
+        .basic_auth(app_id, sp["password"].as_str())
+        .send()
+        .await
+        .unwrap();
+    let own_id = id_of(&own);
+    let line = logged(&served, |l| l["fields"]["request_id"] == own_id.as_str()).await;
+    assert_eq!(line[0]["fields"]["principal"], format!("sp:{app_id}"));
+
+    // A warning logged while serving a request names that request.
+    std::fs::remove_dir_all(served.dir.path()).unwrap();
+    let ready = served.req(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready_id = id_of(&ready);
+    let warned = logged(&served, |l| l["fields"]["message"] == "not ready").await;
+    assert_eq!(warned.len(), 1, "one readiness warning");
+    assert_eq!(warned[0]["span"]["name"], "request");
+    assert_eq!(warned[0]["span"]["id"], ready_id.as_str());
+}
+
 /// A SQLite file belongs to one process (which lets it keep registry rows in memory): a second
 /// `berth serve` on the same data folder refuses to start and says why; the first keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

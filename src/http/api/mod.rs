@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::edge_auth;
+use super::observe::CallerNote;
 use crate::app::{App, AppState};
 use crate::auth::secrets::token_hash;
 use crate::auth::{self, Identity, Permissions};
@@ -66,9 +67,20 @@ pub enum ApiCaller {
     Principal(Identity),
 }
 
+/// The caller, authenticated before the handler runs and noted for the request's log line.
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = OciError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, OciError> {
+        let caller = ApiCaller::authenticate(app, &parts.headers).await?;
+        CallerNote::note(&parts.extensions, caller.principal());
+        Ok(caller)
+    }
+}
+
 impl ApiCaller {
     /// Reads and checks the caller's credentials.
-    pub async fn from_headers(app: &App, headers: &HeaderMap) -> Result<ApiCaller, OciError> {
+    async fn authenticate(app: &App, headers: &HeaderMap) -> Result<ApiCaller, OciError> {
         if let Some(token) = edge_auth::bearer(headers) {
             return if metadata::operators::exists(&app.db, &token_hash(token)).await? {
                 Ok(ApiCaller::Operator)
@@ -85,6 +97,14 @@ impl ApiCaller {
             .await?
             .map(ApiCaller::Principal)
             .ok_or_else(|| OciError::BadCredentials("incorrect appId or password".into()))
+    }
+
+    /// Who this is in the request log: `operator`, or the principal's subject.
+    fn principal(&self) -> String {
+        match self {
+            ApiCaller::Operator => "operator".into(),
+            ApiCaller::Principal(identity) => identity.subject(),
+        }
     }
 
     /// Installation-wide operations are the operator's alone.

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{State, rejection::JsonRejection};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -60,10 +60,10 @@ async fn new_principal(
 
 pub async fn create(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let body: CreatePrincipal = json_body(body)?;
     let (row, password) = new_principal(&app, body.name, body.password).await?;
     Ok((StatusCode::CREATED, Json(with_password(&row, &password))).into_response())
@@ -86,10 +86,10 @@ fn contributor() -> String {
 /// A principal and its role on each scope, in one call; nothing is created when any scope is invalid.
 pub async fn create_for_rbac(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let body: CreateForRbac = json_body(body)?;
     if body.scopes.is_empty() {
         return Err(OciError::Invalid(
@@ -110,8 +110,8 @@ pub async fn create_for_rbac(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+pub async fn list(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
+    caller.require_operator()?;
     let rows = metadata::principals::list(&app.db).await?;
     Ok(Json(rows.iter().map(view).collect::<Vec<_>>()).into_response())
 }
@@ -124,10 +124,10 @@ async fn find(app: &App, app_id: &str) -> Result<PrincipalRow, OciError> {
 
 pub async fn show(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(app_id): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     Ok(Json(view(&find(&app, &app_id).await?)).into_response())
 }
 
@@ -141,11 +141,11 @@ pub struct ResetCredentials {
 /// Issues a new password and revokes the old ones and every refresh token of the principal.
 pub async fn reset(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(app_id): ApiPath<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let given = match body {
         Err(JsonRejection::MissingJsonContentType(_)) => None,
         body => json_body::<ResetCredentials>(body)?.password,
@@ -159,10 +159,10 @@ pub async fn reset(
 
 pub async fn delete(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(app_id): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let row = find(&app, &app_id).await?;
     metadata::principals::delete(&app.db, row.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -69,10 +69,11 @@ fn basic() -> String {
 
 pub async fn create(
     State(app): State<AppState>,
+    caller: ApiCaller,
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let body: CreateRegistry = json_body(body)?;
     let spec = RegistrySpec {
         name: &body.name,
@@ -88,8 +89,7 @@ pub async fn create(
 }
 
 /// Operators see every registry; an Owner principal sees the registries it owns.
-pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, OciError> {
-    let caller = ApiCaller::from_headers(&app, &headers).await?;
+pub async fn list(State(app): State<AppState>, caller: ApiCaller, headers: HeaderMap) -> Result<Response, OciError> {
     let mut shown = Vec::new();
     for reg in metadata::registries::list(&app.db).await? {
         if caller.require_manager(&app, &reg).await.is_ok() {
@@ -99,14 +99,8 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
     Ok(Json(shown).into_response())
 }
 
-/// The registry `name`, once the caller is allowed to manage it.
-pub async fn managed(app: &App, headers: &HeaderMap, name: &str) -> Result<RegistryRow, OciError> {
-    let caller = ApiCaller::from_headers(app, headers).await?;
-    managed_by(app, &caller, name).await
-}
-
-/// The registry `name`, if `caller` manages it (see [`managed`]).
-async fn managed_by(app: &App, caller: &ApiCaller, name: &str) -> Result<RegistryRow, OciError> {
+/// The registry `name`, once `caller` is allowed to manage it.
+pub async fn managed(app: &App, caller: &ApiCaller, name: &str) -> Result<RegistryRow, OciError> {
     let reg = registries::find(&app.db, name).await;
     match (caller, reg) {
         (_, Ok(reg)) => caller.require_manager(app, &reg).await.map(|()| reg),
@@ -118,10 +112,11 @@ async fn managed_by(app: &App, caller: &ApiCaller, name: &str) -> Result<Registr
 
 pub async fn show(
     State(app): State<AppState>,
+    caller: ApiCaller,
     headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
+    let reg = managed(&app, &caller, &name).await?;
     Ok(Json(view(&app, &headers, &reg)).into_response())
 }
 
@@ -137,12 +132,12 @@ pub struct UpdateRegistry {
 
 pub async fn update(
     State(app): State<AppState>,
+    caller: ApiCaller,
     headers: HeaderMap,
     ApiPath(name): ApiPath<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    let caller = ApiCaller::from_headers(&app, &headers).await?;
-    let reg = managed_by(&app, &caller, &name).await?;
+    let reg = managed(&app, &caller, &name).await?;
     let body: UpdateRegistry = json_body(body)?;
     // The SKU and the limits are what the installation grants a registry: the operator's to change.
     if body.sku.is_some() || body.pull_limit.is_some() || body.push_limit.is_some() {
@@ -166,10 +161,10 @@ pub async fn update(
 
 pub async fn delete(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    ApiCaller::from_headers(&app, &headers).await?.require_operator()?;
+    caller.require_operator()?;
     let reg = registries::find(&app.db, &name).await?;
     registries::delete(&app.db, &app.stores, &reg).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -192,10 +187,10 @@ fn credentials_view(app: &App, reg: &RegistryRow) -> Result<Value, OciError> {
 
 pub async fn credentials(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
+    let reg = managed(&app, &caller, &name).await?;
     Ok(Json(credentials_view(&app, &reg)?).into_response())
 }
 
@@ -207,11 +202,11 @@ pub struct Renew {
 
 pub async fn renew(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    let reg = managed(&app, &headers, &name).await?;
+    let reg = managed(&app, &caller, &name).await?;
     let slot = match json_body::<Renew>(body)?.password_name.as_str() {
         "password" => 1,
         "password2" => 2,

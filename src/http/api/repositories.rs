@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -27,8 +27,7 @@ struct Rights(Option<Permissions>);
 impl Rights {
     /// The registry `name` and the caller's rights in it; a principal with no role there is refused, and
     /// learns nothing about whether the registry exists.
-    async fn of(app: &App, headers: &HeaderMap, name: &str) -> Result<(RegistryRow, Rights), OciError> {
-        let caller = ApiCaller::from_headers(app, headers).await?;
+    async fn of(app: &App, caller: ApiCaller, name: &str) -> Result<(RegistryRow, Rights), OciError> {
         let found = registries::find(&app.db, name).await;
         let identity = match caller {
             ApiCaller::Operator => return Ok((found?, Rights(None))),
@@ -101,10 +100,10 @@ async fn repository_id(app: &AppState, reg: &RegistryRow, repo: &RepoName) -> Re
 
 pub async fn list(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let (reg, rights) = Rights::of(&app, caller, &name).await?;
     let mut names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
     names.retain(|repo| rights.allow(repo, "pull"));
     Ok(Json(names).into_response())
@@ -112,10 +111,10 @@ pub async fn list(
 
 pub async fn get(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
-    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let (reg, rights) = Rights::of(&app, caller, &name).await?;
     let path = parse(&rest)?;
     rights.require(&reg, path.repository(), "pull")?;
     match path {
@@ -146,10 +145,10 @@ pub async fn get(
 
 pub async fn delete(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
-    let (reg, rights) = Rights::of(&app, &headers, &name).await?;
+    let (reg, rights) = Rights::of(&app, caller, &name).await?;
     let path = parse(&rest)?;
     rights.require(&reg, path.repository(), "delete")?;
     match path {

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{State, rejection::JsonRejection};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,10 +62,9 @@ pub struct CreateAssignment {
 
 pub async fn create(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
-    let caller = ApiCaller::from_headers(&app, &headers).await?;
     let body: CreateAssignment = json_body(body)?;
     let target = match resolve(&app, &body.scope, &body.role).await {
         Err(OciError::NotFound(_)) if matches!(caller, ApiCaller::Principal(_)) => return Err(OciError::Denied),
@@ -89,10 +88,9 @@ pub struct ListQuery {
 /// every assignment in the registry; a repository scope only those on exactly that prefix.
 pub async fn list(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, OciError> {
-    let caller = ApiCaller::from_headers(&app, &headers).await?;
     let scope = q
         .scope
         .as_deref()
@@ -100,7 +98,7 @@ pub async fn list(
         .transpose()
         .map_err(OciError::Invalid)?;
     let registry = match &scope {
-        Some(scope) => Some(super::registries::managed(&app, &headers, &scope.registry).await?.id),
+        Some(scope) => Some(super::registries::managed(&app, &caller, &scope.registry).await?.id),
         None => {
             caller.require_operator()?;
             None
@@ -125,10 +123,9 @@ pub async fn list(
 
 pub async fn delete(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    caller: ApiCaller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, OciError> {
-    let caller = ApiCaller::from_headers(&app, &headers).await?;
     let not_found = || OciError::NotFound(format!("role assignment {id:?} not found"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let (principal_id, registry_id) = metadata::role_assignments::owner_of(&app.db, id)
