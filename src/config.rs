@@ -150,6 +150,8 @@ pub struct AuthConfig {
     pub secret_key: String,
     pub operator_token: String,
     pub token_ttl_secs: i64,
+    /// Clock skew tolerated on an access token's `exp` and `nbf` (nodes' clocks differ).
+    pub clock_leeway_secs: u64,
     pub refresh_token_ttl_secs: i64,
     /// Failed logins a minute (also the burst) one source address may make before it gets 429; 0: off.
     pub failed_logins_per_source: u32,
@@ -163,6 +165,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("secret_key", &redacted(&self.secret_key))
             .field("operator_token", &redacted(&self.operator_token))
             .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("clock_leeway_secs", &self.clock_leeway_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
             .field("failed_logins_per_source", &self.failed_logins_per_source)
             .field("failed_logins_per_identity", &self.failed_logins_per_identity)
@@ -315,9 +318,13 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        // docker keeps a token a minute whatever its lifetime: it must verify that long.
         anyhow::ensure!(
-            self.auth.token_ttl_secs >= 60,
-            "auth.token_ttl_secs must be at least 60"
+            self.auth.token_ttl_secs >= 1
+                && self.auth.clock_leeway_secs <= 3600
+                && self.auth.token_ttl_secs + self.auth.clock_leeway_secs as i64 >= 60,
+            "auth.token_ttl_secs must be at least 1, auth.clock_leeway_secs at most 3600, and the two \
+             together at least 60 (docker uses a token for a minute whatever its lifetime)"
         );
         anyhow::ensure!(
             self.http.header_read_timeout_secs >= 1 && self.http.max_connections >= 1,
@@ -361,6 +368,9 @@ impl Config {
         }
         if let Some(v) = var("BERTH_TOKEN_TTL_SECS") {
             self.auth.token_ttl_secs = v.parse().with_context(|| format!("BERTH_TOKEN_TTL_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_CLOCK_LEEWAY_SECS") {
+            self.auth.clock_leeway_secs = v.parse().with_context(|| format!("BERTH_CLOCK_LEEWAY_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_REFRESH_TOKEN_TTL_SECS") {
             self.auth.refresh_token_ttl_secs = v
@@ -498,6 +508,21 @@ mod tests {
         );
         std::fs::write(&file, "[http]\nport = 1\n").unwrap();
         assert!(Config::load(Some(&file)).is_err(), "unknown options are refused");
+    }
+
+    #[test]
+    fn a_token_must_verify_for_the_minute_docker_keeps_it() {
+        let lifetime = |ttl: i64, leeway: u64| {
+            Config::from_overrides(Some(&format!(
+                "[auth]\ntoken_ttl_secs = {ttl}\nclock_leeway_secs = {leeway}\n"
+            )))
+        };
+        assert!(lifetime(10, 50).is_ok());
+        assert!(lifetime(3600, 0).is_ok());
+        let short = lifetime(10, 49).unwrap_err().to_string();
+        assert!(short.contains("at least 60"), "{short}");
+        assert!(lifetime(0, 60).is_err(), "a token must live a second");
+        assert!(lifetime(3600, 3601).is_err(), "an hour of skew is the most tolerated");
     }
 
     #[test]

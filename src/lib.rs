@@ -48,7 +48,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         config.storage.sync_writes,
     )
     .await?;
-    let keys = auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?).await?;
+    let keys =
+        auth::token::Keys::load_or_create(&db, bootstrap::secret_box(&config)?, config.auth.clock_leeway_secs).await?;
     let auth = auth::Auth {
         keys,
         verifier: auth::password::Verifier::new()?,

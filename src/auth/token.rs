@@ -15,8 +15,6 @@ use crate::oci::scope::Access;
 
 /// The `iss` of every token Berth signs.
 pub const ISSUER: &str = "berth";
-/// Clock skew tolerated on `exp` and `nbf`.
-const LEEWAY_SECS: u64 = 60;
 
 /// The claims of an access token (Distribution's claim set).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -80,15 +78,16 @@ impl Verified {
         256 + audience.len() + token.len() + claims.sub.len() + claims.aud.len() + claims.jti.len() + access
     }
 
-    /// Keeps `claims`, dropping expired entries, then everything, when the bound would be passed.
-    fn keep(&mut self, key: (String, String), claims: Claims) {
+    /// Keeps `claims`, dropping entries expired past `leeway`, then everything, when the bound would be
+    /// passed.
+    fn keep(&mut self, key: (String, String), claims: Claims, leeway: i64) {
         let weight = Self::weight(&key.0, &key.1, &claims);
         if weight > VERIFIED_MAX_ENTRY_BYTES {
             return;
         }
         if self.bytes + weight > VERIFIED_MAX_BYTES {
             let now = crate::metadata::now();
-            self.entries.retain(|_, (c, _)| c.exp + LEEWAY_SECS as i64 > now);
+            self.entries.retain(|_, (c, _)| c.exp + leeway > now);
             self.bytes = self.entries.values().map(|(_, w)| w).sum();
             if self.bytes + weight > VERIFIED_MAX_BYTES {
                 self.entries = HashMap::new();
@@ -110,11 +109,14 @@ pub struct Keys {
     decoding: RwLock<HashMap<String, DecodingKey>>,
     verified: std::sync::Mutex<Verified>,
     secrets: SecretBox,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (`auth.clock_leeway_secs`).
+    leeway: u64,
 }
 
 impl Keys {
-    /// Loads the newest signing key, creating one on first start.
-    pub async fn load_or_create(db: &Db, secrets: SecretBox) -> anyhow::Result<Keys> {
+    /// Loads the newest signing key, creating one on first start; tokens verify within `leeway` seconds
+    /// of their `nbf` and `exp`.
+    pub async fn load_or_create(db: &Db, secrets: SecretBox, leeway: u64) -> anyhow::Result<Keys> {
         let row = match metadata::signing_keys::newest(db).await? {
             Some(row) => row,
             None => {
@@ -141,6 +143,7 @@ impl Keys {
             decoding: RwLock::new(decoding),
             verified: std::sync::Mutex::new(Verified::default()),
             secrets,
+            leeway,
         })
     }
 
@@ -160,12 +163,12 @@ impl Keys {
         let cache_key = (audience.to_owned(), token.to_owned());
         if let Some((claims, _)) = self.verified.lock().ok()?.entries.get(&cache_key) {
             let now = crate::metadata::now();
-            let window = LEEWAY_SECS as i64;
+            let window = self.leeway as i64;
             return (claims.nbf - window <= now && now < claims.exp + window).then(|| claims.clone());
         }
         let claims = self.verify_signed(db, token, audience).await?;
         if let Ok(mut verified) = self.verified.lock() {
-            verified.keep(cache_key, claims.clone());
+            verified.keep(cache_key, claims.clone(), self.leeway as i64);
         }
         Some(claims)
     }
@@ -175,7 +178,7 @@ impl Keys {
         let kid = decode_header(token).ok()?.kid?;
         let key = self.decoding_key(db, &kid).await?;
         let mut validation = Validation::new(Algorithm::ES256);
-        validation.leeway = LEEWAY_SECS;
+        validation.leeway = self.leeway;
         validation.validate_nbf = true;
         validation.set_audience(&[audience]);
         validation.set_issuer(&[ISSUER]);
@@ -223,7 +226,7 @@ mod tests {
         let live = crate::metadata::now() + 3600;
         for i in 0..5_000 {
             let token = format!("{i}{}", "t".repeat(20_000));
-            verified.keep(("r.localhost".into(), token), claims(&i.to_string(), live, 100));
+            verified.keep(("r.localhost".into(), token), claims(&i.to_string(), live, 100), 60);
             assert!(
                 verified.bytes <= VERIFIED_MAX_BYTES,
                 "{} bytes after {i}",
@@ -235,7 +238,7 @@ mod tests {
         assert!(!verified.entries.is_empty());
 
         let huge = "t".repeat(VERIFIED_MAX_ENTRY_BYTES);
-        verified.keep(("r.localhost".into(), huge.clone()), claims("huge", live, 1));
+        verified.keep(("r.localhost".into(), huge.clone()), claims("huge", live, 1), 60);
         assert!(!verified.entries.contains_key(&("r.localhost".to_string(), huge)));
     }
 }
