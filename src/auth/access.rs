@@ -3,23 +3,10 @@
 
 use crate::errors::{Challenge, OciError};
 use crate::metadata::{Db, registries::RegistryRow};
-use crate::oci::route::V2Route;
 use crate::oci::scope::Access;
 
 use super::token::Claims;
 use super::{Auth, Permissions, identity_of, token_is_current};
-
-/// The access a request needs, by method and route (Distribution's `appendAccessRecords`).
-pub fn required(route: &V2Route, method: &str) -> Access {
-    let repo = route.repo().as_str();
-    let action = match (method, route) {
-        (_, V2Route::UploadStart { .. } | V2Route::Upload { .. }) => "push",
-        ("DELETE", _) => "delete",
-        ("GET" | "HEAD", _) => "pull",
-        _ => "push",
-    };
-    Access::repository(repo, &[action])
-}
 
 /// Reads the bearer token of a request and checks it grants every access in `need`.
 /// No or bad token: 401 with the challenge. A valid token lacking an action: 403 DENIED with an
@@ -119,36 +106,4 @@ fn denial_reason(subject: &str, registry: &str, lacking: &[Access], permissions:
         }
     };
     format!("{refused} refused: {who} {holds}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::oci::route::parse_v2;
-
-    #[test]
-    fn each_route_and_method_needs_one_action() {
-        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        let table = [
-            ("GET", format!("a/blobs/{d}"), "pull"),
-            ("HEAD", "a/manifests/v1".to_string(), "pull"),
-            ("GET", "a/tags/list".to_string(), "pull"),
-            ("GET", format!("a/referrers/{d}"), "pull"),
-            ("GET", "a/blobs/uploads/x".to_string(), "push"),
-            ("POST", "a/blobs/uploads/".to_string(), "push"),
-            ("PATCH", "a/blobs/uploads/x".to_string(), "push"),
-            ("PUT", "a/manifests/v1".to_string(), "push"),
-            ("DELETE", "a/manifests/v1".to_string(), "delete"),
-            ("DELETE", format!("a/blobs/{d}"), "delete"),
-            ("DELETE", "a/blobs/uploads/x".to_string(), "push"),
-        ];
-        for (method, path, action) in table {
-            let route = parse_v2(&path).unwrap();
-            assert_eq!(
-                required(&route, method),
-                Access::repository("a", &[action]),
-                "{method} {path}"
-            );
-        }
-    }
 }

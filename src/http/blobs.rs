@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::Authorized;
 use super::extract::header_str;
 use crate::app::{AppState, RegistryCtx};
 use crate::errors::OciError;
@@ -22,13 +23,13 @@ async fn repository_id(app: &AppState, reg: &RegistryCtx, repo: &RepoName) -> Re
 /// Streams a blob (or the requested range of it), or redirects a whole-blob GET to a presigned URL of the
 /// object store when the registry's store hands one out; `with_body` is false for `HEAD`.
 pub async fn get(
-    app: &AppState,
-    reg: &RegistryCtx,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     digest: &Digest,
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let repository_id = repository_id(app, reg, repo).await?;
     let blob = metadata::blobs::linked(&app.db, repository_id, &digest.to_string())
         .await?
@@ -82,7 +83,8 @@ async fn presigned(reg: &RegistryCtx, layout: &BlobLayout) -> Option<String> {
 }
 
 /// Removes the blob from the repository (other repositories that link it keep it).
-pub async fn delete(app: &AppState, reg: &RegistryCtx, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
+pub async fn delete(cx: &Authorized<'_>, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let repository_id = repository_id(app, reg, repo).await?;
     if !metadata::blobs::unlink(&app.db, repository_id, &digest.to_string()).await? {
         return Err(OciError::BlobUnknown);

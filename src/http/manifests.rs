@@ -4,22 +4,22 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::Response;
 
+use super::Authorized;
 use super::blobs::{docker_content_digest, with_headers};
 use super::extract::header_str;
-use crate::app::{AppState, RegistryCtx};
 use crate::errors::OciError;
 use crate::oci::manifest::{MAX_MANIFEST_BYTES, is_manifest_type};
 use crate::oci::reference::{Reference, RepoName};
 use crate::ops::manifests;
 
 pub async fn get(
-    app: &AppState,
-    reg: &RegistryCtx,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let row = manifests::get(&app.db, reg, repo, reference).await?;
     if !accepts(headers, &row.media_type) {
         return Err(OciError::ManifestUnknown(format!(
@@ -60,13 +60,13 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
 }
 
 pub async fn put(
-    app: &AppState,
-    reg: &RegistryCtx,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     reference: &Reference,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| OciError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;
@@ -83,12 +83,8 @@ pub async fn put(
     Ok(with_headers(StatusCode::CREATED, response_headers, Body::empty()))
 }
 
-pub async fn delete(
-    app: &AppState,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    reference: &Reference,
-) -> Result<Response, OciError> {
+pub async fn delete(cx: &Authorized<'_>, repo: &RepoName, reference: &Reference) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     manifests::delete(&app.db, reg, repo, reference).await?;
     Ok(with_headers(
         StatusCode::ACCEPTED,

@@ -2,7 +2,6 @@
 //! `/v2/` data-plane requests go through.
 
 mod api;
-mod base;
 mod blobs;
 mod body;
 mod edge_auth;
@@ -10,6 +9,7 @@ mod extract;
 mod login_throttle;
 mod manifests;
 mod observe;
+mod operation;
 mod ops_endpoints;
 mod referrers;
 mod request_body;
@@ -17,12 +17,12 @@ mod tags;
 mod token;
 mod uploads;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State, rejection::PathRejection};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app::{AppState, RegistryCtx};
@@ -34,6 +34,7 @@ use crate::oci::scope::Access;
 use body::Guarded;
 use extract::V2Query;
 use observe::RequestInfo;
+use operation::Operation;
 pub use token::MAX_FORM_BYTES as TOKEN_FORM_MAX_BYTES;
 
 /// The whole HTTP surface.
@@ -41,9 +42,8 @@ pub fn router(state: AppState) -> Router {
     // The failed-login throttle, around the routes that check credentials.
     let throttled = || axum::middleware::from_fn_with_state(state.clone(), login_throttle::throttle_failed_logins);
     Router::new()
-        .route("/v2/", get(base::get))
-        .route("/v2", get(base::get))
-        .route("/v2/_catalog", get(tags::catalog))
+        .route("/v2/", any(v2_base))
+        .route("/v2", any(v2_base))
         .route("/v2/{*rest}", any(v2_dispatch))
         .route(
             "/oauth2/token",
@@ -69,6 +69,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/v2/` and `/v2`: the base, through the same dispatcher as every other data-plane request.
+async fn v2_base(State(app): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    v2_dispatch(State(app), method, uri, headers, Ok(Path(String::new())), body).await
+}
+
 /// Runs a data-plane request and attaches what is known of it for the request log.
 async fn v2_dispatch(
     State(app): State<AppState>,
@@ -89,10 +94,10 @@ async fn v2_dispatch(
     response
 }
 
-/// Parses the route (400 before anything else), picks the registry by `Host`, checks the bearer token
-/// (401 with a challenge, or 403), takes a pull or push permit of the registry (429 past the queue
-/// timeout; held until the response's last byte), and runs the one handler for (method, route). No
-/// endpoint below `/v2/` can skip the check: this is the only way in.
+/// Parses the route (400 before anything else) and derives its [`Operation`], picks the registry by
+/// `Host`, checks the bearer token (401 with a challenge, or 403), takes a pull or push permit of the
+/// registry (429 past the queue timeout; held until the response's last byte), and runs the one handler
+/// for the operation. Every endpoint below `/v2/`, the base and the catalog included, comes through here.
 async fn handle_v2(
     app: &AppState,
     info: &mut RequestInfo,
@@ -104,21 +109,30 @@ async fn handle_v2(
 ) -> Result<Response, OciError> {
     let Path(rest) = rest.map_err(|_| OciError::NameInvalid("the path is not valid UTF-8".into()))?;
     let route = parse_v2(&rest)?;
-    info.operation = operation(&method, &route);
-    info.repository = Some(route.repo().to_string());
+    let operation = Operation::of(&method, &route);
+    info.operation = operation.name();
+    info.repository = route.repo().map(ToString::to_string);
     let query = V2Query::parse(uri);
-    let reg = registry(app, headers).await?;
+    let reg = match registry(app, headers).await {
+        // A host naming no registry is challenged at the base: clients then ask the token endpoint,
+        // whose answer says what is wrong (docker shows only the status of `/v2/`).
+        Err(OciError::RegistryUnknown(_)) if operation == Operation::Base => {
+            let challenge = edge_auth::challenge_without_registry(app, headers);
+            return Err(OciError::Unauthorized(Box::new(challenge)));
+        }
+        found => found?,
+    };
     info.registry = Some(reg.row.name.clone());
-    let need = auth::access::required(&route, method.as_str());
-    let mut scope = vec![need.clone()];
+    let need = operation.needs(&route);
+    let mut scope = need.clone();
     if let (V2Route::UploadStart { .. }, Some(from)) = (&route, &query.from) {
         scope.push(Access::repository(from, &["pull"]));
     }
     let challenge = edge_auth::challenge(app, headers, &reg, scope);
     let bearer = edge_auth::bearer(headers);
-    let caller = auth::access::authorize(&app.auth, &app.db, &reg.row, bearer, &[need], challenge).await?;
+    let caller = auth::access::authorize(&app.auth, &app.db, &reg.row, bearer, &need, challenge).await?;
     info.principal = Some(caller.sub.clone());
-    let permit = match direction(&method, &route) {
+    let permit = match operation.direction() {
         Some(direction) => {
             let limits = app.limits_of(&reg.row);
             let limit = if direction == Direction::Pull {
@@ -135,30 +149,40 @@ async fn handle_v2(
         reg: &reg,
         caller: &caller,
     };
-    let response = match (method, route) {
-        (Method::GET, V2Route::Blob { repo, digest }) => blobs::get(app, &reg, &repo, &digest, headers, true).await?,
-        (Method::HEAD, V2Route::Blob { repo, digest }) => blobs::get(app, &reg, &repo, &digest, headers, false).await?,
-        (Method::DELETE, V2Route::Blob { repo, digest }) => blobs::delete(app, &reg, &repo, &digest).await?,
-        (Method::POST, V2Route::UploadStart { repo }) => uploads::start(&cx, &repo, &query, headers, body).await?,
-        (Method::PATCH, V2Route::Upload { repo, id }) => uploads::patch(&cx, &repo, &id, headers, body).await?,
-        (Method::PUT, V2Route::Upload { repo, id }) => uploads::put(&cx, &repo, &id, &query, headers, body).await?,
-        (Method::GET, V2Route::Upload { repo, id }) => uploads::status(&cx, &repo, &id).await?,
-        (Method::DELETE, V2Route::Upload { repo, id }) => uploads::cancel(&cx, &repo, &id).await?,
-        (Method::GET, V2Route::Manifest { repo, reference }) => {
-            manifests::get(app, &reg, &repo, &route::existing(reference)?, headers, true).await?
+    let response = match (operation, route) {
+        (Operation::Base, _) => Json(serde_json::json!({})).into_response(),
+        (Operation::Catalog, _) => tags::catalog(&cx, &query).await?,
+        (Operation::BlobGet, V2Route::Blob { repo, digest }) => blobs::get(&cx, &repo, &digest, headers, true).await?,
+        (Operation::BlobHead, V2Route::Blob { repo, digest }) => {
+            blobs::get(&cx, &repo, &digest, headers, false).await?
         }
-        (Method::HEAD, V2Route::Manifest { repo, reference }) => {
-            manifests::get(app, &reg, &repo, &route::existing(reference)?, headers, false).await?
+        (Operation::BlobDelete, V2Route::Blob { repo, digest }) => blobs::delete(&cx, &repo, &digest).await?,
+        (Operation::UploadStart, V2Route::UploadStart { repo }) => {
+            uploads::start(&cx, &repo, &query, headers, body).await?
         }
-        (Method::PUT, V2Route::Manifest { repo, reference }) => {
-            manifests::put(app, &reg, &repo, &route::for_put(reference)?, headers, body).await?
+        (Operation::UploadPatch, V2Route::Upload { repo, id }) => {
+            uploads::patch(&cx, &repo, &id, headers, body).await?
         }
-        (Method::DELETE, V2Route::Manifest { repo, reference }) => {
-            manifests::delete(app, &reg, &repo, &route::existing(reference)?).await?
+        (Operation::UploadPut, V2Route::Upload { repo, id }) => {
+            uploads::put(&cx, &repo, &id, &query, headers, body).await?
         }
-        (Method::GET, V2Route::TagsList { repo }) => tags::list(app, &reg, &repo, &query).await?,
-        (Method::GET, V2Route::Referrers { repo, digest }) => {
-            referrers::list(app, &reg, &repo, &digest, &query).await?
+        (Operation::UploadStatus, V2Route::Upload { repo, id }) => uploads::status(&cx, &repo, &id).await?,
+        (Operation::UploadCancel, V2Route::Upload { repo, id }) => uploads::cancel(&cx, &repo, &id).await?,
+        (Operation::ManifestGet, V2Route::Manifest { repo, reference }) => {
+            manifests::get(&cx, &repo, &route::existing(reference)?, headers, true).await?
+        }
+        (Operation::ManifestHead, V2Route::Manifest { repo, reference }) => {
+            manifests::get(&cx, &repo, &route::existing(reference)?, headers, false).await?
+        }
+        (Operation::ManifestPut, V2Route::Manifest { repo, reference }) => {
+            manifests::put(&cx, &repo, &route::for_put(reference)?, headers, body).await?
+        }
+        (Operation::ManifestDelete, V2Route::Manifest { repo, reference }) => {
+            manifests::delete(&cx, &repo, &route::existing(reference)?).await?
+        }
+        (Operation::TagsList, V2Route::TagsList { repo }) => tags::list(&cx, &repo, &query).await?,
+        (Operation::Referrers, V2Route::Referrers { repo, digest }) => {
+            referrers::list(&cx, &repo, &digest, &query).await?
         }
         _ => return Err(OciError::Unsupported),
     };
@@ -166,38 +190,6 @@ async fn handle_v2(
         Some(permit) => response.map(|body| Guarded::wrap(body, Some(permit), None)),
         None => response,
     })
-}
-
-/// The operation name of a data-plane request, for logs and metrics.
-fn operation(method: &Method, route: &V2Route) -> &'static str {
-    match (method.as_str(), route) {
-        ("GET", V2Route::Blob { .. }) => "blob_get",
-        ("HEAD", V2Route::Blob { .. }) => "blob_head",
-        ("DELETE", V2Route::Blob { .. }) => "blob_delete",
-        ("POST", V2Route::UploadStart { .. }) => "upload_start",
-        ("PATCH", V2Route::Upload { .. }) => "upload_patch",
-        ("PUT", V2Route::Upload { .. }) => "upload_put",
-        ("GET", V2Route::Upload { .. }) => "upload_status",
-        ("DELETE", V2Route::Upload { .. }) => "upload_cancel",
-        ("GET", V2Route::Manifest { .. }) => "manifest_get",
-        ("HEAD", V2Route::Manifest { .. }) => "manifest_head",
-        ("PUT", V2Route::Manifest { .. }) => "manifest_put",
-        ("DELETE", V2Route::Manifest { .. }) => "manifest_delete",
-        ("GET", V2Route::TagsList { .. }) => "tags_list",
-        ("GET", V2Route::Referrers { .. }) => "referrers",
-        _ => "unsupported",
-    }
-}
-
-/// Which limit a request counts against: pulls are GET/HEAD of blobs and manifests; pushes are upload
-/// POST/PATCH/PUT and manifest PUT. Everything else is not limited.
-fn direction(method: &Method, route: &V2Route) -> Option<Direction> {
-    match (method.as_str(), route) {
-        ("GET" | "HEAD", V2Route::Blob { .. } | V2Route::Manifest { .. }) => Some(Direction::Pull),
-        ("POST", V2Route::UploadStart { .. }) | ("PATCH" | "PUT", V2Route::Upload { .. }) => Some(Direction::Push),
-        ("PUT", V2Route::Manifest { .. }) => Some(Direction::Push),
-        _ => None,
-    }
 }
 
 /// An authorized data-plane request: the app, the registry it is for, and the caller's token.

@@ -5,9 +5,9 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::Authorized;
 use super::blobs::with_headers;
 use super::extract::V2Query;
-use crate::app::{AppState, RegistryCtx};
 use crate::errors::OciError;
 use crate::metadata;
 use crate::oci::digest::Digest;
@@ -15,12 +15,12 @@ use crate::oci::manifest::OCI_INDEX;
 use crate::oci::reference::RepoName;
 
 pub async fn list(
-    app: &AppState,
-    reg: &RegistryCtx,
+    cx: &Authorized<'_>,
     repo: &RepoName,
     subject: &Digest,
     query: &V2Query,
 ) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let filter = query.artifact_type.as_deref().filter(|t| !t.is_empty());
     let rows = match metadata::repositories::id(&app.db, reg.row.id, repo.as_str()).await? {
         Some(repository_id) => {

@@ -3,21 +3,17 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::Authorized;
 use super::blobs::with_headers;
-use super::edge_auth;
 use super::extract::{Page, V2Query};
-use super::observe::RequestInfo;
-use crate::app::{AppState, RegistryCtx};
 use crate::auth;
 use crate::errors::OciError;
 use crate::metadata;
 use crate::oci::reference::RepoName;
-use crate::oci::scope::Access;
 
 /// Tags without `n` come whole up to this many; `n` is capped at it too.
 const MAX_TAGS: usize = 10_000;
@@ -27,7 +23,8 @@ const MAX_CATALOG: usize = 10_000;
 /// Repositories read per query while filtering the catalog by what the caller may pull.
 const CATALOG_BATCH: i64 = 1_000;
 
-pub async fn list(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
+pub async fn list(cx: &Authorized<'_>, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
+    let (app, reg) = (cx.app, cx.reg);
     let page = Page::from_query(query, MAX_TAGS, MAX_TAGS)?;
     let repository_id = metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
         .await?
@@ -37,25 +34,14 @@ pub async fn list(app: &AppState, reg: &RegistryCtx, repo: &RepoName, query: &V2
     Ok(listing(json!({ "name": repo.as_str(), "tags": tags }), link))
 }
 
-/// The catalog needs `registry:catalog:*` and shows only the repositories the caller can pull.
-pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
-    let reg = super::registry(&app, &headers).await?;
-    let need = Access::catalog();
-    let challenge = edge_auth::challenge(&app, &headers, &reg, vec![need.clone()]);
-    let caller = auth::access::authorize(
-        &app.auth,
-        &app.db,
-        &reg.row,
-        edge_auth::bearer(&headers),
-        &[need],
-        challenge,
-    )
-    .await?;
+/// The repositories the caller can pull (its token granted `registry:catalog:*`).
+pub async fn catalog(cx: &Authorized<'_>, query: &V2Query) -> Result<Response, OciError> {
+    let (app, reg, caller) = (cx.app, cx.reg, cx.caller);
     let identity = auth::identity_of(&app.db, &reg.row, &caller.sub, caller.password.as_ref().map(|m| m.slot))
         .await?
         .ok_or(OciError::Denied)?;
     let permissions = auth::Permissions::of(&app.db, &reg.row, &identity).await?;
-    let page = Page::from_query(&V2Query::parse(&uri), CATALOG_PAGE, MAX_CATALOG)?;
+    let page = Page::from_query(query, CATALOG_PAGE, MAX_CATALOG)?;
     let mut visible = Vec::new();
     let mut after = page.last.clone();
     while visible.len() <= page.n {
@@ -73,8 +59,7 @@ pub async fn catalog(State(app): State<AppState>, uri: Uri, headers: HeaderMap) 
     }
     visible.truncate(page.n + 1);
     let (repositories, link) = page.finish(visible, "/v2/_catalog");
-    let response = listing(json!({ "repositories": repositories }), link);
-    Ok(RequestInfo::new("catalog", &reg.row.name, &caller.sub).attach(response))
+    Ok(listing(json!({ "repositories": repositories }), link))
 }
 
 fn listing(body: serde_json::Value, link: Option<String>) -> Response {

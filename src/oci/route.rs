@@ -55,9 +55,13 @@ pub fn for_put(reference: ManifestRef) -> Result<Reference, GrammarError> {
     reference.or_else(|text| text.parse())
 }
 
-/// A data-plane endpoint below `/v2/` (the base and `_catalog` routes are matched before this parser).
+/// A data-plane endpoint below `/v2/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2Route {
+    /// `/v2/`: the API version check.
+    Base,
+    /// `/v2/_catalog`: the registry's repositories.
+    Catalog,
     /// `reference` is `Err(text)` when the text is no tag or digest: it names no manifest (a GET, HEAD or
     /// DELETE of it is MANIFEST_UNKNOWN once the caller is authorized), and a PUT to it is refused with
     /// the parse error ([`ManifestRef::for_put`]).
@@ -86,20 +90,27 @@ pub enum V2Route {
 }
 
 impl V2Route {
-    pub fn repo(&self) -> &RepoName {
+    /// The repository the route is in; none for the base and the catalog.
+    pub fn repo(&self) -> Option<&RepoName> {
         match self {
+            V2Route::Base | V2Route::Catalog => None,
             V2Route::Manifest { repo, .. }
             | V2Route::Blob { repo, .. }
             | V2Route::UploadStart { repo }
             | V2Route::Upload { repo, .. }
             | V2Route::TagsList { repo }
-            | V2Route::Referrers { repo, .. } => repo,
+            | V2Route::Referrers { repo, .. } => Some(repo),
         }
     }
 }
 
 /// Parses `rest`, the path after `/v2/` with no leading slash.
 pub fn parse_v2(rest: &str) -> Result<V2Route, GrammarError> {
+    match rest {
+        "" => return Ok(V2Route::Base),
+        "_catalog" => return Ok(V2Route::Catalog),
+        _ => {}
+    }
     if let Some(repo) = rest.strip_suffix("/tags/list") {
         return Ok(V2Route::TagsList { repo: repo.parse()? });
     }
@@ -153,6 +164,8 @@ mod tests {
     fn routes_are_split_from_the_right() {
         let digest: Digest = D.parse().unwrap();
         let table = vec![
+            (String::new(), V2Route::Base),
+            ("_catalog".into(), V2Route::Catalog),
             (
                 "a/b/c/manifests/v1".to_string(),
                 V2Route::Manifest {
@@ -229,7 +242,7 @@ mod tests {
             ("x/blobs/notadigest".into(), "Digest"),
             ("x/blobs/uploads/../../etc".into(), "NoSuchUpload"),
             ("x/something".into(), "Name"),
-            ("".into(), "Name"),
+            ("_catalog/tags/list".into(), "Name"),
         ];
         for (path, kind) in cases {
             assert_eq!(parse_v2(&path).unwrap_err().kind(), kind, "{path}");

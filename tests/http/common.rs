@@ -270,10 +270,13 @@ pub fn scopes_for(path: &str) -> Vec<String> {
     if rest == "_catalog" {
         return vec!["registry:catalog:*".into()];
     }
-    let Ok(route) = berth::oci::route::parse_v2(rest) else {
+    let Some(repo) = berth::oci::route::parse_v2(rest)
+        .ok()
+        .and_then(|route| route.repo().cloned())
+    else {
         return Vec::new();
     };
-    let mut scopes = vec![format!("repository:{}:pull,push,delete", route.repo())];
+    let mut scopes = vec![format!("repository:{repo}:pull,push,delete")];
     if let Some(from) = query.split('&').find_map(|kv| kv.strip_prefix("from=")) {
         scopes.push(format!("repository:{from}:pull"));
     }
