@@ -10,9 +10,9 @@ const FLOORS: &[&[(&str, &[&str])]] = &[
     &[("errors", &[]), ("pace", &[])],
     &[("limits", &[]), ("storage", &[]), ("connections", &[])],
     &[("metadata", &[]), ("tls", &["connections"])],
-    &[("auth", &[])],
-    &[("app", &[])],
+    &[("auth", &[]), ("tenant", &[])],
     &[("ops", &[])],
+    &[("app", &[])],
     &[("http", &[])],
     &[("bootstrap", &[])],
 ];

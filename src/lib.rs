@@ -2,9 +2,9 @@
 //!
 //! Layers, each depending only on those below it (`layer_rule` checks the imports), from the ground up:
 //! `oci` (pure grammar), `config`, `telemetry`, `cli` (a client of the API, sharing nothing) ← `errors` (the
-//! spec's error type), `pace` ← `limits`, `storage`, `connections` ← `metadata` (SQL), `tls` ← `auth` ←
-//! `app` (the shared state) ← `ops` (multi-step workflows) ← `http` (axum) ← `bootstrap` ← this crate
-//! root and `main`.
+//! spec's error type), `pace` ← `limits`, `storage`, `connections` ← `metadata` (SQL), `tls` ← `auth`,
+//! `tenant` (the registry a request is for) ← `ops` (multi-step workflows) ← `app` (the shared state) ←
+//! `http` (axum) ← `bootstrap` ← this crate root and `main`.
 
 pub mod app;
 pub mod auth;
@@ -23,6 +23,7 @@ pub mod ops;
 pub mod pace;
 pub mod storage;
 pub mod telemetry;
+pub mod tenant;
 pub mod tls;
 
 use std::future::Future;

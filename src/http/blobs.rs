@@ -6,19 +6,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::Authorized;
 use super::extract::header_str;
-use crate::app::{AppState, RegistryCtx};
 use crate::errors::OciError;
 use crate::metadata;
 use crate::oci::digest::Digest;
 use crate::oci::range::{RangeRequest, resolve_range};
 use crate::oci::reference::RepoName;
 use crate::storage::BlobLayout;
-
-async fn repository_id(app: &AppState, reg: &RegistryCtx, repo: &RepoName) -> Result<i64, OciError> {
-    metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
-        .await?
-        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))
-}
+use crate::tenant::Tenant;
 
 /// Streams a blob (or the requested range of it), or redirects a whole-blob GET to a presigned URL of the
 /// object store when the registry's store hands one out; `with_body` is false for `HEAD`.
@@ -30,7 +24,7 @@ pub async fn get(
     with_body: bool,
 ) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
-    let repository_id = repository_id(app, reg, repo).await?;
+    let repository_id = reg.repository(&app.db, repo).await?;
     let blob = metadata::blobs::linked(&app.db, repository_id, &digest.to_string())
         .await?
         .ok_or(OciError::BlobUnknown)?;
@@ -72,7 +66,7 @@ pub async fn get(
 
 /// A presigned URL to redirect a whole-blob GET to, when `storage.redirect` is on and the registry's store
 /// can sign one for this blob; a signing failure is logged and the blob is streamed instead.
-async fn presigned(reg: &RegistryCtx, layout: &BlobLayout) -> Option<String> {
+async fn presigned(reg: &Tenant, layout: &BlobLayout) -> Option<String> {
     match reg.blobs.presigned_url(layout).await {
         Ok(url) => url,
         Err(e) => {
@@ -85,7 +79,7 @@ async fn presigned(reg: &RegistryCtx, layout: &BlobLayout) -> Option<String> {
 /// Removes the blob from the repository (other repositories that link it keep it).
 pub async fn delete(cx: &Authorized<'_>, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
-    let repository_id = repository_id(app, reg, repo).await?;
+    let repository_id = reg.repository(&app.db, repo).await?;
     if !metadata::blobs::unlink(&app.db, repository_id, &digest.to_string()).await? {
         return Err(OciError::BlobUnknown);
     }

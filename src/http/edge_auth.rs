@@ -4,9 +4,10 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::app::{App, RegistryCtx};
+use crate::app::App;
 use crate::errors::Challenge;
 use crate::oci::scope::Access;
+use crate::tenant::Tenant;
 
 use super::extract::header_str;
 
@@ -98,10 +99,10 @@ pub fn challenge_without_registry(app: &App, headers: &HeaderMap) -> Challenge {
 }
 
 /// The challenge for a request to `reg` that needs `scope`.
-pub fn challenge(app: &App, headers: &HeaderMap, reg: &RegistryCtx, scope: Vec<Access>) -> Challenge {
+pub fn challenge(app: &App, headers: &HeaderMap, reg: &Tenant, scope: Vec<Access>) -> Challenge {
     Challenge {
         realm: format!("{}/oauth2/token", public_base(app, headers)),
-        service: app.login_server(&reg.row),
+        service: reg.login_server.clone(),
         scope,
         insufficient: false,
         invalid_token: false,

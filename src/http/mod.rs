@@ -6,6 +6,7 @@ mod blobs;
 mod body;
 mod edge_auth;
 mod extract;
+mod host;
 mod login_throttle;
 mod manifests;
 mod observe;
@@ -19,18 +20,19 @@ mod uploads;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State, rejection::PathRejection};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::app::{AppState, RegistryCtx};
+use crate::app::AppState;
 use crate::auth;
 use crate::errors::OciError;
 use crate::limits::Direction;
 use crate::oci::route::{self, V2Route, parse_v2};
 use crate::oci::scope::Access;
+use crate::tenant::Tenant;
 use body::Guarded;
 use extract::V2Query;
 use observe::RequestInfo;
@@ -113,7 +115,7 @@ async fn handle_v2(
     info.operation = operation.name();
     info.repository = route.repo().map(ToString::to_string);
     let query = V2Query::parse(uri);
-    let reg = match registry(app, headers).await {
+    let reg = match host::tenant(app, headers).await {
         // A host naming no registry is challenged at the base: clients then ask the token endpoint,
         // whose answer says what is wrong (docker shows only the status of `/v2/`).
         Err(OciError::RegistryUnknown(_)) if operation == Operation::Base => {
@@ -134,11 +136,10 @@ async fn handle_v2(
     info.principal = Some(caller.sub.clone());
     let permit = match operation.direction() {
         Some(direction) => {
-            let limits = app.limits_of(&reg.row);
             let limit = if direction == Direction::Pull {
-                limits.pulls
+                reg.limits.pulls
             } else {
-                limits.pushes
+                reg.limits.pushes
             };
             Some(app.limits.acquire(&reg.row.name, direction, limit).await?)
         }
@@ -195,12 +196,6 @@ async fn handle_v2(
 /// An authorized data-plane request: the app, the registry it is for, and the caller's token.
 pub struct Authorized<'a> {
     pub app: &'a AppState,
-    pub reg: &'a RegistryCtx,
+    pub reg: &'a Tenant,
     pub caller: &'a auth::token::Claims,
-}
-
-/// The registry a request is for, from its `Host`.
-async fn registry(app: &AppState, headers: &HeaderMap) -> Result<RegistryCtx, OciError> {
-    app.registry_for_host(headers.get(header::HOST).and_then(|h| h.to_str().ok()))
-        .await
 }

@@ -22,7 +22,7 @@ pub async fn list(
 ) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
     let filter = query.artifact_type.as_deref().filter(|t| !t.is_empty());
-    let rows = match metadata::repositories::id(&app.db, reg.row.id, repo.as_str()).await? {
+    let rows = match reg.find_repository(&app.db, repo).await? {
         Some(repository_id) => {
             metadata::manifests::referrers(&app.db, repository_id, &subject.to_string(), filter).await?
         }

@@ -26,9 +26,7 @@ const CATALOG_BATCH: i64 = 1_000;
 pub async fn list(cx: &Authorized<'_>, repo: &RepoName, query: &V2Query) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
     let page = Page::from_query(query, MAX_TAGS, MAX_TAGS)?;
-    let repository_id = metadata::repositories::id(&app.db, reg.row.id, repo.as_str())
-        .await?
-        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+    let repository_id = reg.repository(&app.db, repo).await?;
     let rows = metadata::tags::list(&app.db, repository_id, page.last.as_deref(), page.n as i64 + 1).await?;
     let (tags, link) = page.finish(rows, &format!("/v2/{repo}/tags/list"));
     Ok(listing(json!({ "name": repo.as_str(), "tags": tags }), link))

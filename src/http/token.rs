@@ -11,13 +11,14 @@ use serde_json::json;
 
 use super::edge_auth;
 use super::observe::RequestInfo;
-use crate::app::{AppState, RegistryCtx};
+use crate::app::AppState;
 use crate::auth::secrets::{random_secret, token_hash};
 use crate::auth::token::{Claims, ISSUER};
 use crate::auth::{self, Identity, Permissions};
 use crate::errors::OciError;
 use crate::metadata::{self, now, refresh_tokens::RefreshRow};
 use crate::oci::scope::{Access, parse_scopes};
+use crate::tenant::Tenant;
 
 /// Parameters of either form of the request (query string or form body).
 #[derive(Default)]
@@ -60,7 +61,7 @@ fn bad_credentials() -> OciError {
 }
 
 pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, OciError> {
-    let reg = super::registry(&app, &headers).await?;
+    let reg = super::host::tenant(&app, &headers).await?;
     let params = TokenParams::parse(uri.query().unwrap_or("").as_bytes());
     let requested = params.requested()?;
     let (username, password) = edge_auth::basic(&headers).ok_or_else(|| {
@@ -104,7 +105,7 @@ pub async fn post(
         )),
         other => OciError::Invalid(other.body_text()),
     })?;
-    let reg = super::registry(&app, &headers).await?;
+    let reg = super::host::tenant(&app, &headers).await?;
     let params = TokenParams::parse(&form);
     let requested = params.requested()?;
     let (identity, refresh) = match params.grant_type.as_deref() {
@@ -153,12 +154,7 @@ struct Issued {
 }
 
 /// Signs an access token granting what was asked for, as far as the identity's rights reach.
-async fn issue(
-    app: &AppState,
-    reg: &RegistryCtx,
-    identity: &Identity,
-    requested: &[Access],
-) -> Result<Issued, OciError> {
+async fn issue(app: &AppState, reg: &Tenant, identity: &Identity, requested: &[Access]) -> Result<Issued, OciError> {
     let permissions = Permissions::of(&app.db, &reg.row, identity).await?;
     if !permissions.any() {
         let who = match identity {
@@ -175,7 +171,7 @@ async fn issue(
     let claims = Claims {
         iss: ISSUER.into(),
         sub: identity.subject(),
-        aud: app.login_server(&reg.row),
+        aud: reg.login_server.clone(),
         exp: iat + app.auth.token_ttl_secs,
         nbf: iat,
         iat,
@@ -201,7 +197,7 @@ async fn issue(
     })
 }
 
-async fn new_refresh_token(app: &AppState, reg: &RegistryCtx, identity: &Identity) -> Result<String, OciError> {
+async fn new_refresh_token(app: &AppState, reg: &Tenant, identity: &Identity) -> Result<String, OciError> {
     let token = random_secret(32);
     let row = RefreshRow {
         registry_id: reg.row.id,
@@ -216,7 +212,7 @@ async fn new_refresh_token(app: &AppState, reg: &RegistryCtx, identity: &Identit
 
 /// The identity behind a refresh token, if the token is live, of this registry, and its identity may
 /// still log in here.
-async fn identity_of_refresh_token(app: &AppState, reg: &RegistryCtx, token: &str) -> Result<Identity, OciError> {
+async fn identity_of_refresh_token(app: &AppState, reg: &Tenant, token: &str) -> Result<Identity, OciError> {
     let row = metadata::refresh_tokens::find(&app.db, &token_hash(token)).await?;
     let row = row
         .filter(|r| r.registry_id == reg.row.id)

@@ -1,6 +1,5 @@
 //! Storing manifests (verified against their references) and resolving them by tag or digest.
 
-use crate::app::RegistryCtx;
 use crate::errors::OciError;
 use crate::metadata::{
     self, Db,
@@ -9,6 +8,7 @@ use crate::metadata::{
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::manifest::{self, ManifestInfo};
 use crate::oci::reference::{Reference, RepoName};
+use crate::tenant::Tenant;
 
 /// A stored manifest's digest and, when it has one, its subject.
 pub struct Stored {
@@ -19,7 +19,7 @@ pub struct Stored {
 /// Validates and stores a pushed manifest under `reference` (a tag, or a digest it must hash to).
 pub async fn put(
     db: &Db,
-    reg: &RegistryCtx,
+    reg: &Tenant,
     repo: &RepoName,
     reference: &Reference,
     content_type: Option<&str>,
@@ -84,7 +84,7 @@ async fn check_references(db: &Db, repository_id: i64, info: &ManifestInfo) -> R
 }
 
 /// The manifest `reference` points at in `repo`.
-pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
+pub async fn get(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) -> Result<ManifestRow, OciError> {
     let (registry_id, name) = (reg.row.id, repo.as_str());
     let row = match reference {
         Reference::Tag(tag) => metadata::manifests::by_tag(db, registry_id, name, tag.as_str()).await?,
@@ -93,17 +93,15 @@ pub async fn get(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Refere
     if let Some(row) = row {
         return Ok(row);
     }
-    Err(match metadata::repositories::id(db, registry_id, name).await? {
-        Some(_) => OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}")),
-        None => OciError::NameUnknown(format!("repository {repo} is not known")),
-    })
+    reg.repository(db, repo).await?;
+    Err(OciError::ManifestUnknown(format!(
+        "manifest {reference} is not in repository {repo}"
+    )))
 }
 
 /// Deletes a manifest (by digest: with its tags) or just a tag (by tag).
-pub async fn delete(db: &Db, reg: &RegistryCtx, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
-    let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str())
-        .await?
-        .ok_or_else(|| OciError::NameUnknown(format!("repository {repo} is not known")))?;
+pub async fn delete(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
+    let repository_id = reg.repository(db, repo).await?;
     let deleted = match reference {
         Reference::Tag(tag) => metadata::tags::delete(db, repository_id, tag.as_str()).await?,
         Reference::Digest(d) => metadata::manifests::delete(db, repository_id, &d.to_string()).await?,

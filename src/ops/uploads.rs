@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use crate::app::RegistryCtx;
 use crate::errors::OciError;
 use crate::metadata::{self, Db, uploads::UploadRow};
 use crate::oci::digest::{Algorithm, Digest, Hasher};
@@ -12,6 +11,7 @@ use crate::oci::reference::RepoName;
 use crate::oci::route::UploadId;
 use crate::storage::registry_stores::RegistryStores;
 use crate::storage::{BlobLayout, Chunk, StorageError};
+use crate::tenant::Tenant;
 
 /// An upload session that belongs to the repository it is addressed through.
 pub struct Session {
@@ -28,7 +28,7 @@ impl Session {
 /// Opens a new session on `repo` for `owner` (a token subject), creating the repository on first push.
 /// A repository that an ending session left empty is removed ([`forget_if_empty`]); when that happens
 /// between finding the repository and opening the session, the repository is created again.
-pub async fn start(db: &Db, reg: &RegistryCtx, repo: &RepoName, owner: &str) -> Result<Session, OciError> {
+pub async fn start(db: &Db, reg: &Tenant, repo: &RepoName, owner: &str) -> Result<Session, OciError> {
     let id = UploadId::generate();
     let mut attempts = 0;
     let row = loop {
@@ -51,17 +51,11 @@ async fn forget_if_empty(db: &Db, repository_id: i64) -> Result<(), OciError> {
 
 /// The session `id`, if it exists, was started on `repo` of this registry and belongs to `owner` (a token
 /// subject): an upload outlives the token that started it, not the identity.
-pub async fn find(
-    db: &Db,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    id: &UploadId,
-    owner: &str,
-) -> Result<Session, OciError> {
+pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, id: &UploadId, owner: &str) -> Result<Session, OciError> {
     let row = metadata::uploads::find(db, id.as_str())
         .await?
         .ok_or(OciError::BlobUploadUnknown)?;
-    let repository_id = metadata::repositories::id(db, reg.row.id, repo.as_str()).await?;
+    let repository_id = reg.find_repository(db, repo).await?;
     if row.registry_id != reg.row.id || Some(row.repository_id) != repository_id || row.owner != owner {
         return Err(OciError::BlobUploadUnknown);
     }
@@ -75,7 +69,7 @@ pub async fn find(
 /// now stands.
 pub async fn receive_chunk<S, E>(
     db: &Db,
-    reg: &RegistryCtx,
+    reg: &Tenant,
     mut session: Session,
     location: &str,
     declared: Option<ByteRange>,
@@ -157,7 +151,7 @@ where
 /// finish the hash, refuse a mismatch (discarding everything staged), put the bytes in place (no copy,
 /// noting what else is staged), record blob, link and session end in one transaction, and only then, as
 /// the request that ended the session, discard what the blob does not use.
-pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Digest) -> Result<(), OciError> {
+pub async fn commit(db: &Db, reg: &Tenant, session: &Session, digest: &Digest) -> Result<(), OciError> {
     let chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
     let computed = match session.row.hash_state.as_deref().and_then(Hasher::restore) {
         Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
@@ -203,7 +197,7 @@ pub async fn commit(db: &Db, reg: &RegistryCtx, session: &Session, digest: &Dige
 
 /// When the registry already had the blob, the copy just placed is redundant; remove it unless it is the
 /// very object the existing row points at.
-async fn discard_duplicate(db: &Db, reg: &RegistryCtx, digest: &str, ours: &BlobLayout) -> Result<(), OciError> {
+async fn discard_duplicate(db: &Db, reg: &Tenant, digest: &str, ours: &BlobLayout) -> Result<(), OciError> {
     let existing = metadata::blobs::in_registry(db, reg.row.id, digest).await?;
     if existing.is_some_and(|row| row.object_key != ours.key) {
         reg.blobs.delete(ours).await?;
@@ -211,7 +205,7 @@ async fn discard_duplicate(db: &Db, reg: &RegistryCtx, digest: &str, ours: &Blob
     Ok(())
 }
 
-async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: Algorithm) -> Result<Digest, OciError> {
+async fn rehash(reg: &Tenant, id: &UploadId, chunks: &[Chunk], algorithm: Algorithm) -> Result<Digest, OciError> {
     let mut hasher = Hasher::new(algorithm);
     let mut stream = reg.blobs.read_chunks(id, chunks);
     while let Some(bytes) = stream.next().await {
@@ -222,7 +216,7 @@ async fn rehash(reg: &RegistryCtx, id: &UploadId, chunks: &[Chunk], algorithm: A
 
 /// Ends a session and discards what it staged (a session is only cancelled before it is committed, so
 /// nothing it staged belongs to a blob yet).
-pub async fn cancel(db: &Db, reg: &RegistryCtx, session: &Session) -> Result<(), OciError> {
+pub async fn cancel(db: &Db, reg: &Tenant, session: &Session) -> Result<(), OciError> {
     metadata::uploads::delete(db, session.id.as_str()).await?;
     reg.blobs.abort(&session.id).await?;
     forget_if_empty(db, session.row.repository_id).await
@@ -230,14 +224,8 @@ pub async fn cancel(db: &Db, reg: &RegistryCtx, session: &Session) -> Result<(),
 
 /// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not
 /// (the caller then falls back to a plain upload).
-pub async fn mount(
-    db: &Db,
-    reg: &RegistryCtx,
-    repo: &RepoName,
-    from: &RepoName,
-    digest: &Digest,
-) -> Result<bool, OciError> {
-    let Some(from_id) = metadata::repositories::id(db, reg.row.id, from.as_str()).await? else {
+pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool, OciError> {
+    let Some(from_id) = reg.find_repository(db, from).await? else {
         return Ok(false);
     };
     let digest = digest.to_string();

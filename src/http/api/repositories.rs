@@ -15,10 +15,11 @@ use super::{ApiCaller, ApiPath, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::Permissions;
 use crate::errors::OciError;
-use crate::metadata::{self, registries::RegistryRow};
+use crate::metadata;
 use crate::oci::GrammarError;
 use crate::oci::reference::{RepoName, Tag};
 use crate::ops::registries;
+use crate::tenant::Tenant;
 
 /// What the caller may do in one registry's repositories: everything (the operator), or what a
 /// principal's roles allow.
@@ -27,10 +28,10 @@ struct Rights(Option<Permissions>);
 impl Rights {
     /// The registry `name` and the caller's rights in it; a principal with no role there is refused, and
     /// learns nothing about whether the registry exists.
-    async fn of(app: &App, caller: ApiCaller, name: &str) -> Result<(RegistryRow, Rights), OciError> {
+    async fn of(app: &App, caller: ApiCaller, name: &str) -> Result<(Tenant, Rights), OciError> {
         let found = registries::find(&app.db, name).await;
         let identity = match caller {
-            ApiCaller::Operator => return Ok((found?, Rights(None))),
+            ApiCaller::Operator => return Ok((app.tenant(found?)?, Rights(None))),
             ApiCaller::Principal(identity) => identity,
         };
         let reg = found.map_err(|_| OciError::Denied)?;
@@ -38,7 +39,7 @@ impl Rights {
         if !permissions.any() {
             return Err(OciError::Denied);
         }
-        Ok((reg, Rights(Some(permissions))))
+        Ok((app.tenant(reg)?, Rights(Some(permissions))))
     }
 
     fn allow(&self, repo: &str, action: &str) -> bool {
@@ -46,13 +47,13 @@ impl Rights {
     }
 
     /// `Forbidden` (naming what was refused) unless the caller may `action` on `repo`.
-    fn require(&self, reg: &RegistryRow, repo: &RepoName, action: &str) -> Result<(), OciError> {
+    fn require(&self, reg: &Tenant, repo: &RepoName, action: &str) -> Result<(), OciError> {
         if self.allow(repo.as_str(), action) {
             return Ok(());
         }
         Err(OciError::Forbidden(format!(
             "{action} on repository {repo} refused: your roles on registry {} do not allow it",
-            reg.name
+            reg.row.name
         )))
     }
 }
@@ -92,10 +93,11 @@ fn parse(rest: &str) -> Result<RepoPath, OciError> {
     Ok(RepoPath::Repository(rest.parse().map_err(invalid)?))
 }
 
-async fn repository_id(app: &AppState, reg: &RegistryRow, repo: &RepoName) -> Result<i64, OciError> {
-    metadata::repositories::id(&app.db, reg.id, repo.as_str())
+/// The id of `repo`, or the API's 404.
+async fn repository_id(app: &App, reg: &Tenant, repo: &RepoName) -> Result<i64, OciError> {
+    reg.find_repository(&app.db, repo)
         .await?
-        .ok_or_else(|| OciError::NotFound(format!("repository {repo} not found in {}", reg.name)))
+        .ok_or_else(|| OciError::NotFound(format!("repository {repo} not found in {}", reg.row.name)))
 }
 
 pub async fn list(
@@ -104,7 +106,7 @@ pub async fn list(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let (reg, rights) = Rights::of(&app, caller, &name).await?;
-    let mut names = metadata::repositories::list(&app.db, reg.id, None, i64::MAX).await?;
+    let mut names = metadata::repositories::list(&app.db, reg.row.id, None, i64::MAX).await?;
     names.retain(|repo| rights.allow(repo, "pull"));
     Ok(Json(names).into_response())
 }
@@ -137,7 +139,7 @@ pub async fn get(
         }
         RepoPath::Repository(repo) => {
             repository_id(&app, &reg, &repo).await?;
-            Ok(Json(json!({ "registry": reg.name, "name": repo.as_str() })).into_response())
+            Ok(Json(json!({ "registry": reg.row.name, "name": repo.as_str() })).into_response())
         }
         RepoPath::Tag(..) => Err(OciError::Unsupported),
     }
@@ -153,10 +155,10 @@ pub async fn delete(
     rights.require(&reg, path.repository(), "delete")?;
     match path {
         RepoPath::Repository(repo) => {
-            if !metadata::repositories::delete(&app.db, reg.id, repo.as_str()).await? {
+            if !metadata::repositories::delete(&app.db, reg.row.id, repo.as_str()).await? {
                 return Err(OciError::NotFound(format!(
                     "repository {repo} not found in {}",
-                    reg.name
+                    reg.row.name
                 )));
             }
         }
