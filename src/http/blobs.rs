@@ -7,12 +7,10 @@ use axum::response::{IntoResponse, Response};
 use super::Authorized;
 use super::extract::header_str;
 use crate::errors::OciError;
-use crate::metadata;
 use crate::oci::digest::Digest;
 use crate::oci::range::{RangeRequest, resolve_range};
 use crate::oci::reference::RepoName;
-use crate::storage::BlobLayout;
-use crate::tenant::Tenant;
+use crate::ops::blobs::{self, Content};
 
 /// Streams a blob (or the requested range of it), or redirects a whole-blob GET to a presigned URL of the
 /// object store when the registry's store hands one out; `with_body` is false for `HEAD`.
@@ -23,12 +21,8 @@ pub async fn get(
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, OciError> {
-    let (app, reg) = (cx.app, cx.reg);
-    let repository_id = reg.repository(&app.db, repo).await?;
-    let blob = metadata::blobs::linked(&app.db, repository_id, &digest.to_string())
-        .await?
-        .ok_or(OciError::BlobUnknown)?;
-    let size = blob.size as u64;
+    let blob = blobs::find(&cx.app.db, cx.reg, repo, digest).await?;
+    let size = blob.size();
     let range = resolve_range(header_str(headers, &header::RANGE), size)?;
     let (status, span) = match range {
         RangeRequest::Whole => (StatusCode::OK, None),
@@ -48,41 +42,22 @@ pub async fn get(
     if !with_body {
         return Ok(with_headers(status, response_headers, Body::empty()));
     }
-    let layout =
-        BlobLayout::from_stored(blob.object_key, blob.parts.as_deref()).map_err(|e| OciError::Internal(e.into()))?;
-    if span.is_none()
-        && let Some(location) = presigned(reg, &layout).await
-    {
-        let headers = vec![
-            (header::LOCATION, location),
-            (header::CONTENT_LENGTH, "0".to_string()),
-            (docker_content_digest(), digest.to_string()),
-        ];
-        return Ok(with_headers(StatusCode::TEMPORARY_REDIRECT, headers, Body::empty()));
-    }
-    let stream = reg.blobs.read(&layout, span.map(|r| r.start..r.end + 1)).await?;
-    Ok(with_headers(status, response_headers, Body::from_stream(stream)))
-}
-
-/// A presigned URL to redirect a whole-blob GET to, when `storage.redirect` is on and the registry's store
-/// can sign one for this blob; a signing failure is logged and the blob is streamed instead.
-async fn presigned(reg: &Tenant, layout: &BlobLayout) -> Option<String> {
-    match reg.blobs.presigned_url(layout).await {
-        Ok(url) => url,
-        Err(e) => {
-            tracing::warn!(registry = %reg.row.name, error = %e, "presigning a blob URL failed; streaming it");
-            None
+    match blob.open(cx.reg, span.map(|r| r.start..r.end + 1)).await? {
+        Content::Redirect(location) => {
+            let headers = vec![
+                (header::LOCATION, location),
+                (header::CONTENT_LENGTH, "0".to_string()),
+                (docker_content_digest(), digest.to_string()),
+            ];
+            Ok(with_headers(StatusCode::TEMPORARY_REDIRECT, headers, Body::empty()))
         }
+        Content::Stream(stream) => Ok(with_headers(status, response_headers, Body::from_stream(stream))),
     }
 }
 
 /// Removes the blob from the repository (other repositories that link it keep it).
 pub async fn delete(cx: &Authorized<'_>, repo: &RepoName, digest: &Digest) -> Result<Response, OciError> {
-    let (app, reg) = (cx.app, cx.reg);
-    let repository_id = reg.repository(&app.db, repo).await?;
-    if !metadata::blobs::unlink(&app.db, repository_id, &digest.to_string()).await? {
-        return Err(OciError::BlobUnknown);
-    }
+    blobs::unlink(&cx.app.db, cx.reg, repo, digest).await?;
     Ok(with_headers(
         StatusCode::ACCEPTED,
         vec![(header::CONTENT_LENGTH, "0".into())],

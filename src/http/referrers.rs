@@ -9,10 +9,10 @@ use super::Authorized;
 use super::blobs::with_headers;
 use super::extract::V2Query;
 use crate::errors::OciError;
-use crate::metadata;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::OCI_INDEX;
 use crate::oci::reference::RepoName;
+use crate::ops::listings;
 
 pub async fn list(
     cx: &Authorized<'_>,
@@ -20,14 +20,8 @@ pub async fn list(
     subject: &Digest,
     query: &V2Query,
 ) -> Result<Response, OciError> {
-    let (app, reg) = (cx.app, cx.reg);
     let filter = query.artifact_type.as_deref().filter(|t| !t.is_empty());
-    let rows = match reg.find_repository(&app.db, repo).await? {
-        Some(repository_id) => {
-            metadata::manifests::referrers(&app.db, repository_id, &subject.to_string(), filter).await?
-        }
-        None => Vec::new(),
-    };
+    let rows = listings::referrers(&cx.app.db, cx.reg, repo, subject, filter).await?;
     let manifests: Vec<Value> = rows
         .into_iter()
         .map(|r| {

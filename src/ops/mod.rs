@@ -1,6 +1,10 @@
-//! Multi-step workflows over metadata and storage, callable without HTTP: receiving and committing
-//! uploads, mounting blobs, storing and deleting manifests.
+//! The domain's workflows over metadata and storage, callable without HTTP: receiving and committing
+//! uploads, mounting and reading blobs, storing and deleting manifests, listings, registries and
+//! repositories. The HTTP edge reaches metadata and storage only through here.
 
+pub mod blobs;
+pub mod listings;
 pub mod manifests;
 pub mod registries;
+pub mod repositories;
 pub mod uploads;

@@ -15,10 +15,9 @@ use super::{ApiCaller, ApiPath, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::Permissions;
 use crate::errors::OciError;
-use crate::metadata;
 use crate::oci::GrammarError;
-use crate::oci::reference::{RepoName, Tag};
-use crate::ops::registries;
+use crate::oci::reference::{Reference, RepoName, Tag};
+use crate::ops::{listings, manifests, registries, repositories};
 use crate::tenant::Tenant;
 
 /// What the caller may do in one registry's repositories: everything (the operator), or what a
@@ -93,11 +92,13 @@ fn parse(rest: &str) -> Result<RepoPath, OciError> {
     Ok(RepoPath::Repository(rest.parse().map_err(invalid)?))
 }
 
-/// The id of `repo`, or the API's 404.
-async fn repository_id(app: &App, reg: &Tenant, repo: &RepoName) -> Result<i64, OciError> {
-    reg.find_repository(&app.db, repo)
-        .await?
-        .ok_or_else(|| OciError::NotFound(format!("repository {repo} not found in {}", reg.row.name)))
+/// The API's 404 for a repository the data plane calls unknown.
+fn unknown_repository(reg: &Tenant, repo: &RepoName) -> impl Fn(OciError) -> OciError {
+    let message = format!("repository {repo} not found in {}", reg.row.name);
+    move |e| match e {
+        OciError::NameUnknown(_) => OciError::NotFound(message.clone()),
+        other => other,
+    }
 }
 
 pub async fn list(
@@ -106,7 +107,7 @@ pub async fn list(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Response, OciError> {
     let (reg, rights) = Rights::of(&app, caller, &name).await?;
-    let mut names = metadata::repositories::list(&app.db, reg.row.id, None, i64::MAX).await?;
+    let mut names = listings::repositories(&app.db, &reg).await?;
     names.retain(|repo| rights.allow(repo, "pull"));
     Ok(Json(names).into_response())
 }
@@ -121,12 +122,13 @@ pub async fn get(
     rights.require(&reg, path.repository(), "pull")?;
     match path {
         RepoPath::Tags(repo) => {
-            let id = repository_id(&app, &reg, &repo).await?;
-            Ok(Json(metadata::tags::list(&app.db, id, None, i64::MAX).await?).into_response())
+            let tags = listings::tags(&app.db, &reg, &repo, None, usize::MAX).await;
+            Ok(Json(tags.map_err(unknown_repository(&reg, &repo))?).into_response())
         }
         RepoPath::Manifests(repo) => {
-            let id = repository_id(&app, &reg, &repo).await?;
-            let rows = metadata::manifests::summaries(&app.db, id).await?;
+            let rows = listings::manifests(&app.db, &reg, &repo)
+                .await
+                .map_err(unknown_repository(&reg, &repo))?;
             let out: Vec<_> = rows
                 .iter()
                 .map(|m| {
@@ -138,7 +140,9 @@ pub async fn get(
             Ok(Json(out).into_response())
         }
         RepoPath::Repository(repo) => {
-            repository_id(&app, &reg, &repo).await?;
+            reg.repository(&app.db, &repo)
+                .await
+                .map_err(unknown_repository(&reg, &repo))?;
             Ok(Json(json!({ "registry": reg.row.name, "name": repo.as_str() })).into_response())
         }
         RepoPath::Tag(..) => Err(OciError::Unsupported),
@@ -155,18 +159,16 @@ pub async fn delete(
     rights.require(&reg, path.repository(), "delete")?;
     match path {
         RepoPath::Repository(repo) => {
-            if !metadata::repositories::delete(&app.db, reg.row.id, repo.as_str()).await? {
-                return Err(OciError::NotFound(format!(
-                    "repository {repo} not found in {}",
-                    reg.row.name
-                )));
-            }
+            repositories::delete(&app.db, &reg, &repo)
+                .await
+                .map_err(unknown_repository(&reg, &repo))?;
         }
         RepoPath::Tag(repo, tag) => {
-            let id = repository_id(&app, &reg, &repo).await?;
-            if !metadata::tags::delete(&app.db, id, tag.as_str()).await? {
-                return Err(OciError::NotFound(format!("tag {tag} not found in {repo}")));
-            }
+            let untagged = manifests::delete(&app.db, &reg, &repo, &Reference::Tag(tag.clone())).await;
+            untagged.map_err(unknown_repository(&reg, &repo)).map_err(|e| match e {
+                OciError::ManifestUnknown(_) => OciError::NotFound(format!("tag {tag} not found in {repo}")),
+                other => other,
+            })?;
         }
         RepoPath::Tags(_) | RepoPath::Manifests(_) => return Err(OciError::Unsupported),
     }

@@ -1,0 +1,63 @@
+//! Blob reads and unlinking in one repository: finding a blob, decoding where its bytes are stored, and
+//! opening them (whole, a range, or a presigned URL of the registry's object store).
+
+use std::ops::Range;
+
+use crate::errors::OciError;
+use crate::metadata::{self, Db, blobs::BlobRow};
+use crate::oci::digest::Digest;
+use crate::oci::reference::RepoName;
+use crate::storage::{BlobLayout, ByteStream};
+use crate::tenant::Tenant;
+
+/// A blob linked into a repository.
+pub struct Blob(BlobRow);
+
+/// Where a blob's bytes come from.
+pub enum Content {
+    /// A presigned URL of the object store: the client fetches the bytes there.
+    Redirect(String),
+    Stream(ByteStream),
+}
+
+impl Blob {
+    pub fn size(&self) -> u64 {
+        self.0.size as u64
+    }
+
+    /// The blob's bytes, or the `range` of them; a whole blob may be a redirect to a presigned URL when
+    /// the registry's store hands one out (a signing failure is logged and the blob streamed instead).
+    pub async fn open(self, reg: &Tenant, range: Option<Range<u64>>) -> Result<Content, OciError> {
+        let layout = BlobLayout::from_stored(self.0.object_key, self.0.parts.as_deref())
+            .map_err(|e| OciError::Internal(e.into()))?;
+        if range.is_none() {
+            match reg.blobs.presigned_url(&layout).await {
+                Ok(Some(url)) => return Ok(Content::Redirect(url)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(registry = %reg.row.name, error = %e, "presigning a blob URL failed; streaming it")
+                }
+            }
+        }
+        Ok(Content::Stream(reg.blobs.read(&layout, range).await?))
+    }
+}
+
+/// Blob `digest` of `repo`: NAME_UNKNOWN without the repository, BLOB_UNKNOWN when it does not link it.
+pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<Blob, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    metadata::blobs::linked(db, repository_id, &digest.to_string())
+        .await?
+        .map(Blob)
+        .ok_or(OciError::BlobUnknown)
+}
+
+/// Removes blob `digest` from `repo` (other repositories that link it keep it).
+pub async fn unlink(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<(), OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    if metadata::blobs::unlink(db, repository_id, &digest.to_string()).await? {
+        Ok(())
+    } else {
+        Err(OciError::BlobUnknown)
+    }
+}

@@ -1,0 +1,84 @@
+//! What a registry lists, in lexical order from a cursor: a repository's tags, the repositories a caller
+//! may pull (the catalog), the manifests that refer to a digest, and what the management API shows of a
+//! repository.
+
+use crate::auth::{self, token::Claims};
+use crate::errors::OciError;
+use crate::metadata::{self, Db, manifests::ManifestSummary, manifests::ReferrerRow};
+use crate::oci::digest::Digest;
+use crate::oci::reference::RepoName;
+use crate::tenant::Tenant;
+
+/// Repositories read per query while filtering the catalog by what the caller may pull.
+const CATALOG_BATCH: i64 = 1_000;
+
+/// Up to `limit` tags of `repo` after `after`; NAME_UNKNOWN without the repository.
+pub async fn tags(
+    db: &Db,
+    reg: &Tenant,
+    repo: &RepoName,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    Ok(metadata::tags::list(db, repository_id, after, i64::try_from(limit).unwrap_or(i64::MAX)).await?)
+}
+
+/// Up to `limit` repositories after `after` that the caller of token `caller` may pull.
+pub async fn catalog(
+    db: &Db,
+    reg: &Tenant,
+    caller: &Claims,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, OciError> {
+    let identity = auth::identity_of(db, &reg.row, &caller.sub, caller.password.as_ref().map(|m| m.slot))
+        .await?
+        .ok_or(OciError::Denied)?;
+    let permissions = auth::Permissions::of(db, &reg.row, &identity).await?;
+    let mut visible = Vec::new();
+    let mut after = after.map(str::to_owned);
+    while visible.len() < limit {
+        let batch = metadata::repositories::list(db, reg.row.id, after.as_deref(), CATALOG_BATCH).await?;
+        let exhausted = batch.len() < CATALOG_BATCH as usize;
+        after = batch.last().cloned();
+        visible.extend(
+            batch
+                .into_iter()
+                .filter(|repo| permissions.actions_on(repo).contains("pull")),
+        );
+        if exhausted {
+            break;
+        }
+    }
+    visible.truncate(limit);
+    Ok(visible)
+}
+
+/// The manifests of `repo` whose subject is `subject`, of `artifact_type` when given; none when the
+/// repository does not exist.
+pub async fn referrers(
+    db: &Db,
+    reg: &Tenant,
+    repo: &RepoName,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<ReferrerRow>, OciError> {
+    Ok(match reg.find_repository(db, repo).await? {
+        Some(repository_id) => {
+            metadata::manifests::referrers(db, repository_id, &subject.to_string(), artifact_type).await?
+        }
+        None => Vec::new(),
+    })
+}
+
+/// Every repository of the registry.
+pub async fn repositories(db: &Db, reg: &Tenant) -> Result<Vec<String>, OciError> {
+    Ok(metadata::repositories::list(db, reg.row.id, None, i64::MAX).await?)
+}
+
+/// Every manifest of `repo`, with its tags; NAME_UNKNOWN without the repository.
+pub async fn manifests(db: &Db, reg: &Tenant, repo: &RepoName) -> Result<Vec<ManifestSummary>, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    Ok(metadata::manifests::summaries(db, repository_id).await?)
+}
