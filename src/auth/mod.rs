@@ -144,6 +144,11 @@ pub async fn token_is_current(db: &Db, reg: &RegistryRow, claims: &Claims) -> Re
     Ok(metadata::principals::epoch(db, app_id).await? == Some(claims.epoch))
 }
 
+/// Whether `token` is an operator token of the management API (only its hash is stored).
+pub async fn is_operator_token(db: &Db, token: &str) -> Result<bool, OciError> {
+    Ok(metadata::operators::exists(db, &secrets::token_hash(token)).await?)
+}
+
 /// Checks a username and password against the registry's admin user (username = registry name) and
 /// the service principals (username = appId). `None` when they match nothing.
 pub async fn authenticate(

@@ -6,8 +6,8 @@ use axum::http::{HeaderMap, header};
 
 use crate::app::App;
 use crate::errors::OciError;
-use crate::metadata::{self, registries::RegistryRow};
 use crate::oci::digest::truncate;
+use crate::ops::registries::{self, RegistryRow};
 use crate::tenant::Tenant;
 
 /// The tenant a request is for, from its `Host` (port stripped, lowercase).
@@ -16,11 +16,12 @@ pub async fn tenant(app: &App, headers: &HeaderMap) -> Result<Tenant, OciError> 
     let host = host.map(strip_port).unwrap_or_default().to_ascii_lowercase();
     let suffix = format!(".{}", app.config.registry.domain.to_ascii_lowercase());
     let row = match host.strip_suffix(&suffix).filter(|name| !name.is_empty()) {
-        Some(name) => metadata::registries::find(&app.db, name).await?.ok_or_else(|| {
-            OciError::RegistryUnknown(format!(
+        Some(name) => registries::find(&app.db, name).await.map_err(|e| match e {
+            OciError::NotFound(_) => OciError::RegistryUnknown(format!(
                 "no registry named {:?} at this server ({host} names no registry)",
                 truncate(name)
-            ))
+            )),
+            other => other,
         })?,
         None => default_registry(app).await?,
     };
@@ -33,9 +34,10 @@ async fn default_registry(app: &App) -> Result<RegistryRow, OciError> {
     if name.is_empty() {
         return Err(unknown());
     }
-    metadata::registries::find(&app.db, &name.to_ascii_lowercase())
-        .await?
-        .ok_or_else(unknown)
+    registries::find(&app.db, name).await.map_err(|e| match e {
+        OciError::NotFound(_) => unknown(),
+        other => other,
+    })
 }
 
 /// `host:port` or `[v6]:port` → host.

@@ -11,12 +11,12 @@ use serde_json::json;
 use super::api::ApiCaller;
 use crate::app::AppState;
 use crate::errors::OciError;
-use crate::metadata;
+use crate::ops::uploads;
 
 pub async fn metrics(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
     caller.require_operator()?;
     app.metrics.upload_sessions.reset();
-    for (registry, count) in metadata::uploads::count_by_registry(&app.db).await? {
+    for (registry, count) in uploads::count_by_registry(&app.db).await? {
         app.metrics.upload_sessions.with_label_values(&[&registry]).set(count);
     }
     let text = app.metrics.render().map_err(OciError::Internal)?;

@@ -12,12 +12,10 @@ use serde_json::json;
 use super::edge_auth;
 use super::observe::RequestInfo;
 use crate::app::AppState;
-use crate::auth::secrets::{random_secret, token_hash};
-use crate::auth::token::{Claims, ISSUER};
-use crate::auth::{self, Identity, Permissions};
+use crate::auth::{self, Identity};
 use crate::errors::OciError;
-use crate::metadata::{self, now, refresh_tokens::RefreshRow};
 use crate::oci::scope::{Access, parse_scopes};
+use crate::ops::tokens::{self, Issued};
 use crate::tenant::Tenant;
 
 /// Parameters of either form of the request (query string or form body).
@@ -74,7 +72,7 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
         .ok_or_else(bad_credentials)?;
     let issued = issue(&app, &reg, &identity, &requested).await?;
     let refresh = if params.offline {
-        Some(new_refresh_token(&app, &reg, &identity).await?)
+        Some(tokens::new_refresh_token(&app.auth, &app.db, &reg, &identity).await?)
     } else {
         None
     };
@@ -82,7 +80,7 @@ pub async fn get(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> R
         "token": issued.token,
         "access_token": issued.token,
         "expires_in": app.auth.token_ttl_secs,
-        "issued_at": issued.issued_at,
+        "issued_at": super::api::rfc3339(issued.issued_at),
     });
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
@@ -119,7 +117,7 @@ pub async fn post(
                 .await?
                 .ok_or_else(bad_credentials)?;
             let refresh = if params.offline {
-                Some(new_refresh_token(&app, &reg, &identity).await?)
+                Some(tokens::new_refresh_token(&app.auth, &app.db, &reg, &identity).await?)
             } else {
                 None
             };
@@ -130,7 +128,7 @@ pub async fn post(
                 .refresh_token
                 .as_deref()
                 .ok_or_else(|| OciError::Invalid("refresh_token is missing".into()))?;
-            (identity_of_refresh_token(&app, &reg, token).await?, None)
+            (tokens::identity_of_refresh_token(&app.db, &reg, token).await?, None)
         }
         _ => return Err(OciError::Invalid("grant_type must be password or refresh_token".into())),
     };
@@ -138,7 +136,7 @@ pub async fn post(
     let mut body = json!({
         "access_token": issued.token,
         "expires_in": app.auth.token_ttl_secs,
-        "issued_at": issued.issued_at,
+        "issued_at": super::api::rfc3339(issued.issued_at),
         "scope": issued.scope,
     });
     if let Some(refresh) = refresh {
@@ -147,78 +145,9 @@ pub async fn post(
     Ok(RequestInfo::new("token", &reg.row.name, &identity.subject()).attach(Json(body).into_response()))
 }
 
-struct Issued {
-    token: String,
-    issued_at: String,
-    scope: String,
-}
-
-/// Signs an access token granting what was asked for, as far as the identity's rights reach.
+/// Issues an access token and counts it.
 async fn issue(app: &AppState, reg: &Tenant, identity: &Identity, requested: &[Access]) -> Result<Issued, OciError> {
-    let permissions = Permissions::of(&app.db, &reg.row, identity).await?;
-    if !permissions.any() {
-        let who = match identity {
-            Identity::Principal { app_id, .. } => format!("service principal {app_id}"),
-            Identity::Admin { .. } => "the admin user".to_owned(),
-        };
-        return Err(OciError::Forbidden(format!(
-            "{who} has no role on registry {}: an Owner or the operator must assign one before it can log in",
-            reg.row.name
-        )));
-    }
-    let access: Vec<Access> = permissions.grant(requested);
-    let iat = now();
-    let claims = Claims {
-        iss: ISSUER.into(),
-        sub: identity.subject(),
-        aud: reg.login_server.clone(),
-        exp: iat + app.auth.token_ttl_secs,
-        nbf: iat,
-        iat,
-        jti: random_secret(16),
-        access,
-        rid: reg.row.id,
-        epoch: identity.epoch(&reg.row),
-        password: identity.password_mark(&reg.row),
-    };
-    let token = app.auth.keys.sign(&claims).map_err(OciError::Internal)?;
+    let issued = tokens::issue(&app.auth, &app.db, reg, identity, requested).await?;
     app.metrics.tokens_issued.with_label_values(&[&reg.row.name]).inc();
-    let scope = claims
-        .access
-        .iter()
-        .map(Access::to_string)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let issued_at = super::api::rfc3339(iat);
-    Ok(Issued {
-        token,
-        issued_at,
-        scope,
-    })
-}
-
-async fn new_refresh_token(app: &AppState, reg: &Tenant, identity: &Identity) -> Result<String, OciError> {
-    let token = random_secret(32);
-    let row = RefreshRow {
-        registry_id: reg.row.id,
-        subject: identity.subject(),
-        principal_id: identity.principal_id(),
-        password_slot: identity.admin_password().map(i64::from),
-        expires_at: now() + app.auth.refresh_ttl_secs,
-    };
-    metadata::refresh_tokens::insert(&app.db, &token_hash(&token), &row).await?;
-    Ok(token)
-}
-
-/// The identity behind a refresh token, if the token is live, of this registry, and its identity may
-/// still log in here.
-async fn identity_of_refresh_token(app: &AppState, reg: &Tenant, token: &str) -> Result<Identity, OciError> {
-    let row = metadata::refresh_tokens::find(&app.db, &token_hash(token)).await?;
-    let row = row
-        .filter(|r| r.registry_id == reg.row.id)
-        .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))?;
-    let admin_password = row.password_slot.and_then(|slot| u8::try_from(slot).ok());
-    auth::identity_of(&app.db, &reg.row, &row.subject, admin_password)
-        .await?
-        .ok_or_else(|| OciError::BadCredentials("invalid or revoked refresh token".into()))
+    Ok(issued)
 }

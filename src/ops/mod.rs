@@ -5,6 +5,9 @@
 pub mod blobs;
 pub mod listings;
 pub mod manifests;
+pub mod principals;
 pub mod registries;
 pub mod repositories;
+pub mod roles;
+pub mod tokens;
 pub mod uploads;

@@ -4,11 +4,10 @@
 use crate::auth::Auth;
 use crate::auth::secrets::random_password;
 use crate::errors::OciError;
-use crate::metadata::{
-    self, Db,
-    registries::{NewRegistry, RegistryRow},
-};
+use crate::metadata::{self, Db, registries::NewRegistry};
 use crate::storage::registry_stores::RegistryStores;
+
+pub use crate::metadata::registries::RegistryRow;
 
 /// The SKUs a registry can have.
 pub const SKUS: [&str; 3] = ["Basic", "Standard", "Premium"];
@@ -116,6 +115,11 @@ pub async fn find(db: &Db, name: &str) -> Result<RegistryRow, OciError> {
     metadata::registries::find(db, &name.to_ascii_lowercase())
         .await?
         .ok_or_else(|| OciError::NotFound(format!("registry {name:?} not found")))
+}
+
+/// Every registry.
+pub async fn list(db: &Db) -> Result<Vec<RegistryRow>, OciError> {
+    Ok(metadata::registries::list(db).await?)
 }
 
 /// What to change of a registry; `None` keeps the current value. A limit of 0 returns to the SKU default.

@@ -239,6 +239,11 @@ pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, dige
     Ok(true)
 }
 
+/// How many upload sessions each registry has open, by registry name.
+pub async fn count_by_registry(db: &Db) -> Result<Vec<(String, i64)>, OciError> {
+    Ok(metadata::uploads::count_by_registry(db).await?)
+}
+
 /// Cancels every session idle for more than `max_idle_secs`, removing its staged chunks; returns how many.
 pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -> anyhow::Result<usize> {
     let stale = metadata::uploads::stale(db, metadata::now() - max_idle_secs as i64).await?;

@@ -19,10 +19,9 @@ use serde_json::Value;
 use super::edge_auth;
 use super::observe::CallerNote;
 use crate::app::{App, AppState};
-use crate::auth::secrets::token_hash;
 use crate::auth::{self, Identity, Permissions};
 use crate::errors::OciError;
-use crate::metadata::{self, registries::RegistryRow};
+use crate::ops::registries::RegistryRow;
 
 /// The OpenAPI document describing this API.
 const OPENAPI: &str = include_str!("openapi.json");
@@ -82,7 +81,7 @@ impl ApiCaller {
     /// Reads and checks the caller's credentials.
     async fn authenticate(app: &App, headers: &HeaderMap) -> Result<ApiCaller, OciError> {
         if let Some(token) = edge_auth::bearer(headers) {
-            return if metadata::operators::exists(&app.db, &token_hash(token)).await? {
+            return if auth::is_operator_token(&app.db, token).await? {
                 Ok(ApiCaller::Operator)
             } else {
                 Err(OciError::BadCredentials("invalid operator token".into()))

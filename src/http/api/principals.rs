@@ -11,13 +11,8 @@ use serde_json::{Value, json};
 use super::roles::{assign, assignment_view};
 use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
-use crate::auth::password;
-use crate::auth::secrets::random_password;
 use crate::errors::OciError;
-use crate::metadata::{self, principals::PrincipalRow};
-
-/// The shortest password accepted when a caller chooses one.
-const MIN_PASSWORD_LEN: usize = 12;
+use crate::ops::principals::{self, PrincipalRow};
 
 fn view(p: &PrincipalRow) -> Value {
     json!({ "appId": p.app_id, "displayName": p.display_name, "createdAt": rfc3339(p.created_at) })
@@ -28,34 +23,11 @@ fn with_password(p: &PrincipalRow, password: &str) -> Value {
     json!({ "appId": p.app_id, "displayName": p.display_name, "name": p.app_id, "password": password })
 }
 
-fn chosen_or_new_password(given: Option<String>) -> Result<String, OciError> {
-    match given {
-        Some(p) if p.chars().count() < MIN_PASSWORD_LEN => Err(OciError::Invalid(format!(
-            "a password needs at least {MIN_PASSWORD_LEN} characters"
-        ))),
-        Some(p) => Ok(p),
-        None => Ok(random_password()),
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePrincipal {
     name: Option<String>,
     password: Option<String>,
-}
-
-async fn new_principal(
-    app: &App,
-    name: Option<String>,
-    password: Option<String>,
-) -> Result<(PrincipalRow, String), OciError> {
-    let password = chosen_or_new_password(password)?;
-    let app_id = uuid::Uuid::new_v4().to_string();
-    let display_name = name.unwrap_or_else(|| format!("berth-sp-{}", &app_id[..8]));
-    let hash = password::hash_blocking(&password).await.map_err(OciError::Internal)?;
-    let row = metadata::principals::create(&app.db, &app_id, &display_name, &hash).await?;
-    Ok((row, password))
 }
 
 pub async fn create(
@@ -65,7 +37,7 @@ pub async fn create(
 ) -> Result<Response, OciError> {
     caller.require_operator()?;
     let body: CreatePrincipal = json_body(body)?;
-    let (row, password) = new_principal(&app, body.name, body.password).await?;
+    let (row, password) = principals::create(&app.db, body.name, body.password).await?;
     Ok((StatusCode::CREATED, Json(with_password(&row, &password))).into_response())
 }
 
@@ -100,7 +72,7 @@ pub async fn create_for_rbac(
     for scope in &body.scopes {
         targets.push(super::roles::resolve(&app, scope, &body.role).await?);
     }
-    let (row, password) = new_principal(&app, body.name, body.password).await?;
+    let (row, password) = principals::create(&app.db, body.name, body.password).await?;
     let mut assignments = Vec::new();
     for target in &targets {
         assignments.push(assignment_view(&assign(&app, row.id, target).await?));
@@ -112,12 +84,12 @@ pub async fn create_for_rbac(
 
 pub async fn list(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
     caller.require_operator()?;
-    let rows = metadata::principals::list(&app.db).await?;
+    let rows = principals::list(&app.db).await?;
     Ok(Json(rows.iter().map(view).collect::<Vec<_>>()).into_response())
 }
 
 async fn find(app: &App, app_id: &str) -> Result<PrincipalRow, OciError> {
-    metadata::principals::find(&app.db, &app_id.to_ascii_lowercase())
+    principals::find(&app.db, app_id)
         .await?
         .ok_or_else(|| OciError::NotFound(format!("service principal {app_id:?} not found")))
 }
@@ -151,9 +123,7 @@ pub async fn reset(
         body => json_body::<ResetCredentials>(body)?.password,
     };
     let row = find(&app, &app_id).await?;
-    let password = chosen_or_new_password(given)?;
-    let hash = password::hash_blocking(&password).await.map_err(OciError::Internal)?;
-    metadata::principals::reset_secret(&app.db, row.id, &hash).await?;
+    let password = principals::reset(&app.db, &row, given).await?;
     Ok(Json(with_password(&row, &password)).into_response())
 }
 
@@ -164,6 +134,6 @@ pub async fn delete(
 ) -> Result<Response, OciError> {
     caller.require_operator()?;
     let row = find(&app, &app_id).await?;
-    metadata::principals::delete(&app.db, row.id).await?;
+    principals::delete(&app.db, &row).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -11,8 +11,7 @@ use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
 use crate::http::edge_auth::public_port;
-use crate::metadata::{self, registries::RegistryRow};
-use crate::ops::registries::{self, RegistrySpec};
+use crate::ops::registries::{self, RegistryRow, RegistrySpec};
 
 /// A registry as the API shows it (the shape of `az acr create`'s output). Its `loginServer` carries the
 /// port clients reach this server on (as the API request did) when that is not the scheme's default,
@@ -91,7 +90,7 @@ pub async fn create(
 /// Operators see every registry; an Owner principal sees the registries it owns.
 pub async fn list(State(app): State<AppState>, caller: ApiCaller, headers: HeaderMap) -> Result<Response, OciError> {
     let mut shown = Vec::new();
-    for reg in metadata::registries::list(&app.db).await? {
+    for reg in registries::list(&app.db).await? {
         if caller.require_manager(&app, &reg).await.is_ok() {
             shown.push(view(&app, &headers, &reg));
         }

@@ -12,8 +12,9 @@ use super::{ApiCaller, ApiPath, ApiQuery, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::roles::{Role, Scope};
 use crate::errors::OciError;
-use crate::metadata::{self, registries::RegistryRow, role_assignments::AssignmentRow};
-use crate::ops::registries;
+use crate::ops::principals;
+use crate::ops::registries::{self, RegistryRow};
+use crate::ops::roles::{self, AssignmentRow};
 
 pub fn assignment_view(a: &AssignmentRow) -> Value {
     json!({
@@ -46,10 +47,7 @@ pub async fn resolve(app: &App, scope: &str, role: &str) -> Result<Target, OciEr
 }
 
 pub async fn assign(app: &App, principal_id: i64, t: &Target) -> Result<AssignmentRow, OciError> {
-    Ok(
-        metadata::role_assignments::create(&app.db, principal_id, t.registry.id, &t.repo_prefix, t.role.as_str())
-            .await?,
-    )
+    roles::assign(&app.db, principal_id, t.registry.id, &t.repo_prefix, t.role.as_str()).await
 }
 
 #[derive(Deserialize)]
@@ -71,7 +69,7 @@ pub async fn create(
         other => other?,
     };
     caller.require_manager(&app, &target.registry).await?;
-    let principal = metadata::principals::find(&app.db, &body.assignee.to_ascii_lowercase())
+    let principal = principals::find(&app.db, &body.assignee)
         .await?
         .ok_or_else(|| OciError::NotFound(format!("service principal {:?} not found", body.assignee)))?;
     let row = assign(&app, principal.id, &target).await?;
@@ -105,13 +103,13 @@ pub async fn list(
         }
     };
     let principal = match &q.assignee {
-        Some(app_id) => match metadata::principals::find(&app.db, &app_id.to_ascii_lowercase()).await? {
+        Some(app_id) => match principals::find(&app.db, app_id).await? {
             Some(p) => Some(p.id),
             None => return Ok(Json(Vec::<Value>::new()).into_response()),
         },
         None => None,
     };
-    let rows = metadata::role_assignments::list(&app.db, registry, principal).await?;
+    let rows = roles::list(&app.db, registry, principal).await?;
     let prefix = scope.as_ref().map_or("", |s| s.repo_prefix.as_str());
     let shown: Vec<Value> = rows
         .iter()
@@ -128,10 +126,8 @@ pub async fn delete(
 ) -> Result<Response, OciError> {
     let not_found = || OciError::NotFound(format!("role assignment {id:?} not found"));
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let (principal_id, registry_id) = metadata::role_assignments::owner_of(&app.db, id)
-        .await?
-        .ok_or_else(not_found)?;
-    let registry = metadata::registries::list(&app.db)
+    let (principal_id, registry_id) = roles::holder(&app.db, id).await?.ok_or_else(not_found)?;
+    let registry = registries::list(&app.db)
         .await?
         .into_iter()
         .find(|r| r.id == registry_id)
@@ -145,6 +141,6 @@ pub async fn delete(
             ApiCaller::Principal(_) => not_found(),
             ApiCaller::Operator => e,
         })?;
-    metadata::role_assignments::delete(&app.db, id, principal_id, registry_id).await?;
+    roles::remove(&app.db, id, principal_id, registry_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
