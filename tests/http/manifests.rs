@@ -474,32 +474,66 @@ async fn a_manifest_with_a_subject_that_does_not_exist_is_accepted() {
     assert_eq!(header(&resp, "oci-subject"), sha256(b"absent"));
 }
 
-/// Every blob a manifest names is recorded as its reference, on either backend (SQLite stores the
-/// manifest, its references and its tag in one call).
-#[tokio::test]
-async fn a_stored_manifest_records_the_blobs_it_references() {
+/// How many blob references of manifest `digest` the server's database holds (SQLite or Postgres).
+async fn blob_refs(server: &TestServer, digest: &str) -> i64 {
     use sqlx::Connection;
-    let server = TestServer::start().await;
-    let digest = server.push_image("refs", "v1", b"layer").await;
     const SQL: &str = "SELECT COUNT(*) FROM manifest_refs WHERE manifest_digest = $1 AND kind = 'blob'";
-    let count: i64 = match crate::common::postgres_database_for(&server.dir).await {
+    match crate::common::postgres_database_for(&server.dir).await {
         Some(url) => {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(SQL)
-                .bind(&digest)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
+            sqlx::query_scalar(SQL).bind(digest).fetch_one(&mut conn).await.unwrap()
         }
         None => {
             let url = format!("sqlite://{}", server.dir.join("berth.db").display());
             let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::query_scalar(SQL)
-                .bind(&digest)
-                .fetch_one(&mut conn)
-                .await
-                .unwrap()
+            sqlx::query_scalar(SQL).bind(digest).fetch_one(&mut conn).await.unwrap()
         }
-    };
-    assert_eq!(count, 2, "the config and the layer");
+    }
+}
+
+/// Every blob a manifest names is recorded as its reference, on either backend (SQLite stores the
+/// manifest, its references and its tag in one call).
+#[tokio::test]
+async fn a_stored_manifest_records_the_blobs_it_references() {
+    let server = TestServer::start().await;
+    let digest = server.push_image("refs", "v1", b"layer").await;
+    assert_eq!(blob_refs(&server, &digest).await, 2, "the config and the layer");
+}
+
+/// A manifest naming more blobs than one statement binds (500) is stored whole, with every reference and
+/// its tag, and pushing it again changes nothing.
+#[tokio::test]
+async fn a_manifest_with_more_than_500_references_is_stored_whole() {
+    let server = TestServer::start().await;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = server.push_blob("wide", config).await;
+    let mut layers = Vec::new();
+    for i in 0..600 {
+        let data = format!("layer {i}");
+        let digest = server.push_blob("wide", data.as_bytes()).await;
+        layers.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{digest}","size":{}}}"#,
+            data.len()
+        ));
+    }
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        layers.join(",")
+    );
+    let digest = sha256(body.as_bytes());
+    for _ in 0..2 {
+        let resp = server.put_manifest("wide", "v1", OCI_MANIFEST, &body).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+        assert_eq!(blob_refs(&server, &digest).await, 601, "the config and 600 layers");
+    }
+    let get = server
+        .req(Method::GET, "/v2/wide/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!(header(&get, "docker-content-digest"), digest);
+    assert_eq!(get.bytes().await.unwrap().as_ref(), body.as_bytes());
 }
