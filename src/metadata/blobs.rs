@@ -1,7 +1,9 @@
 //! Committed blobs of a registry (size, where the bytes are) and their links to repositories.
 
-use super::sqlite_writer::{self, Turn};
-use super::{Db, Tx, Writer, now, on_db, on_tx, on_writer};
+use sqlx::Row;
+
+use super::sqlite_writer;
+use super::{Db, Touches, Tx, Writer, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobRow {
@@ -83,8 +85,7 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
             link_sql(["$8", "$4", "$7"], Some(session_stands)),
             super::uploads::end_sql("$1", "$2"),
         ));
-        let mut turn = Turn::take(writer).await;
-        let marks: Vec<String> = sqlx::query_scalar(&sql)
+        let script = sqlx::query(&sql)
             .bind(u.id)
             .bind(u.size)
             .bind(u.registry_id)
@@ -92,16 +93,15 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
             .bind(u.object_key)
             .bind(u.parts)
             .bind(time)
-            .bind(u.repository_id)
-            .fetch_all(turn.conn())
-            .await?;
-        turn.finished();
+            .bind(u.repository_id);
+        let rows = db.script(writer, Touches::Nothing, script).await?;
+        let marks: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
         return Ok(Recorded {
             ended: marks.iter().any(|m| m == "ended"),
             inserted: marks.iter().any(|m| m == "inserted"),
         });
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(Touches::Nothing).await?;
     let end = super::uploads::end_sql("$1", "$2");
     let ended = on_tx!(tx, c => sqlx::query(&end).bind(u.id).bind(u.size).execute(c).await.map(|r| r.rows_affected()))?;
     if ended == 0 {
@@ -131,7 +131,7 @@ pub async fn link(tx: &mut Tx, repository_id: i64, digest: &str) -> sqlx::Result
 /// Removes the link of blob `digest` from a repository; `false` if there was none.
 pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    let done = on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 

@@ -1,14 +1,15 @@
 //! Rows this process keeps in memory when it owns the database (SQLite, see [`super::connect`]): every
-//! change to them goes through this process, so a cache emptied by each write is exact. A row read from
-//! the database is kept only if no write happened while it was read (the generation did not move), so a
-//! stale row never outlives the write that changed it. On a shared database (Postgres) it is disabled.
+//! change to them goes through this process, and each write forgets the entries it may have changed
+//! (see [`super::Touches`]), so what stays is exact. A row read from the database is kept only if no
+//! write happened while it was read (the generation did not move), so a stale row never outlives the
+//! write that changed it. On a shared database (Postgres) it is disabled.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// A whole-cache-invalidated read cache of at most `max_weight` (bytes, roughly) of values.
+/// A read cache of at most `max_weight` (bytes, roughly) of values.
 #[derive(Debug)]
 pub struct ReadCache<K, V> {
     enabled: bool,
@@ -20,7 +21,8 @@ pub struct ReadCache<K, V> {
 struct State<K, V> {
     generation: u64,
     weight: usize,
-    entries: HashMap<K, V>,
+    /// Each value with its weight.
+    entries: HashMap<K, (V, usize)>,
 }
 
 /// What a lookup found: the value, or the generation to hand back to [`ReadCache::keep`].
@@ -60,7 +62,7 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         }
         let state = self.read();
         match state.entries.get(key) {
-            Some(value) => Lookup::Hit(value.clone()),
+            Some((value, _)) => Lookup::Hit(value.clone()),
             None => Lookup::Miss(state.generation),
         }
     }
@@ -80,18 +82,32 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
             state.weight = 0;
         }
         state.weight += weight;
-        state.entries.insert(key, value);
+        if let Some((_, replaced)) = state.entries.insert(key, (value, weight)) {
+            state.weight -= replaced;
+        }
     }
 
-    /// Empties the cache; every write to the rows it holds calls this after the write.
+    /// Empties the cache.
     pub fn forget_all(&self) {
+        self.forget_where(|_, _| true);
+    }
+
+    /// Forgets the entries `changed` picks; reads under way when it is called keep nothing.
+    pub fn forget_where(&self, changed: impl Fn(&K, &V) -> bool) {
         if !self.enabled {
             return;
         }
         let mut state = self.write();
         state.generation += 1;
-        state.weight = 0;
-        state.entries.clear();
+        let mut freed = 0;
+        state.entries.retain(|key, (value, weight)| {
+            let keep = !changed(key, value);
+            if !keep {
+                freed += *weight;
+            }
+            keep
+        });
+        state.weight -= freed;
     }
 }
 
@@ -125,6 +141,27 @@ mod tests {
         cache.keep(g, "b".to_owned(), 2, 10);
         assert_eq!(hit(&cache, "b"), None);
         assert_eq!(hit(&cache, "a"), None, "the write emptied the cache");
+    }
+
+    #[test]
+    fn a_write_forgets_what_it_changed_and_keeps_the_rest() {
+        let cache = ReadCache::new(true, 1 << 20);
+        for key in ["r1/a", "r1/b", "r2/a"] {
+            let g = generation(&cache, key);
+            cache.keep(g, key.to_owned(), 1, 10);
+        }
+        let g = generation(&cache, "r2/b");
+        cache.forget_where(|key, _| key.starts_with("r1/"));
+        cache.keep(g, "r2/b".to_owned(), 2, 10);
+        assert_eq!(hit(&cache, "r1/a"), None);
+        assert_eq!(hit(&cache, "r1/b"), None);
+        assert_eq!(hit(&cache, "r2/a"), Some(1), "another registry's entry stays");
+        assert_eq!(
+            hit(&cache, "r2/b"),
+            None,
+            "a read under way during the write is not kept"
+        );
+        assert_eq!(cache.read().weight, 10);
     }
 
     #[test]

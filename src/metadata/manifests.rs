@@ -1,8 +1,8 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
 use super::cache::Lookup;
-use super::sqlite_writer::{self, Turn};
-use super::{Db, Writer, now, on_db, on_tx, on_writer};
+use super::sqlite_writer;
+use super::{Db, Touches, Writer, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -110,10 +110,22 @@ fn refs_sql(count: usize, first: usize) -> String {
     )
 }
 
-/// Stores a manifest with its references and, given one, points `tag` at it, in one transaction; pushing
-/// the same bytes again changes nothing. A manifest's references follow from its bytes, so recording them
-/// again is harmless.
-pub async fn store(db: &Db, repository_id: i64, m: &NewManifest<'_>, tag: Option<&str>) -> sqlx::Result<()> {
+/// Stores a manifest in repository `repository_id` of registry `registry_id` with its references and,
+/// given one, points `tag` at it, in one transaction; pushing the same bytes again changes nothing. A
+/// manifest's references follow from its bytes, so recording them again is harmless.
+pub async fn store(
+    db: &Db,
+    registry_id: i64,
+    repository_id: i64,
+    m: &NewManifest<'_>,
+    tag: Option<&str>,
+) -> sqlx::Result<()> {
+    // A manifest not found is never cached: only moving a tag changes what the cache may hold.
+    let touches = if tag.is_some() {
+        Touches::Manifests(registry_id)
+    } else {
+        Touches::Nothing
+    };
     // SQLite runs several statements sharing numbered parameters in one call (see `sqlite_writer`);
     // Postgres prepares one statement at a time.
     if let Writer::Sqlite(writer) = &db.writer
@@ -131,15 +143,10 @@ pub async fn store(db: &Db, repository_id: i64, m: &NewManifest<'_>, tag: Option
         for (child, kind) in &m.refs {
             query = query.bind(child).bind(*kind);
         }
-        let mut turn = Turn::take(writer).await;
-        query.execute(turn.conn()).await?;
-        turn.finished();
-        if tag.is_some() {
-            db.caches.manifests.forget_all();
-        }
+        db.script(writer, touches, query).await?;
         return Ok(());
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(touches).await?;
     let inserted = on_tx!(tx, c => bind_manifest!(sqlx::query(INSERT), repository_id, m)
         .execute(c).await.map(|r| r.rows_affected()))?;
     if inserted == 1 {
@@ -166,11 +173,11 @@ pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> s
     super::first_absent(db, SQL, repository_id, digests).await
 }
 
-/// Deletes a manifest with its tags and references; `false` if there was none.
-pub async fn delete(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
+/// Deletes a manifest of repository `repository_id` in registry `registry_id` with its tags and
+/// references; `false` if there was none.
+pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.manifests.forget_all();
+    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cache::ReadCache;
+use sqlite_writer::Turn;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -130,21 +131,52 @@ impl Caches {
         })
     }
 
-    /// After a registry or repository is deleted: what hangs below it goes too.
-    fn forget_contents(&self) {
-        self.repositories.forget_all();
-        self.manifests.forget_all();
-        self.sessions.forget_all();
+    /// Forgets what a write that `touches` may have changed.
+    fn forget(&self, touches: Touches) {
+        match touches {
+            Touches::Nothing => {}
+            Touches::Registry(id) => self.registries.forget_where(|_, row| row.id == id),
+            Touches::Manifests(id) => self.manifests.forget_where(|(registry, ..), _| *registry == id),
+            Touches::Repositories(id) => {
+                self.repositories.forget_where(|(registry, _), _| *registry == id);
+                self.manifests.forget_where(|(registry, ..), _| *registry == id);
+                self.sessions.forget_registry(id);
+            }
+            Touches::Everything(id) => {
+                self.forget(Touches::Registry(id));
+                self.forget(Touches::Repositories(id));
+            }
+            Touches::PrincipalEpochs => self.principal_epochs.forget_all(),
+        }
     }
 }
 
-/// A transaction on one of the supported backends. Writes that change what the caches hold mark it, and
-/// the caches are emptied once it commits (not before: a read between would cache the old rows).
+/// What a write changes among the rows this process keeps in memory (see `Caches`). Every write says it
+/// to its entry point (`on_writer!`, [`Db::begin`], [`Tx::touch`], [`Db::script`]), which forgets exactly
+/// that once the write is over: a write cannot forget to, and it leaves other registries' rows cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Touches {
+    /// No row any cache holds (blob links, refresh tokens, role rows, keys; upload rows keep their own).
+    Nothing,
+    /// Registry `id`'s own row: its settings or passwords.
+    Registry(i64),
+    /// The tags and manifests of registry `id`.
+    Manifests(i64),
+    /// Repositories of registry `id`, with what is in them (one went).
+    Repositories(i64),
+    /// Registry `id` and everything in it (it went).
+    Everything(i64),
+    /// The revocation epochs of principals.
+    PrincipalEpochs,
+}
+
+/// A transaction on one of the supported backends. It is opened saying what it touches, and writes that
+/// touch more inside it add that ([`Tx::touch`]); the caches forget it all once the transaction commits
+/// (not before: a read between would cache the old rows).
 pub struct Tx {
     conn: TxConn,
     caches: Arc<Caches>,
-    forget_manifests: bool,
-    forget_principal_epochs: bool,
+    touches: Vec<Touches>,
 }
 
 enum TxConn {
@@ -163,11 +195,12 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
-/// Runs the write `$e` (one statement) with `$p` bound to the backend's writer: SQLite's writer
-/// connection, taken in turn, or the Postgres pool.
+/// Runs the write `$e` (one statement), which changes what `$touches` says (a [`Touches`]), with `$p`
+/// bound to the backend's writer: SQLite's writer connection, taken in turn, or the Postgres pool. The
+/// caches forget what it touched once it is over.
 macro_rules! on_writer {
-    ($db:expr, $p:ident => $e:expr) => {
-        match &$db.writer {
+    ($db:expr, $touches:expr, $p:ident => $e:expr) => {{
+        let result = match &$db.writer {
             $crate::metadata::Writer::Sqlite(writer) => match $db.file_still_open() {
                 Err(e) => Err(e),
                 Ok(()) => {
@@ -182,8 +215,10 @@ macro_rules! on_writer {
                 }
             },
             $crate::metadata::Writer::Postgres($p) => $e,
-        }
-    };
+        };
+        $db.caches.forget($touches);
+        result
+    }};
 }
 pub(crate) use on_writer;
 
@@ -205,8 +240,8 @@ macro_rules! on_tx {
 pub(crate) use on_tx;
 
 impl Db {
-    /// A write transaction.
-    pub async fn begin(&self) -> sqlx::Result<Tx> {
+    /// A write transaction that changes what `touches` says.
+    pub async fn begin(&self, touches: Touches) -> sqlx::Result<Tx> {
         self.file_still_open()?;
         let conn = match &self.writer {
             Writer::Sqlite(w) => TxConn::Sqlite(sqlite_writer::Turn::begin(w).await?),
@@ -215,9 +250,28 @@ impl Db {
         Ok(Tx {
             conn,
             caches: self.caches.clone(),
-            forget_manifests: false,
-            forget_principal_epochs: false,
+            touches: vec![touches],
         })
+    }
+
+    /// Runs `script` on SQLite's writer: statements sharing numbered parameters, in one transaction it
+    /// opens and commits itself (see [`sqlite_writer::transaction`]), changing what `touches` says. A
+    /// script that fails part-way is rolled back before the writer's next turn.
+    async fn script<'q>(
+        &self,
+        writer: &sqlite_writer::Writer,
+        touches: Touches,
+        script: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::Result<Vec<sqlx::sqlite::SqliteRow>> {
+        self.file_still_open()?;
+        let mut turn = Turn::take(writer).await;
+        let rows = script.fetch_all(turn.conn()).await;
+        if rows.is_ok() {
+            turn.finished();
+        }
+        drop(turn);
+        self.caches.forget(touches);
+        rows
     }
 
     /// Whether the SQLite file this process opened is still the one at its path (always, on Postgres).
@@ -229,7 +283,8 @@ impl Db {
     /// turn) for writes.
     pub async fn ping(&self) -> sqlx::Result<()> {
         on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))?;
-        let write_side = async { on_writer!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ())) };
+        let write_side =
+            async { on_writer!(self, Touches::Nothing, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ())) };
         tokio::time::timeout(WRITER_PING_WAIT, write_side)
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
@@ -242,13 +297,15 @@ impl Tx {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
         }
-        if self.forget_manifests {
-            self.caches.manifests.forget_all();
-        }
-        if self.forget_principal_epochs {
-            self.caches.principal_epochs.forget_all();
+        for touches in self.touches {
+            self.caches.forget(touches);
         }
         Ok(())
+    }
+
+    /// Adds to what the transaction changes.
+    pub fn touch(&mut self, touches: Touches) {
+        self.touches.push(touches);
     }
 
     /// Moves a principal's revocation epoch: every access token issued to it before is refused once this
@@ -256,7 +313,7 @@ impl Tx {
     pub async fn revoke_access_tokens(&mut self, principal_id: i64) -> sqlx::Result<()> {
         const SQL: &str = "UPDATE principals SET auth_epoch = auth_epoch + 1 WHERE id = $1";
         on_tx!(self, c => sqlx::query(SQL).bind(principal_id).execute(c).await.map(|_| ()))?;
-        self.forget_principal_epochs = true;
+        self.touch(Touches::PrincipalEpochs);
         Ok(())
     }
 }

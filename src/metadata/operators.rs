@@ -1,6 +1,6 @@
 //! Operator tokens (installation superusers), stored as SHA-256 hashes.
 
-use super::{Db, now, on_db, on_tx, on_writer};
+use super::{Db, Touches, now, on_db, on_tx, on_writer};
 
 pub async fn any(db: &Db) -> sqlx::Result<bool> {
     const SQL: &str = "SELECT COUNT(*) FROM operator_tokens";
@@ -11,7 +11,7 @@ pub async fn any(db: &Db) -> sqlx::Result<bool> {
 pub async fn insert(db: &Db, token_hash: &str) -> sqlx::Result<()> {
     const SQL: &str =
         "INSERT INTO operator_tokens (token_hash, created_at) VALUES ($1, $2) ON CONFLICT (token_hash) DO NOTHING";
-    on_writer!(db, p => sqlx::query(SQL).bind(token_hash).bind(now()).execute(p).await.map(|_| ()))
+    on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(token_hash).bind(now()).execute(p).await.map(|_| ()))
 }
 
 pub async fn exists(db: &Db, token_hash: &str) -> sqlx::Result<bool> {
@@ -23,7 +23,7 @@ pub async fn exists(db: &Db, token_hash: &str) -> sqlx::Result<bool> {
 /// Makes `token_hash` the only operator token: every other one is revoked.
 pub async fn replace_all(db: &Db, token_hash: &str) -> sqlx::Result<()> {
     const REVOKE: &str = "DELETE FROM operator_tokens WHERE token_hash <> $1";
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(Touches::Nothing).await?;
     on_tx!(&mut tx, c => sqlx::query(REVOKE).bind(token_hash).execute(c).await.map(|_| ()))?;
     const INSERT: &str =
         "INSERT INTO operator_tokens (token_hash, created_at) VALUES ($1, $2) ON CONFLICT (token_hash) DO NOTHING";

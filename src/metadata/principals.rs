@@ -1,7 +1,7 @@
 //! Service principals and their password hashes.
 
 use super::cache::Lookup;
-use super::{Db, now, on_db, on_tx, on_writer};
+use super::{Db, Touches, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PrincipalRow {
@@ -19,7 +19,7 @@ const COLUMNS: &str = "id, app_id, display_name, created_at, auth_epoch";
 /// Creates a principal with one password hash.
 pub async fn create(db: &Db, app_id: &str, display_name: &str, secret_hash: &str) -> sqlx::Result<PrincipalRow> {
     const SQL: &str = "INSERT INTO principals (app_id, display_name, created_at) VALUES ($1, $2, $3) RETURNING id";
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(Touches::Nothing).await?;
     let id: i64 =
         on_tx!(&mut tx, c => sqlx::query_scalar(SQL).bind(app_id).bind(display_name).bind(now()).fetch_one(c).await)?;
     add_secret(&mut tx, id, secret_hash).await?;
@@ -36,7 +36,7 @@ async fn add_secret(tx: &mut super::Tx, principal_id: i64, secret_hash: &str) ->
 pub async fn reset_secret(db: &Db, principal_id: i64, secret_hash: &str) -> sqlx::Result<()> {
     const DELETE: &str = "DELETE FROM principal_secrets WHERE principal_id = $1";
     const REVOKE: &str = "DELETE FROM refresh_tokens WHERE principal_id = $1";
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(Touches::Nothing).await?;
     on_tx!(&mut tx, c => sqlx::query(DELETE).bind(principal_id).execute(c).await.map(|_| ()))?;
     on_tx!(&mut tx, c => sqlx::query(REVOKE).bind(principal_id).execute(c).await.map(|_| ()))?;
     add_secret(&mut tx, principal_id, secret_hash).await?;
@@ -78,7 +78,6 @@ pub async fn secret_hashes(db: &Db, principal_id: i64) -> sqlx::Result<Vec<Strin
 /// Deletes a principal with its passwords, role assignments and refresh tokens.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM principals WHERE id = $1";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.principal_epochs.forget_all();
+    let done = on_writer!(db, Touches::PrincipalEpochs, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

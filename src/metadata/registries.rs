@@ -1,7 +1,7 @@
 //! Registries (tenants): name, SKU, storage location, tags, the admin switch and its sealed passwords.
 
 use super::cache::Lookup;
-use super::{Db, now, on_db, on_writer};
+use super::{Db, Touches, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RegistryRow {
@@ -60,10 +60,10 @@ pub async fn create(db: &Db, r: &NewRegistry<'_>) -> sqlx::Result<Option<Registr
     const SQL: &str = "INSERT INTO registries (name, name_key, sku, storage_url, admin_enabled, tags, admin_password1, \
                        admin_password2, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name_key) DO NOTHING";
     let key = r.name.to_ascii_lowercase();
-    let inserted = on_writer!(db, p => sqlx::query(SQL).bind(r.name).bind(&key).bind(r.sku).bind(r.storage_url)
+    // A registry not found is never cached: creating one forgets nothing.
+    let inserted = on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(r.name).bind(&key).bind(r.sku).bind(r.storage_url)
         .bind(r.admin_enabled).bind(r.tags).bind(r.admin_password1).bind(r.admin_password2).bind(now())
         .execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.registries.forget_all();
     if inserted == 0 {
         return Ok(None);
     }
@@ -84,10 +84,8 @@ pub struct Settings<'a> {
 pub async fn update(db: &Db, id: i64, s: &Settings<'_>) -> sqlx::Result<()> {
     const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3, pull_limit = $4, push_limit = $5, \
                        admin_epoch = admin_epoch + CASE WHEN admin_enabled = $2 THEN 0 ELSE 1 END WHERE id = $6";
-    on_writer!(db, p => sqlx::query(SQL).bind(s.sku).bind(s.admin_enabled).bind(s.tags).bind(s.pull_limit)
-        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))?;
-    db.caches.registries.forget_all();
-    Ok(())
+    on_writer!(db, Touches::Registry(id), p => sqlx::query(SQL).bind(s.sku).bind(s.admin_enabled).bind(s.tags).bind(s.pull_limit)
+        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))
 }
 
 /// Replaces admin password 1 or 2 with a sealed new one.
@@ -95,16 +93,12 @@ pub async fn set_admin_password(db: &Db, id: i64, slot: u8, sealed: &[u8]) -> sq
     const SQL1: &str = "UPDATE registries SET admin_password1 = $1 WHERE id = $2";
     const SQL2: &str = "UPDATE registries SET admin_password2 = $1 WHERE id = $2";
     let sql = if slot == 2 { SQL2 } else { SQL1 };
-    on_writer!(db, p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))?;
-    db.caches.registries.forget_all();
-    Ok(())
+    on_writer!(db, Touches::Registry(id), p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))
 }
 
 /// Deletes a registry and, through the foreign keys, everything in it.
 pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM registries WHERE id = $1";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.registries.forget_all();
-    db.caches.forget_contents();
+    let done = on_writer!(db, Touches::Everything(id), p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

@@ -1,7 +1,7 @@
 //! Repositories inside a registry, created on first push; the catalog reads them from here.
 
 use super::cache::Lookup;
-use super::{Db, Tx, now, on_db, on_tx, on_writer};
+use super::{Db, Touches, Tx, now, on_db, on_tx, on_writer};
 
 /// The id of repository `name` in registry `registry_id`.
 pub async fn id(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<Option<i64>> {
@@ -29,7 +29,7 @@ pub async fn ensure(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<i64> 
     if let Some(id) = id(db, registry_id, name).await? {
         return Ok(id);
     }
-    on_writer!(db, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
+    on_writer!(db, Touches::Nothing, p => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(p).await)
 }
 
 /// [`ensure`] inside a transaction.
@@ -37,17 +37,14 @@ pub async fn ensure_in(tx: &mut Tx, registry_id: i64, name: &str) -> sqlx::Resul
     on_tx!(tx, c => sqlx::query_scalar(ENSURE).bind(registry_id).bind(name).bind(now()).fetch_one(c).await)
 }
 
-/// Deletes repository `id` if nothing is in it: no manifest, no blob link, no upload session (what an
-/// upload that was started and never committed leaves behind); `true` if it went.
-pub async fn delete_if_empty(db: &Db, id: i64) -> sqlx::Result<bool> {
+/// Deletes repository `id` of registry `registry_id` if nothing is in it: no manifest, no blob link, no
+/// upload session (what an upload that was started and never committed leaves behind); `true` if it went.
+pub async fn delete_if_empty(db: &Db, registry_id: i64, id: i64) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repositories WHERE id = $1 \
                        AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository_id = $1) \
                        AND NOT EXISTS (SELECT 1 FROM repository_blobs WHERE repository_id = $1) \
                        AND NOT EXISTS (SELECT 1 FROM upload_sessions WHERE repository_id = $1)";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    if done == 1 {
-        db.caches.forget_contents();
-    }
+    let done = on_writer!(db, Touches::Repositories(registry_id), p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
@@ -60,8 +57,6 @@ pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> 
 /// Deletes a repository with its manifests, tags and blob links; `false` if there was none.
 pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
-    let done =
-        on_writer!(db, p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.forget_contents();
+    let done = on_writer!(db, Touches::Repositories(registry_id), p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

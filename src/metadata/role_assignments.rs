@@ -1,6 +1,6 @@
 //! Role assignments: (principal, registry, repository prefix, role).
 
-use super::{Db, now, on_db, on_tx, on_writer};
+use super::{Db, Touches, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AssignmentRow {
@@ -27,7 +27,7 @@ pub async fn create(
 ) -> sqlx::Result<AssignmentRow> {
     const SQL: &str = "INSERT INTO role_assignments (principal_id, registry_id, repo_prefix, role, created_at) \
                        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal_id, registry_id, repo_prefix, role) DO NOTHING";
-    on_writer!(db, p => sqlx::query(SQL).bind(principal_id).bind(registry_id).bind(repo_prefix).bind(role).bind(now())
+    on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(principal_id).bind(registry_id).bind(repo_prefix).bind(role).bind(now())
         .execute(p).await.map(|_| ()))?;
     let sql =
         format!("{SELECT} WHERE a.principal_id = $1 AND a.registry_id = $2 AND a.repo_prefix = $3 AND a.role = $4");
@@ -61,7 +61,7 @@ pub async fn delete(db: &Db, id: i64, principal_id: i64, registry_id: i64) -> sq
     const DELETE: &str = "DELETE FROM role_assignments WHERE id = $1";
     const REMAINING: &str = "SELECT COUNT(*) FROM role_assignments WHERE principal_id = $1 AND registry_id = $2";
     const REVOKE: &str = "DELETE FROM refresh_tokens WHERE principal_id = $1 AND registry_id = $2";
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(Touches::Nothing).await?;
     let done = on_tx!(&mut tx, c => sqlx::query(DELETE).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
     let remaining: i64 =
         on_tx!(&mut tx, c => sqlx::query_scalar(REMAINING).bind(principal_id).bind(registry_id).fetch_one(c).await)?;

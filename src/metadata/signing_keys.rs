@@ -1,6 +1,6 @@
 //! Token signing keys: the private half sealed with the installation key, the public half in the clear.
 
-use super::{Db, now, on_db, on_writer};
+use super::{Db, Touches, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
@@ -16,7 +16,7 @@ pub async fn newest(db: &Db) -> sqlx::Result<Option<SigningKeyRow>> {
 
 pub async fn insert(db: &Db, kid: &str, sealed_private: &[u8], public: &[u8]) -> sqlx::Result<()> {
     const SQL: &str = "INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)";
-    on_writer!(db, p => sqlx::query(SQL).bind(kid).bind(sealed_private).bind(public).bind(now()).execute(p).await.map(|_| ()))
+    on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(kid).bind(sealed_private).bind(public).bind(now()).execute(p).await.map(|_| ()))
 }
 
 pub async fn public_key(db: &Db, kid: &str) -> sqlx::Result<Option<Vec<u8>>> {

@@ -1,6 +1,6 @@
 //! Tags: names pointing at manifests of a repository.
 
-use super::{Db, Tx, now, on_tx, on_writer};
+use super::{Db, Touches, Tx, now, on_tx, on_writer};
 
 /// The statement pointing a tag at a manifest (moving it if it pointed elsewhere), with the parameters
 /// named for repository id, tag name, manifest digest and time.
@@ -13,12 +13,11 @@ pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &st
     )
 }
 
-/// Points `tag` at `manifest_digest`, moving it if it pointed elsewhere.
+/// Points `tag` at `manifest_digest`, moving it if it pointed elsewhere; `tx` must touch the registry's
+/// manifests.
 pub(super) async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest: &str) -> sqlx::Result<()> {
     let sql = upsert_sql("$1", "$2", "$3", "$4");
-    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
-    tx.forget_manifests = true;
-    Ok(())
+    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|_| ()))
 }
 
 /// Tag names in lexical order after `last`, at most `limit` of them.
@@ -27,10 +26,10 @@ pub async fn list(db: &Db, repository_id: i64, last: Option<&str>, limit: i64) -
     super::ordered_names(db, PAGE, repository_id, last.unwrap_or(""), limit).await
 }
 
-/// Removes a tag (not the manifest); `false` if there was no such tag.
-pub async fn delete(db: &Db, repository_id: i64, tag: &str) -> sqlx::Result<bool> {
+/// Removes a tag (not the manifest) of repository `repository_id` in registry `registry_id`; `false` if
+/// there was no such tag.
+pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, tag: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM tags WHERE repository_id = $1 AND name = $2";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
-    db.caches.manifests.forget_all();
+    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Db, now, on_db, on_writer};
+use super::{Db, Touches, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
@@ -92,13 +92,16 @@ impl SessionCache {
         state.make_room();
     }
 
-    pub(super) fn forget_all(&self) {
+    /// Forgets the sessions of registry `registry_id` (its repositories went, and their sessions with them).
+    pub(super) fn forget_registry(&self, registry_id: i64) {
         if !self.enabled {
             return;
         }
         let mut state = self.state();
         state.generation += 1;
-        state.rows.clear();
+        state
+            .rows
+            .retain(|_, row| row.as_ref().is_none_or(|r| r.registry_id != registry_id));
     }
 }
 
@@ -118,7 +121,7 @@ pub async fn create(db: &Db, id: &str, registry_id: i64, repository_id: i64, own
          VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLUMNS}"
     );
     let generation = db.caches.sessions.generation();
-    let row: UploadRow = on_writer!(db, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)?;
+    let row: UploadRow = on_writer!(db, Touches::Nothing, p => sqlx::query_as(&sql).bind(id).bind(registry_id).bind(repository_id).bind(owner).bind(now()).fetch_one(p).await)?;
     db.caches.sessions.keep(generation, &row);
     Ok(row)
 }
@@ -137,7 +140,7 @@ pub async fn advance(db: &Db, row: &UploadRow, expected_offset: i64) -> sqlx::Re
     const SQL: &str = "UPDATE upload_sessions SET byte_offset = $1, chunks = $2, hash_state = $3, updated_at = $4 \
                        WHERE id = $5 AND byte_offset = $6";
     let generation = db.caches.sessions.generation();
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(row.byte_offset).bind(&row.chunks).bind(&row.hash_state)
+    let done = on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(row.byte_offset).bind(&row.chunks).bind(&row.hash_state)
         .bind(now()).bind(&row.id).bind(expected_offset).execute(p).await.map(|r| r.rows_affected()))?;
     if done == 1 {
         db.caches.sessions.keep(generation, row);
@@ -150,7 +153,8 @@ pub async fn advance(db: &Db, row: &UploadRow, expected_offset: i64) -> sqlx::Re
 /// Ends a session; `false` if it was already gone.
 pub async fn delete(db: &Db, id: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM upload_sessions WHERE id = $1";
-    let done = on_writer!(db, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()));
+    let done =
+        on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()));
     db.caches.sessions.forget(id);
     Ok(done? == 1)
 }
@@ -164,6 +168,7 @@ pub(super) fn end_sql(id: &str, expected_offset: &str) -> String {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StaleUpload {
     pub id: String,
+    pub registry_id: i64,
     pub repository_id: i64,
     pub registry: String,
     pub storage_url: Option<String>,
@@ -171,7 +176,7 @@ pub struct StaleUpload {
 
 /// Sessions last updated before `before` (unix seconds).
 pub async fn stale(db: &Db, before: i64) -> sqlx::Result<Vec<StaleUpload>> {
-    const SQL: &str = "SELECT u.id, u.repository_id, r.name AS registry, r.storage_url FROM upload_sessions u \
+    const SQL: &str = "SELECT u.id, u.registry_id, u.repository_id, r.name AS registry, r.storage_url FROM upload_sessions u \
                        JOIN registries r ON r.id = u.registry_id WHERE u.updated_at < $1";
     on_db!(db, p => sqlx::query_as(SQL).bind(before).fetch_all(p).await)
 }
@@ -212,8 +217,10 @@ mod tests {
         assert!(cache.get("a").is_none());
 
         let g = cache.generation();
-        cache.forget_all();
+        cache.keep(g, &row("c", 1));
+        cache.forget_registry(1);
         cache.keep(g, &row("b", 1));
+        assert!(cache.get("c").is_none(), "the registry's sessions are forgotten");
         assert!(cache.get("b").is_none(), "a write from before the clear keeps nothing");
     }
 

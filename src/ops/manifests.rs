@@ -61,7 +61,7 @@ pub async fn put(
         Reference::Tag(tag) => Some(tag.as_str()),
         Reference::Digest(_) => None,
     };
-    metadata::manifests::store(db, repository_id, &new, tag).await?;
+    metadata::manifests::store(db, reg.row.id, repository_id, &new, tag).await?;
     Ok(Stored {
         digest,
         subject: info.subject,
@@ -103,8 +103,8 @@ pub async fn get(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) 
 pub async fn delete(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
     let deleted = match reference {
-        Reference::Tag(tag) => metadata::tags::delete(db, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => metadata::manifests::delete(db, repository_id, &d.to_string()).await?,
+        Reference::Tag(tag) => metadata::tags::delete(db, reg.row.id, repository_id, tag.as_str()).await?,
+        Reference::Digest(d) => metadata::manifests::delete(db, reg.row.id, repository_id, &d.to_string()).await?,
     };
     if deleted {
         Ok(())

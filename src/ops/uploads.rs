@@ -44,8 +44,8 @@ pub async fn start(db: &Db, reg: &Tenant, repo: &RepoName, owner: &str) -> Resul
 
 /// Removes the repository of an ended session if nothing was ever committed to it, so an upload that was
 /// started and abandoned leaves no empty repository in the catalog.
-async fn forget_if_empty(db: &Db, repository_id: i64) -> Result<(), OciError> {
-    metadata::repositories::delete_if_empty(db, repository_id).await?;
+async fn forget_if_empty(db: &Db, registry_id: i64, repository_id: i64) -> Result<(), OciError> {
+    metadata::repositories::delete_if_empty(db, registry_id, repository_id).await?;
     Ok(())
 }
 
@@ -219,7 +219,7 @@ async fn rehash(reg: &Tenant, id: &UploadId, chunks: &[Chunk], algorithm: Algori
 pub async fn cancel(db: &Db, reg: &Tenant, session: &Session) -> Result<(), OciError> {
     metadata::uploads::delete(db, session.id.as_str()).await?;
     reg.blobs.abort(&session.id).await?;
-    forget_if_empty(db, session.row.repository_id).await
+    forget_if_empty(db, session.row.registry_id, session.row.repository_id).await
 }
 
 /// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not
@@ -232,7 +232,7 @@ pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, dige
     if metadata::blobs::linked(db, from_id, &digest).await?.is_none() {
         return Ok(false);
     }
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin(metadata::Touches::Nothing).await?;
     let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
     metadata::blobs::link(&mut tx, repository_id, &digest).await?;
     tx.commit().await?;
@@ -257,7 +257,7 @@ pub async fn purge_stale(db: &Db, stores: &RegistryStores, max_idle_secs: u64) -
                 .get(&upload.registry, upload.storage_url.as_deref())?
                 .abort(&id)
                 .await?;
-            metadata::repositories::delete_if_empty(db, upload.repository_id).await?;
+            metadata::repositories::delete_if_empty(db, upload.registry_id, upload.repository_id).await?;
         }
     }
     Ok(stale.len())
