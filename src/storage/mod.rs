@@ -16,6 +16,7 @@
 //! under `uploads/<id>/` and its [`BlobLayout`] names them: finishing an upload never copies its data.
 
 pub mod cloud;
+mod layout;
 mod local_chunks;
 pub mod registry_stores;
 
@@ -33,6 +34,8 @@ use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, WriteMul
 use crate::errors::OciError;
 use crate::oci::digest::Digest;
 use crate::oci::route::UploadId;
+
+pub use layout::{BlobLayout, Chunk};
 
 /// Size of the buffers a local blob file is read with.
 const READ_BUFFER: usize = 256 * 1024;
@@ -74,80 +77,6 @@ pub struct Leftovers(Vec<Path>);
 
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
-
-/// Where a committed blob's bytes are: one object, or several parts read in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobLayout {
-    /// The object itself, or the folder of the parts.
-    pub key: String,
-    /// The parts in order, each an object name below `key` and its size; empty when `key` is one object.
-    pub parts: Vec<Chunk>,
-}
-
-impl BlobLayout {
-    /// The parts as stored in metadata, `name:size,...` (`None` for a single object).
-    pub fn parts_text(&self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| Chunk::encode_list(&self.parts))
-    }
-
-    pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
-        let parts = parts.map(Chunk::decode_list).transpose()?.unwrap_or_default();
-        Ok(BlobLayout { key, parts })
-    }
-
-    /// The objects holding the blob, in order.
-    fn objects(&self) -> Vec<Path> {
-        if self.parts.is_empty() {
-            vec![Path::from(self.key.as_str())]
-        } else {
-            self.parts
-                .iter()
-                .map(|p| Path::from(format!("{}/{}", self.key, p.name)))
-                .collect()
-        }
-    }
-}
-
-/// A received chunk of an upload: its object name under the session's folder and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub name: String,
-    pub size: u64,
-}
-
-impl Chunk {
-    /// A chunk name that sorts by `index` and is unique to the request writing it.
-    pub fn new_name(index: usize) -> String {
-        format!("{index:08}-{}", uuid::Uuid::new_v4().simple())
-    }
-
-    /// Encodes chunks as `name:size,name:size` for metadata.
-    pub fn encode_list(chunks: &[Chunk]) -> String {
-        chunks
-            .iter()
-            .map(|c| format!("{}:{}", c.name, c.size))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    pub fn decode_list(text: &str) -> Result<Vec<Chunk>, StorageError> {
-        text.split(',')
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                let bad = || StorageError::Layout(format!("bad chunk entry {item:?}"));
-                let (name, size) = item.rsplit_once(':').ok_or_else(bad)?;
-                let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                if !valid_name {
-                    return Err(bad());
-                }
-                Ok(Chunk {
-                    name: name.to_owned(),
-                    size: size.parse().map_err(|_| bad())?,
-                })
-            })
-            .collect()
-    }
-}
 
 /// How committing an upload puts its chunks in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
