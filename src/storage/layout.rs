@@ -1,15 +1,13 @@
 //! What a committed blob is made of: one object, or parts read in order ([`BlobLayout`]), and the chunks
 //! an upload received ([`Chunk`]), with the text form both are recorded in by metadata.
 
-use object_store::path::Path;
-
-use super::StorageError;
+use super::{ObjectKey, StorageError};
 
 /// Where a committed blob's bytes are: one object, or several parts read in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobLayout {
     /// The object itself, or the folder of the parts.
-    pub key: String,
+    pub key: ObjectKey,
     /// The parts in order, each an object name below `key` and its size; empty when `key` is one object.
     pub parts: Vec<Chunk>,
 }
@@ -22,23 +20,23 @@ impl BlobLayout {
 
     pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
         let parts = parts.map(Chunk::decode_list).transpose()?.unwrap_or_default();
-        Ok(BlobLayout { key, parts })
+        Ok(BlobLayout {
+            key: ObjectKey::stored(key),
+            parts,
+        })
     }
 
     /// The objects holding the blob, in order.
-    pub(super) fn objects(&self) -> Vec<Path> {
+    pub(super) fn objects(&self) -> Vec<ObjectKey> {
         if self.parts.is_empty() {
-            vec![Path::from(self.key.as_str())]
+            vec![self.key.clone()]
         } else {
-            self.parts
-                .iter()
-                .map(|p| Path::from(format!("{}/{}", self.key, p.name)))
-                .collect()
+            self.parts.iter().map(|p| self.key.child(&p.name)).collect()
         }
     }
 }
 
-/// A received chunk of an upload: its object name under the session's folder and its size.
+/// A received chunk of an upload: its name ([`ObjectKey::chunk_name`]) and its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     pub name: String,
@@ -46,11 +44,6 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// A chunk name that sorts by `index` and is unique to the request writing it.
-    pub fn new_name(index: usize) -> String {
-        format!("{index:08}-{}", uuid::Uuid::new_v4().simple())
-    }
-
     /// Encodes chunks as `name:size,name:size` for metadata.
     pub fn encode_list(chunks: &[Chunk]) -> String {
         chunks

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use object_store::path::Path as ObjectPath;
 use tokio::task::JoinHandle;
 
-use super::StorageError;
+use super::{ObjectKey, StorageError};
+use crate::oci::route::UploadId;
 
 /// Streams `body` into the new file `path` in parts of about `part` bytes, then with `sync` syncs its data
 /// to disk; returns the bytes written. On any error the partial file is removed.
@@ -129,15 +129,14 @@ impl Writer {
 /// folders whose entries changed), then lists what upload `upload` still has [`staged`].
 pub async fn rename_and_list(
     root: PathBuf,
-    moves: Vec<(ObjectPath, ObjectPath)>,
-    upload: String,
+    moves: Vec<(ObjectKey, ObjectKey)>,
+    upload: UploadId,
     sync: bool,
-) -> Result<Vec<ObjectPath>, StorageError> {
+) -> Result<Vec<ObjectKey>, StorageError> {
     blocking(move || {
         let mut changed = std::collections::BTreeSet::new();
         for (from, to) in &moves {
-            let to = root.join(to.as_ref());
-            changed.extend(rename(&root.join(from.as_ref()), &to)?);
+            changed.extend(rename(&from.file_in(&root), &to.file_in(&root))?);
         }
         if sync {
             for folder in changed {
@@ -149,14 +148,13 @@ pub async fn rename_and_list(
     .await
 }
 
-/// What upload `upload` has staged in `root/uploads/` (its chunk files are named `<upload>.<chunk>`).
-pub async fn staged(root: PathBuf, upload: String) -> Result<Vec<ObjectPath>, StorageError> {
+/// What upload `upload` has staged in the local uploads folder of `root` ([`ObjectKey::local_chunk`]).
+pub async fn staged(root: PathBuf, upload: UploadId) -> Result<Vec<ObjectKey>, StorageError> {
     blocking(move || staged_now(&root, &upload)).await
 }
 
-fn staged_now(root: &std::path::Path, upload: &str) -> Result<Vec<ObjectPath>, StorageError> {
-    let mine = format!("{upload}.");
-    let entries = match std::fs::read_dir(root.join("uploads")) {
+fn staged_now(root: &std::path::Path, upload: &UploadId) -> Result<Vec<ObjectKey>, StorageError> {
+    let entries = match std::fs::read_dir(ObjectKey::local_uploads().file_in(root)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(StorageError::Io(e)),
@@ -164,8 +162,8 @@ fn staged_now(root: &std::path::Path, upload: &str) -> Result<Vec<ObjectPath>, S
     let mut staged = Vec::new();
     for entry in entries {
         let name = entry.map_err(StorageError::Io)?.file_name();
-        if let Some(name) = name.to_str().filter(|n| n.starts_with(&mine)) {
-            staged.push(ObjectPath::from(format!("uploads/{name}")));
+        if let Some(chunk) = name.to_str().and_then(|n| ObjectKey::local_chunk_name(upload, n)) {
+            staged.push(ObjectKey::local_chunk(upload, chunk));
         }
     }
     Ok(staged)

@@ -1,21 +1,12 @@
-//! Blob bytes in object storage. This module alone builds object paths; it knows digests and upload ids,
-//! never repositories (which blobs a repository may read is metadata's business).
-//!
-//! Layout inside a registry's store:
-//! - `uploads/<id>/<chunk name>`: one object per received chunk of an upload session (a fresh name per
-//!   request, so two racing requests never write the same object); on local files
-//!   `uploads/<id>.<chunk name>`, all in one folder: making and removing a folder per upload cost as much
-//!   CPU as hashing a 1 MiB blob (ext4 inode allocation);
-//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here),
-//!   or the empty blob;
-//! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
-//!   renamed, never concatenated.
+//! Blob bytes in object storage. This module alone builds object paths, all of them in [`key`]; it knows
+//! digests and upload ids, never repositories (which blobs a repository may read is metadata's business).
 //!
 //! Renaming is only done where it is cheap (local files, memory). On S3, Azure Blob and GCS a rename is a
 //! server-side copy (which S3 refuses above 5 GiB), so there a committed blob stays in its chunk objects
 //! under `uploads/<id>/` and its [`BlobLayout`] names them: finishing an upload never copies its data.
 
 pub mod cloud;
+mod key;
 mod layout;
 mod local_chunks;
 pub mod registry_stores;
@@ -28,13 +19,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, WriteMultipart};
 
 use crate::errors::OciError;
 use crate::oci::digest::Digest;
 use crate::oci::route::UploadId;
 
+pub use key::ObjectKey;
 pub use layout::{BlobLayout, Chunk};
 
 /// Size of the buffers a local blob file is read with.
@@ -73,7 +64,7 @@ impl From<StorageError> for OciError {
 /// process that stopped between writing a chunk and recording it. Requests that lose a race after the
 /// commit listed these remove their own chunk.
 #[must_use]
-pub struct Leftovers(Vec<Path>);
+pub struct Leftovers(Vec<ObjectKey>);
 
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
@@ -100,19 +91,6 @@ pub struct BlobStore {
     sync: bool,
 }
 
-fn blob_key(digest: &Digest) -> String {
-    let hex = digest.hex();
-    format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex)
-}
-
-fn upload_prefix(id: &UploadId) -> String {
-    format!("uploads/{id}")
-}
-
-fn part_name(index: usize) -> String {
-    format!("{index:08}")
-}
-
 impl BlobStore {
     pub fn new(store: Arc<dyn ObjectStore>, placement: Placement) -> Self {
         BlobStore {
@@ -125,22 +103,22 @@ impl BlobStore {
     }
 
     /// Where chunk `name` of upload `id` is (see the layout above).
-    fn chunk_key(&self, id: &UploadId, name: &str) -> Path {
+    fn chunk_key(&self, id: &UploadId, name: &str) -> ObjectKey {
         if self.local_root.is_some() {
-            Path::from(format!("uploads/{id}.{name}"))
+            ObjectKey::local_chunk(id, name)
         } else {
-            Path::from(format!("{}/{name}", upload_prefix(id)))
+            ObjectKey::chunk(id, name)
         }
     }
 
     /// The objects upload `id` has staged.
-    async fn staged(&self, id: &UploadId) -> Result<Vec<Path>, StorageError> {
+    async fn staged(&self, id: &UploadId) -> Result<Vec<ObjectKey>, StorageError> {
         match &self.local_root {
-            Some(root) => local_chunks::staged(root.clone(), id.to_string()).await,
+            Some(root) => local_chunks::staged(root.clone(), id.clone()).await,
             None => Ok(self
                 .store
-                .list(Some(&Path::from(upload_prefix(id))))
-                .map_ok(|m| m.location)
+                .list(Some(ObjectKey::upload(id).path()))
+                .map_ok(|m| ObjectKey::listed(m.location))
                 .try_collect()
                 .await?),
         }
@@ -174,9 +152,9 @@ impl BlobStore {
     {
         let key = self.chunk_key(id, name);
         if let Some(root) = &self.local_root {
-            return local_chunks::write(root.join(key.as_ref()), body, LOCAL_WRITE_PART, self.sync).await;
+            return local_chunks::write(key.file_in(root), body, LOCAL_WRITE_PART, self.sync).await;
         }
-        let upload = self.store.put_multipart(&key).await?;
+        let upload = self.store.put_multipart(key.path()).await?;
         let part = match self.placement {
             Placement::Rename => LOCAL_WRITE_PART,
             Placement::InPlace => CLOUD_WRITE_PART,
@@ -210,12 +188,12 @@ impl BlobStore {
 
     /// Streams the chunks of an upload in order (to re-hash them when no hash state could be used).
     pub fn read_chunks(&self, id: &UploadId, chunks: &[Chunk]) -> ByteStream {
-        let paths: Vec<Path> = chunks.iter().map(|c| self.chunk_key(id, &c.name)).collect();
+        let keys: Vec<ObjectKey> = chunks.iter().map(|c| self.chunk_key(id, &c.name)).collect();
         let store = self.clone();
-        stream::iter(paths)
-            .then(move |path| {
+        stream::iter(keys)
+            .then(move |key| {
                 let store = store.clone();
-                async move { store.read_object(path, None).await }
+                async move { store.read_object(&key, None).await }
             })
             .try_flatten()
             .boxed()
@@ -236,53 +214,51 @@ impl BlobStore {
     ) -> Result<(BlobLayout, Leftovers), StorageError> {
         let (layout, moves) = self.plan(id, chunks, digest);
         if chunks.is_empty() {
-            self.store
-                .put(&Path::from(layout.key.as_str()), Bytes::new().into())
-                .await?;
+            self.store.put(layout.key.path(), Bytes::new().into()).await?;
             if let Some(root) = self.local_root.as_ref().filter(|_| self.sync) {
-                local_chunks::sync_file(root.join(&layout.key)).await?;
+                local_chunks::sync_file(layout.key.file_in(root)).await?;
             }
         }
         if let Some(root) = &self.local_root {
-            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.to_string(), self.sync).await?;
+            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.clone(), self.sync).await?;
             return Ok((layout, Leftovers(leftovers)));
         }
         for (from, to) in &moves {
             self.rename(from, to).await?;
         }
-        let used: HashSet<Path> = layout.objects().into_iter().collect();
+        let used: HashSet<ObjectKey> = layout.objects().into_iter().collect();
         let mut leftovers = self.staged(id).await?;
         leftovers.retain(|path| !used.contains(path));
         Ok((layout, Leftovers(leftovers)))
     }
 
     /// Where committing `chunks` as blob `digest` puts them, and the renames that takes.
-    fn plan(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> (BlobLayout, Vec<(Path, Path)>) {
+    fn plan(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> (BlobLayout, Vec<(ObjectKey, ObjectKey)>) {
         let in_place = self.placement == Placement::InPlace;
-        let single = |key: String| BlobLayout { key, parts: Vec::new() };
+        let single = |key: ObjectKey| BlobLayout { key, parts: Vec::new() };
         match chunks {
-            [] => (single(blob_key(digest)), Vec::new()),
-            [only] if in_place => (single(self.chunk_key(id, &only.name).to_string()), Vec::new()),
+            [] => (single(ObjectKey::blob(digest)), Vec::new()),
+            [only] if in_place => (single(self.chunk_key(id, &only.name)), Vec::new()),
             [only] => {
-                let key = blob_key(digest);
-                let moves = vec![(self.chunk_key(id, &only.name), Path::from(key.as_str()))];
+                let key = ObjectKey::blob(digest);
+                let moves = vec![(self.chunk_key(id, &only.name), key.clone())];
                 (single(key), moves)
             }
             _ if in_place => (
                 BlobLayout {
-                    key: upload_prefix(id),
+                    key: ObjectKey::upload(id),
                     parts: chunks.to_vec(),
                 },
                 Vec::new(),
             ),
             _ => {
-                let key = format!("{}.parts/{id}", blob_key(digest));
+                let key = ObjectKey::blob_parts(digest, id);
                 let (parts, moves) = chunks
                     .iter()
                     .enumerate()
                     .map(|(i, chunk)| {
-                        let name = part_name(i);
-                        let to = Path::from(format!("{key}/{name}"));
+                        let name = ObjectKey::part_name(i);
+                        let to = key.child(&name);
                         let part = Chunk { name, size: chunk.size };
                         (part, (self.chunk_key(id, &chunk.name), to))
                     })
@@ -299,7 +275,7 @@ impl BlobStore {
             return Ok(());
         }
         // A leftover may be gone already: the request that wrote it removes it once it cannot record it.
-        let paths = stream::iter(leftovers.0.into_iter().map(Ok)).boxed();
+        let paths = stream::iter(leftovers.0.into_iter().map(|key| Ok(key.into_path()))).boxed();
         self.store
             .delete_stream(paths)
             .filter(|deleted| futures::future::ready(!matches!(deleted, Err(object_store::Error::NotFound { .. }))))
@@ -310,7 +286,7 @@ impl BlobStore {
 
     /// Removes chunk `name` of upload `id`, which its request wrote but could not record.
     pub async fn discard_chunk(&self, id: &UploadId, name: &str) -> Result<(), StorageError> {
-        match self.store.delete(&self.chunk_key(id, name)).await {
+        match self.store.delete(self.chunk_key(id, name).path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -321,9 +297,7 @@ impl BlobStore {
     pub async fn presigned_url(&self, layout: &BlobLayout) -> Result<Option<String>, StorageError> {
         match &self.presigner {
             Some(presigner) if layout.parts.is_empty() => {
-                let url = presigner
-                    .get_url(&Path::from(layout.key.as_str()), PRESIGNED_FOR)
-                    .await?;
+                let url = presigner.get_url(layout.key.path(), PRESIGNED_FOR).await?;
                 Ok(Some(url))
             }
             _ => Ok(None),
@@ -332,9 +306,9 @@ impl BlobStore {
 
     /// Moves one chunk into place; a chunk already there (moved by an earlier commit of the same upload
     /// that crashed before the blob was recorded) counts as moved.
-    async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
-        match self.store.rename(from, to).await {
-            Err(object_store::Error::NotFound { .. }) => match self.store.head(to).await {
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), StorageError> {
+        match self.store.rename(from.path(), to.path()).await {
+            Err(object_store::Error::NotFound { .. }) => match self.store.head(to.path()).await {
                 Ok(_) => Ok(()),
                 Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
                 Err(e) => Err(e.into()),
@@ -350,8 +324,8 @@ impl BlobStore {
 
     /// Removes a committed blob's objects.
     pub async fn delete(&self, layout: &BlobLayout) -> Result<(), StorageError> {
-        for path in layout.objects() {
-            match self.store.delete(&path).await {
+        for key in layout.objects() {
+            match self.store.delete(key.path()).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -378,36 +352,36 @@ impl BlobStore {
     /// Streams `range` (exclusive end) of a committed blob, or all of it.
     pub async fn read(&self, layout: &BlobLayout, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         if layout.parts.is_empty() {
-            return self.read_object(Path::from(layout.key.as_str()), range).await;
+            return self.read_object(&layout.key, range).await;
         }
         let total: u64 = layout.parts.iter().map(|p| p.size).sum();
         let wanted = range.unwrap_or(0..total);
         let mut pieces = Vec::new();
         let mut part_start = 0u64;
-        for (path, part) in layout.objects().into_iter().zip(&layout.parts) {
+        for (key, part) in layout.objects().into_iter().zip(&layout.parts) {
             let part_end = part_start + part.size;
             let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
             if from < to {
-                pieces.push((path, (from - part_start)..(to - part_start)));
+                pieces.push((key, (from - part_start)..(to - part_start)));
             }
             part_start = part_end;
         }
         let store = self.clone();
         Ok(stream::iter(pieces)
-            .then(move |(path, range)| {
+            .then(move |(key, range)| {
                 let store = store.clone();
-                async move { store.read_object(path, Some(range)).await }
+                async move { store.read_object(&key, Some(range)).await }
             })
             .try_flatten()
             .boxed())
     }
 
-    async fn read_object(&self, path: Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+    async fn read_object(&self, key: &ObjectKey, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        let result = match self.store.get_opts(&path, options).await {
+        let result = match self.store.get_opts(key.path(), options).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Err(StorageError::NotFound),
             Err(e) => return Err(e.into()),
