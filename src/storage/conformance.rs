@@ -41,7 +41,7 @@ async fn staged_keys(store: &BlobStore, id: &UploadId) -> Vec<String> {
 async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
     let prefix = Path::from(prefix);
     let mut keys: Vec<String> = store
-        .store
+        .objects()
         .list(Some(&prefix))
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
@@ -53,11 +53,11 @@ async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
 
 /// What the store says of object `key` (entity tag, modification time, size): a copy would differ.
 async fn identity(store: &BlobStore, key: &str) -> object_store::ObjectMeta {
-    store.store.head(&Path::from(key)).await.unwrap()
+    store.objects().head(&Path::from(key)).await.unwrap()
 }
 
 async fn run_suite(store: BlobStore) {
-    let in_place = store.placement == Placement::InPlace;
+    let in_place = store.placement() == Placement::InPlace;
 
     // A single-chunk upload becomes one object: renamed to blobs/..., or on a cloud store the very chunk
     // object, not a copy of it.
@@ -230,7 +230,7 @@ fn test_storage_config() -> StorageConfig {
 /// Runs the suite on the cloud store at `url` (a fresh prefix) and checks it leaves nothing behind.
 async fn run_cloud_suite(config: StorageConfig, url: &str) {
     let store = RegistryStores::new(config).get("conformance", Some(url)).unwrap();
-    assert_eq!(store.placement, Placement::InPlace, "a cloud store never renames");
+    assert_eq!(store.placement(), Placement::InPlace, "a cloud store never renames");
     assert!(store.presigner.is_some());
     run_suite(store.clone()).await;
     assert_eq!(
