@@ -190,15 +190,7 @@ impl BlobStore {
 
     /// Streams the chunks of an upload in order (to re-hash them when no hash state could be used).
     pub fn read_chunks(&self, id: &UploadId, chunks: &[Chunk]) -> ByteStream {
-        let keys: Vec<ObjectKey> = chunks.iter().map(|c| self.chunk_key(id, &c.name)).collect();
-        let store = self.clone();
-        stream::iter(keys)
-            .then(move |key| {
-                let store = store.clone();
-                async move { store.read_object(&key, None).await }
-            })
-            .try_flatten()
-            .boxed()
+        self.read_in_turn(chunks.iter().map(|c| (self.chunk_key(id, &c.name), None)).collect())
     }
 
     /// Puts an upload's chunks in place as the blob `digest` and returns where they are: renamed under
@@ -340,18 +332,24 @@ impl BlobStore {
             let part_end = part_start + part.size;
             let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
             if from < to {
-                pieces.push((key, (from - part_start)..(to - part_start)));
+                pieces.push((key, Some((from - part_start)..(to - part_start))));
             }
             part_start = part_end;
         }
+        Ok(self.read_in_turn(pieces))
+    }
+
+    /// Streams objects one after the other, each whole or the range given, opening each once the one
+    /// before it is read.
+    fn read_in_turn(&self, pieces: Vec<(ObjectKey, Option<Range<u64>>)>) -> ByteStream {
         let store = self.clone();
-        Ok(stream::iter(pieces)
+        stream::iter(pieces)
             .then(move |(key, range)| {
                 let store = store.clone();
-                async move { store.read_object(&key, Some(range)).await }
+                async move { store.read_object(&key, range).await }
             })
             .try_flatten()
-            .boxed())
+            .boxed()
     }
 
     async fn read_object(&self, key: &ObjectKey, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
