@@ -10,7 +10,7 @@ use crate::oci::range::ByteRange;
 use crate::oci::reference::RepoName;
 use crate::oci::route::UploadId;
 use crate::storage::registry_stores::RegistryStores;
-use crate::storage::{BlobLayout, Chunk, StorageError};
+use crate::storage::{BlobLayout, Chunk, ObjectKey, StorageError};
 use crate::tenant::Tenant;
 
 /// An upload session that belongs to the repository it is addressed through.
@@ -96,7 +96,7 @@ where
         None => None,
     };
     let mut chunks = Chunk::decode_list(&session.row.chunks).map_err(|e| OciError::Internal(e.into()))?;
-    let name = Chunk::new_name(chunks.len());
+    let name = ObjectKey::chunk_name(chunks.len());
     let hashed = body
         .map_err(|e| std::io::Error::other(BodyEnded(e.to_string())))
         .inspect_ok(|bytes| {
@@ -178,7 +178,7 @@ pub async fn commit(db: &Db, reg: &Tenant, session: &Session, digest: &Digest) -
         repository_id: session.row.repository_id,
         digest: &digest_text,
         size,
-        object_key: &layout.key,
+        object_key: layout.key.as_str(),
         parts: parts.as_deref(),
     };
     let recorded = metadata::blobs::record_upload(db, &upload).await?;
@@ -199,7 +199,7 @@ pub async fn commit(db: &Db, reg: &Tenant, session: &Session, digest: &Digest) -
 /// very object the existing row points at.
 async fn discard_duplicate(db: &Db, reg: &Tenant, digest: &str, ours: &BlobLayout) -> Result<(), OciError> {
     let existing = metadata::blobs::in_registry(db, reg.row.id, digest).await?;
-    if existing.is_some_and(|row| row.object_key != ours.key) {
+    if existing.is_some_and(|row| row.object_key != ours.key.as_str()) {
         reg.blobs.delete(ours).await?;
     }
     Ok(())

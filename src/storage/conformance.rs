@@ -10,7 +10,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::registry_stores::RegistryStores;
-use super::{BlobLayout, BlobStore, Chunk, Placement, StorageError};
+use super::{BlobLayout, BlobStore, Chunk, ObjectKey, Placement, StorageError};
 use crate::config::{Config, StorageConfig};
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::route::UploadId;
@@ -41,7 +41,7 @@ async fn staged_keys(store: &BlobStore, id: &UploadId) -> Vec<String> {
 async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
     let prefix = Path::from(prefix);
     let mut keys: Vec<String> = store
-        .store
+        .objects()
         .list(Some(&prefix))
         .map_ok(|meta| meta.location.to_string())
         .try_collect()
@@ -53,25 +53,25 @@ async fn keys(store: &BlobStore, prefix: &str) -> Vec<String> {
 
 /// What the store says of object `key` (entity tag, modification time, size): a copy would differ.
 async fn identity(store: &BlobStore, key: &str) -> object_store::ObjectMeta {
-    store.store.head(&Path::from(key)).await.unwrap()
+    store.objects().head(&Path::from(key)).await.unwrap()
 }
 
 async fn run_suite(store: BlobStore) {
-    let in_place = store.placement == Placement::InPlace;
+    let in_place = store.placement() == Placement::InPlace;
 
     // A single-chunk upload becomes one object: renamed to blobs/..., or on a cloud store the very chunk
     // object, not a copy of it.
     let id = UploadId::generate();
-    let name = Chunk::new_name(0);
+    let name = ObjectKey::chunk_name(0);
     assert_eq!(
         store.put_chunk(&id, &name, body(&[b"hello ", b"world"])).await.unwrap(),
         11
     );
     let chunk_key = store.chunk_key(&id, &name).to_string();
     let before = identity(&store, &chunk_key).await;
-    let loser = Chunk::new_name(0);
+    let loser = ObjectKey::chunk_name(0);
     store.put_chunk(&id, &loser, body(&[b"raced"])).await.unwrap();
-    let withdrawn = Chunk::new_name(0);
+    let withdrawn = ObjectKey::chunk_name(0);
     store.put_chunk(&id, &withdrawn, body(&[b"withdrawn"])).await.unwrap();
     let digest = Digest::of(Algorithm::Sha256, b"hello world");
     let (single, leftovers) = store
@@ -89,14 +89,18 @@ async fn run_suite(store: BlobStore) {
     let (again, _) = store.commit(&id, &[Chunk { name, size: 11 }], &digest).await.unwrap();
     assert_eq!(again, single);
     // Requests that lost the race remove their own chunks, listed or not.
-    let late = Chunk::new_name(1);
+    let late = ObjectKey::chunk_name(1);
     store.put_chunk(&id, &late, body(&[b"late"])).await.unwrap();
     store.discard_chunk(&id, &late).await.unwrap();
     store.discard_chunk(&id, &withdrawn).await.unwrap();
     store.discard(leftovers).await.unwrap();
     assert!(single.parts.is_empty());
     if in_place {
-        assert_eq!(single.key, chunk_key, "the layout names the chunk object itself");
+        assert_eq!(
+            single.key.as_str(),
+            chunk_key,
+            "the layout names the chunk object itself"
+        );
         assert_eq!(
             identity(&store, &chunk_key).await,
             before,
@@ -108,7 +112,7 @@ async fn run_suite(store: BlobStore) {
         );
     } else {
         assert_eq!(
-            single.key,
+            single.key.as_str(),
             format!("blobs/sha256/{}/{}", &digest.hex()[..2], digest.hex())
         );
     }
@@ -130,7 +134,7 @@ async fn run_suite(store: BlobStore) {
     let mut chunks = Vec::new();
     for (i, data) in [&b"abc"[..], b"defgh", b"ij"].into_iter().enumerate() {
         let data: &'static [u8] = Box::leak(data.to_vec().into_boxed_slice());
-        let name = Chunk::new_name(i);
+        let name = ObjectKey::chunk_name(i);
         let size = store.put_chunk(&id, &name, body(&[data])).await.unwrap();
         chunks.push(Chunk { name, size });
     }
@@ -145,7 +149,7 @@ async fn run_suite(store: BlobStore) {
     store.discard(leftovers).await.unwrap();
     assert_eq!(parts.parts.iter().map(|p| p.size).collect::<Vec<_>>(), vec![3, 5, 2]);
     if in_place {
-        assert_eq!(parts.key, format!("uploads/{id}"));
+        assert_eq!(parts.key.as_str(), format!("uploads/{id}"));
         assert_eq!(parts.parts, chunks, "the layout names the original chunk objects");
         assert_eq!(staged_keys(&store, &id).await, staged, "no chunk moved or went");
         assert!(
@@ -160,7 +164,7 @@ async fn run_suite(store: BlobStore) {
         None,
         "parts are never redirected"
     );
-    let stored = BlobLayout::from_stored(parts.key.clone(), parts.parts_text().as_deref()).unwrap();
+    let stored = BlobLayout::from_stored(parts.key.to_string(), parts.parts_text().as_deref()).unwrap();
     assert_eq!(stored, parts);
     assert_eq!(read_all(&store, &parts, None).await, b"abcdefghij");
     assert_eq!(read_all(&store, &parts, Some(2..9)).await, b"cdefghi");
@@ -180,10 +184,10 @@ async fn run_suite(store: BlobStore) {
         Ok(Bytes::from_static(b"x")),
         Err(std::io::Error::other("client went away")),
     ]);
-    let failed = Chunk::new_name(0);
+    let failed = ObjectKey::chunk_name(0);
     assert!(store.put_chunk(&id, &failed, failing).await.is_err());
     let staged = Chunk {
-        name: Chunk::new_name(1),
+        name: ObjectKey::chunk_name(1),
         size: 1,
     };
     store.put_chunk(&id, &staged.name, body(&[b"y"])).await.unwrap();
@@ -226,7 +230,7 @@ fn test_storage_config() -> StorageConfig {
 /// Runs the suite on the cloud store at `url` (a fresh prefix) and checks it leaves nothing behind.
 async fn run_cloud_suite(config: StorageConfig, url: &str) {
     let store = RegistryStores::new(config).get("conformance", Some(url)).unwrap();
-    assert_eq!(store.placement, Placement::InPlace, "a cloud store never renames");
+    assert_eq!(store.placement(), Placement::InPlace, "a cloud store never renames");
     assert!(store.presigner.is_some());
     run_suite(store.clone()).await;
     assert_eq!(

@@ -1,22 +1,20 @@
-//! Blob bytes in object storage. This module alone builds object paths; it knows digests and upload ids,
-//! never repositories (which blobs a repository may read is metadata's business).
-//!
-//! Layout inside a registry's store:
-//! - `uploads/<id>/<chunk name>`: one object per received chunk of an upload session (a fresh name per
-//!   request, so two racing requests never write the same object); on local files
-//!   `uploads/<id>.<chunk name>`, all in one folder: making and removing a folder per upload cost as much
-//!   CPU as hashing a 1 MiB blob (ext4 inode allocation);
-//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here),
-//!   or the empty blob;
-//! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
-//!   renamed, never concatenated.
+//! Blob bytes in object storage. This module alone builds object paths, all of them in `key`; it knows
+//! digests and upload ids, never repositories (which blobs a repository may read is metadata's business).
 //!
 //! Renaming is only done where it is cheap (local files, memory). On S3, Azure Blob and GCS a rename is a
 //! server-side copy (which S3 refuses above 5 GiB), so there a committed blob stays in its chunk objects
 //! under `uploads/<id>/` and its [`BlobLayout`] names them: finishing an upload never copies its data.
+//!
+//! A registry's store has one of two backends behind one seam, the `Backend` trait: local files
+//! (`local`), written, renamed and read by this process itself, or a store reached through object_store
+//! (`object_storage`). [`BlobStore`] picks one in one place (`on_backend!`); everything else it does
+//! (reads, deletes, listings, presigned URLs) is the same on both, through the backend's object_store.
 
 pub mod cloud;
-mod local_chunks;
+mod key;
+mod layout;
+mod local;
+mod object_storage;
 pub mod registry_stores;
 
 use std::collections::HashSet;
@@ -26,21 +24,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::Stream;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, WriteMultipart};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
 
 use crate::errors::OciError;
 use crate::oci::digest::Digest;
 use crate::oci::route::UploadId;
 
-/// Size of the buffers a local blob file is read with.
-const READ_BUFFER: usize = 256 * 1024;
-/// Size of the parts a chunk is written in, and how many may be in flight at once: cloud stores need
-/// parts of at least 5 MiB; local files take smaller ones, which keeps memory low under many uploads.
-const CLOUD_WRITE_PART: usize = 8 * 1024 * 1024;
+pub use key::ObjectKey;
+pub use layout::{BlobLayout, Chunk};
+
+/// Size of the parts a chunk is written in where renaming is cheap (local files, memory): smaller than a
+/// cloud store's, which keeps memory low under many uploads.
 const LOCAL_WRITE_PART: usize = 2 * 1024 * 1024;
-const WRITE_CONCURRENCY: usize = 2;
 /// How long a presigned blob URL stays valid.
 const PRESIGNED_FOR: Duration = Duration::from_secs(600);
 
@@ -70,84 +67,10 @@ impl From<StorageError> for OciError {
 /// process that stopped between writing a chunk and recording it. Requests that lose a race after the
 /// commit listed these remove their own chunk.
 #[must_use]
-pub struct Leftovers(Vec<Path>);
+pub struct Leftovers(Vec<ObjectKey>);
 
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, StorageError>>;
-
-/// Where a committed blob's bytes are: one object, or several parts read in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobLayout {
-    /// The object itself, or the folder of the parts.
-    pub key: String,
-    /// The parts in order, each an object name below `key` and its size; empty when `key` is one object.
-    pub parts: Vec<Chunk>,
-}
-
-impl BlobLayout {
-    /// The parts as stored in metadata, `name:size,...` (`None` for a single object).
-    pub fn parts_text(&self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| Chunk::encode_list(&self.parts))
-    }
-
-    pub fn from_stored(key: String, parts: Option<&str>) -> Result<Self, StorageError> {
-        let parts = parts.map(Chunk::decode_list).transpose()?.unwrap_or_default();
-        Ok(BlobLayout { key, parts })
-    }
-
-    /// The objects holding the blob, in order.
-    fn objects(&self) -> Vec<Path> {
-        if self.parts.is_empty() {
-            vec![Path::from(self.key.as_str())]
-        } else {
-            self.parts
-                .iter()
-                .map(|p| Path::from(format!("{}/{}", self.key, p.name)))
-                .collect()
-        }
-    }
-}
-
-/// A received chunk of an upload: its object name under the session's folder and its size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub name: String,
-    pub size: u64,
-}
-
-impl Chunk {
-    /// A chunk name that sorts by `index` and is unique to the request writing it.
-    pub fn new_name(index: usize) -> String {
-        format!("{index:08}-{}", uuid::Uuid::new_v4().simple())
-    }
-
-    /// Encodes chunks as `name:size,name:size` for metadata.
-    pub fn encode_list(chunks: &[Chunk]) -> String {
-        chunks
-            .iter()
-            .map(|c| format!("{}:{}", c.name, c.size))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    pub fn decode_list(text: &str) -> Result<Vec<Chunk>, StorageError> {
-        text.split(',')
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                let bad = || StorageError::Layout(format!("bad chunk entry {item:?}"));
-                let (name, size) = item.rsplit_once(':').ok_or_else(bad)?;
-                let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                if !valid_name {
-                    return Err(bad());
-                }
-                Ok(Chunk {
-                    name: name.to_owned(),
-                    size: size.parse().map_err(|_| bad())?,
-                })
-            })
-            .collect()
-    }
-}
 
 /// How committing an upload puts its chunks in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,73 +82,75 @@ pub enum Placement {
     InPlace,
 }
 
+/// What differs between the two backends of a registry's store: how chunks are named, written and
+/// listed, and how a commit puts them in place. Everything else goes through [`Backend::objects`].
+trait Backend {
+    /// The backend's objects through object_store, for reading, deleting and listing.
+    fn objects(&self) -> &Arc<dyn ObjectStore>;
+
+    /// How a commit puts chunks in place.
+    fn placement(&self) -> Placement;
+
+    /// Where chunk `name` of upload `id` is.
+    fn chunk_key(&self, id: &UploadId, name: &str) -> ObjectKey;
+
+    /// The objects upload `id` has staged.
+    async fn staged(&self, id: &UploadId) -> Result<Vec<ObjectKey>, StorageError>;
+
+    /// Writes the new object `key` from `body`, streaming; returns the number of bytes written. On any
+    /// error the partial object is removed.
+    async fn write_chunk<S>(&self, key: &ObjectKey, body: S) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send;
+
+    /// Writes the empty object `key` (the empty blob).
+    async fn write_empty(&self, key: &ObjectKey) -> Result<(), StorageError>;
+
+    /// Renames each `(from, to)` (a chunk already at `to` counts as renamed), then lists what upload `id`
+    /// still has staged.
+    async fn place(&self, moves: Vec<(ObjectKey, ObjectKey)>, id: &UploadId) -> Result<Vec<ObjectKey>, StorageError>;
+}
+
+/// The two backends.
+#[derive(Clone)]
+enum Backends {
+    LocalFiles(local::LocalFiles),
+    ObjectStorage(object_storage::ObjectStorage),
+}
+
+/// Evaluates `$body` with `$backend` bound to the backend of `$store`, whichever it is: the one place a
+/// backend is chosen (a match, so the calls are static and generic bodies stay unboxed).
+macro_rules! on_backend {
+    ($store:expr, $backend:ident => $body:expr) => {
+        match &$store.backend {
+            Backends::LocalFiles($backend) => $body,
+            Backends::ObjectStorage($backend) => $body,
+        }
+    };
+}
+
 /// One registry's blob storage.
 #[derive(Clone)]
 pub struct BlobStore {
-    store: Arc<dyn ObjectStore>,
-    placement: Placement,
+    backend: Backends,
     presigner: Option<cloud::Presigner>,
-    /// The folder of a store on local files, where chunks are written directly ([`local_chunks`]).
-    local_root: Option<PathBuf>,
-    /// On local files: sync chunk files, and the folders chunks are renamed into, before answering.
-    sync: bool,
-}
-
-fn blob_key(digest: &Digest) -> String {
-    let hex = digest.hex();
-    format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex)
-}
-
-fn upload_prefix(id: &UploadId) -> String {
-    format!("uploads/{id}")
-}
-
-fn part_name(index: usize) -> String {
-    format!("{index:08}")
 }
 
 impl BlobStore {
+    /// A store on `store`, whose commits put chunks in place as `placement` says.
     pub fn new(store: Arc<dyn ObjectStore>, placement: Placement) -> Self {
         BlobStore {
-            store,
-            placement,
+            backend: Backends::ObjectStorage(object_storage::ObjectStorage::new(store, placement)),
             presigner: None,
-            local_root: None,
-            sync: false,
-        }
-    }
-
-    /// Where chunk `name` of upload `id` is (see the layout above).
-    fn chunk_key(&self, id: &UploadId, name: &str) -> Path {
-        if self.local_root.is_some() {
-            Path::from(format!("uploads/{id}.{name}"))
-        } else {
-            Path::from(format!("{}/{name}", upload_prefix(id)))
-        }
-    }
-
-    /// The objects upload `id` has staged.
-    async fn staged(&self, id: &UploadId) -> Result<Vec<Path>, StorageError> {
-        match &self.local_root {
-            Some(root) => local_chunks::staged(root.clone(), id.to_string()).await,
-            None => Ok(self
-                .store
-                .list(Some(&Path::from(upload_prefix(id))))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await?),
         }
     }
 
     /// A store on the local folder `root` (created if missing); with `sync`, what it writes is synced to
     /// disk before the write returns.
     pub fn on_local_files(root: PathBuf, sync: bool) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&root).map_err(|e| anyhow::anyhow!("creating {}: {e}", root.display()))?;
-        let files = object_store::local::LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
         Ok(BlobStore {
-            local_root: Some(root),
-            sync,
-            ..BlobStore::new(Arc::new(files), Placement::Rename)
+            backend: Backends::LocalFiles(local::LocalFiles::open(root, sync)?),
+            presigner: None,
         })
     }
 
@@ -237,68 +162,43 @@ impl BlobStore {
         }
     }
 
+    fn objects(&self) -> &Arc<dyn ObjectStore> {
+        on_backend!(self, backend => backend.objects())
+    }
+
+    fn placement(&self) -> Placement {
+        on_backend!(self, backend => backend.placement())
+    }
+
+    fn chunk_key(&self, id: &UploadId, name: &str) -> ObjectKey {
+        on_backend!(self, backend => backend.chunk_key(id, name))
+    }
+
+    async fn staged(&self, id: &UploadId) -> Result<Vec<ObjectKey>, StorageError> {
+        on_backend!(self, backend => backend.staged(id).await)
+    }
+
     /// Writes one chunk of an upload, streaming: at most a few parts of the body are in memory at once.
     /// On any error the partial chunk is removed. Returns the number of bytes written.
     pub async fn put_chunk<S>(&self, id: &UploadId, name: &str, body: S) -> Result<u64, StorageError>
     where
-        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send,
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
         let key = self.chunk_key(id, name);
-        if let Some(root) = &self.local_root {
-            return local_chunks::write(root.join(key.as_ref()), body, LOCAL_WRITE_PART, self.sync).await;
-        }
-        let upload = self.store.put_multipart(&key).await?;
-        let part = match self.placement {
-            Placement::Rename => LOCAL_WRITE_PART,
-            Placement::InPlace => CLOUD_WRITE_PART,
-        };
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part);
-        let mut written = 0u64;
-        let mut body = std::pin::pin!(body);
-        while let Some(next) = body.next().await {
-            let result = match next {
-                Ok(bytes) => writer
-                    .wait_for_capacity(WRITE_CONCURRENCY)
-                    .await
-                    .map(|()| bytes)
-                    .map_err(StorageError::from),
-                Err(e) => Err(StorageError::Io(e)),
-            };
-            match result {
-                Ok(bytes) => {
-                    written += bytes.len() as u64;
-                    writer.put(bytes);
-                }
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(e);
-                }
-            }
-        }
-        writer.finish().await?;
-        Ok(written)
+        on_backend!(self, backend => backend.write_chunk(&key, body).await)
     }
 
     /// Streams the chunks of an upload in order (to re-hash them when no hash state could be used).
     pub fn read_chunks(&self, id: &UploadId, chunks: &[Chunk]) -> ByteStream {
-        let paths: Vec<Path> = chunks.iter().map(|c| self.chunk_key(id, &c.name)).collect();
-        let store = self.clone();
-        stream::iter(paths)
-            .then(move |path| {
-                let store = store.clone();
-                async move { store.read_object(path, None).await }
-            })
-            .try_flatten()
-            .boxed()
+        self.read_in_turn(chunks.iter().map(|c| (self.chunk_key(id, &c.name), None)).collect())
     }
 
     /// Puts an upload's chunks in place as the blob `digest` and returns where they are: renamed under
     /// `blobs/` with [`Placement::Rename`], left where they are with [`Placement::InPlace`] (the caller's
     /// record of the session, ended in the same transaction as the blob is recorded, guards against a
     /// concurrent cancel). Either way no byte is copied. Repeating a commit that was interrupted after
-    /// (part of) the renames finds those chunks in place, so the session can still be finished. Also returns what else the upload has staged,
-    /// for [`BlobStore::discard`] once the blob is recorded. On local files renaming and listing are one
-    /// blocking task.
+    /// (part of) the renames finds those chunks in place, so the session can still be finished. Also
+    /// returns what else the upload has staged, for [`BlobStore::discard`] once the blob is recorded.
     pub async fn commit(
         &self,
         id: &UploadId,
@@ -307,53 +207,41 @@ impl BlobStore {
     ) -> Result<(BlobLayout, Leftovers), StorageError> {
         let (layout, moves) = self.plan(id, chunks, digest);
         if chunks.is_empty() {
-            self.store
-                .put(&Path::from(layout.key.as_str()), Bytes::new().into())
-                .await?;
-            if let Some(root) = self.local_root.as_ref().filter(|_| self.sync) {
-                local_chunks::sync_file(root.join(&layout.key)).await?;
-            }
+            on_backend!(self, backend => backend.write_empty(&layout.key).await)?;
         }
-        if let Some(root) = &self.local_root {
-            let leftovers = local_chunks::rename_and_list(root.clone(), moves, id.to_string(), self.sync).await?;
-            return Ok((layout, Leftovers(leftovers)));
-        }
-        for (from, to) in &moves {
-            self.rename(from, to).await?;
-        }
-        let used: HashSet<Path> = layout.objects().into_iter().collect();
-        let mut leftovers = self.staged(id).await?;
-        leftovers.retain(|path| !used.contains(path));
+        let mut leftovers = on_backend!(self, backend => backend.place(moves, id).await)?;
+        let used: HashSet<ObjectKey> = layout.objects().into_iter().collect();
+        leftovers.retain(|key| !used.contains(key));
         Ok((layout, Leftovers(leftovers)))
     }
 
     /// Where committing `chunks` as blob `digest` puts them, and the renames that takes.
-    fn plan(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> (BlobLayout, Vec<(Path, Path)>) {
-        let in_place = self.placement == Placement::InPlace;
-        let single = |key: String| BlobLayout { key, parts: Vec::new() };
+    fn plan(&self, id: &UploadId, chunks: &[Chunk], digest: &Digest) -> (BlobLayout, Vec<(ObjectKey, ObjectKey)>) {
+        let in_place = self.placement() == Placement::InPlace;
+        let single = |key: ObjectKey| BlobLayout { key, parts: Vec::new() };
         match chunks {
-            [] => (single(blob_key(digest)), Vec::new()),
-            [only] if in_place => (single(self.chunk_key(id, &only.name).to_string()), Vec::new()),
+            [] => (single(ObjectKey::blob(digest)), Vec::new()),
+            [only] if in_place => (single(self.chunk_key(id, &only.name)), Vec::new()),
             [only] => {
-                let key = blob_key(digest);
-                let moves = vec![(self.chunk_key(id, &only.name), Path::from(key.as_str()))];
+                let key = ObjectKey::blob(digest);
+                let moves = vec![(self.chunk_key(id, &only.name), key.clone())];
                 (single(key), moves)
             }
             _ if in_place => (
                 BlobLayout {
-                    key: upload_prefix(id),
+                    key: ObjectKey::upload(id),
                     parts: chunks.to_vec(),
                 },
                 Vec::new(),
             ),
             _ => {
-                let key = format!("{}.parts/{id}", blob_key(digest));
+                let key = ObjectKey::blob_parts(digest, id);
                 let (parts, moves) = chunks
                     .iter()
                     .enumerate()
                     .map(|(i, chunk)| {
-                        let name = part_name(i);
-                        let to = Path::from(format!("{key}/{name}"));
+                        let name = ObjectKey::part_name(i);
+                        let to = key.child(&name);
                         let part = Chunk { name, size: chunk.size };
                         (part, (self.chunk_key(id, &chunk.name), to))
                     })
@@ -370,8 +258,8 @@ impl BlobStore {
             return Ok(());
         }
         // A leftover may be gone already: the request that wrote it removes it once it cannot record it.
-        let paths = stream::iter(leftovers.0.into_iter().map(Ok)).boxed();
-        self.store
+        let paths = stream::iter(leftovers.0.into_iter().map(|key| Ok(key.into_path()))).boxed();
+        self.objects()
             .delete_stream(paths)
             .filter(|deleted| futures::future::ready(!matches!(deleted, Err(object_store::Error::NotFound { .. }))))
             .try_collect::<Vec<_>>()
@@ -381,7 +269,7 @@ impl BlobStore {
 
     /// Removes chunk `name` of upload `id`, which its request wrote but could not record.
     pub async fn discard_chunk(&self, id: &UploadId, name: &str) -> Result<(), StorageError> {
-        match self.store.delete(&self.chunk_key(id, name)).await {
+        match self.objects().delete(self.chunk_key(id, name).path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -392,25 +280,10 @@ impl BlobStore {
     pub async fn presigned_url(&self, layout: &BlobLayout) -> Result<Option<String>, StorageError> {
         match &self.presigner {
             Some(presigner) if layout.parts.is_empty() => {
-                let url = presigner
-                    .get_url(&Path::from(layout.key.as_str()), PRESIGNED_FOR)
-                    .await?;
+                let url = presigner.get_url(layout.key.path(), PRESIGNED_FOR).await?;
                 Ok(Some(url))
             }
             _ => Ok(None),
-        }
-    }
-
-    /// Moves one chunk into place; a chunk already there (moved by an earlier commit of the same upload
-    /// that crashed before the blob was recorded) counts as moved.
-    async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
-        match self.store.rename(from, to).await {
-            Err(object_store::Error::NotFound { .. }) => match self.store.head(to).await {
-                Ok(_) => Ok(()),
-                Err(object_store::Error::NotFound { .. }) => Err(StorageError::NotFound),
-                Err(e) => Err(e.into()),
-            },
-            other => Ok(other?),
         }
     }
 
@@ -421,8 +294,8 @@ impl BlobStore {
 
     /// Removes a committed blob's objects.
     pub async fn delete(&self, layout: &BlobLayout) -> Result<(), StorageError> {
-        for path in layout.objects() {
-            match self.store.delete(&path).await {
+        for key in layout.objects() {
+            match self.objects().delete(key.path()).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -430,82 +303,71 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Removes every object of the store (the registry is being deleted).
     /// Whether the store holds any object at all.
     pub async fn holds_anything(&self) -> Result<bool, StorageError> {
-        match self.store.list(None).next().await {
+        match self.objects().list(None).next().await {
             None | Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
             Some(Ok(_)) => Ok(true),
             Some(Err(e)) => Err(e.into()),
         }
     }
 
+    /// Removes every object of the store (the registry is being deleted).
     pub async fn delete_everything(&self) -> Result<(), StorageError> {
-        let paths = self.store.list(None).map_ok(|meta| meta.location).boxed();
-        self.store.delete_stream(paths).try_collect::<Vec<_>>().await?;
+        let paths = self.objects().list(None).map_ok(|meta| meta.location).boxed();
+        self.objects().delete_stream(paths).try_collect::<Vec<_>>().await?;
         Ok(())
     }
 
     /// Streams `range` (exclusive end) of a committed blob, or all of it.
     pub async fn read(&self, layout: &BlobLayout, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         if layout.parts.is_empty() {
-            return self.read_object(Path::from(layout.key.as_str()), range).await;
+            return self.read_object(&layout.key, range).await;
         }
         let total: u64 = layout.parts.iter().map(|p| p.size).sum();
         let wanted = range.unwrap_or(0..total);
         let mut pieces = Vec::new();
         let mut part_start = 0u64;
-        for (path, part) in layout.objects().into_iter().zip(&layout.parts) {
+        for (key, part) in layout.objects().into_iter().zip(&layout.parts) {
             let part_end = part_start + part.size;
             let (from, to) = (wanted.start.max(part_start), wanted.end.min(part_end));
             if from < to {
-                pieces.push((path, (from - part_start)..(to - part_start)));
+                pieces.push((key, Some((from - part_start)..(to - part_start))));
             }
             part_start = part_end;
         }
-        let store = self.clone();
-        Ok(stream::iter(pieces)
-            .then(move |(path, range)| {
-                let store = store.clone();
-                async move { store.read_object(path, Some(range)).await }
-            })
-            .try_flatten()
-            .boxed())
+        Ok(self.read_in_turn(pieces))
     }
 
-    async fn read_object(&self, path: Path, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
+    /// Streams objects one after the other, each whole or the range given, opening each once the one
+    /// before it is read.
+    fn read_in_turn(&self, pieces: Vec<(ObjectKey, Option<Range<u64>>)>) -> ByteStream {
+        let store = self.clone();
+        stream::iter(pieces)
+            .then(move |(key, range)| {
+                let store = store.clone();
+                async move { store.read_object(&key, range).await }
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    async fn read_object(&self, key: &ObjectKey, range: Option<Range<u64>>) -> Result<ByteStream, StorageError> {
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        let result = match self.store.get_opts(&path, options).await {
+        let result = match self.objects().get_opts(key.path(), options).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Err(StorageError::NotFound),
             Err(e) => return Err(e.into()),
         };
         let range = result.range.clone();
         match result.payload {
-            GetResultPayload::File(file, _) => Ok(read_file(file, range)),
+            GetResultPayload::File(file, _) => Ok(local::read_file(file, range)),
             GetResultPayload::Stream(s) => Ok(s.map_err(StorageError::from).boxed()),
         }
     }
-}
-
-/// Streams a byte range of a local file with large buffers (object_store's own file stream reads 8 KiB).
-fn read_file(file: std::fs::File, range: Range<u64>) -> ByteStream {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    stream::once(async move {
-        let mut file = tokio::fs::File::from_std(file);
-        file.seek(std::io::SeekFrom::Start(range.start))
-            .await
-            .map_err(StorageError::Io)?;
-        let reader = file.take(range.end - range.start);
-        Ok::<_, StorageError>(
-            tokio_util::io::ReaderStream::with_capacity(reader, READ_BUFFER).map_err(StorageError::Io),
-        )
-    })
-    .try_flatten()
-    .boxed()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use object_store::memory::InMemory;
 
-use super::{BlobStore, Placement, cloud};
+use super::{BlobStore, Placement, cloud, key};
 use crate::config::StorageConfig;
 
 /// Builds and caches one [`BlobStore`] per registry.
@@ -24,7 +24,7 @@ impl RegistryStores {
         let default = self.config.default_location.trim_end_matches('/');
         requested
             .map(str::to_owned)
-            .or_else(|| (!default.is_empty()).then(|| format!("{default}/{}", name.to_ascii_lowercase())))
+            .or_else(|| (!default.is_empty()).then(|| key::registry_location(default, name)))
     }
 
     pub fn new(config: StorageConfig) -> Self {
@@ -126,7 +126,7 @@ impl RegistryStores {
     }
 
     fn default_dir(&self, name: &str) -> PathBuf {
-        self.config.data_dir.join("registries").join(name.to_ascii_lowercase())
+        key::registry_folder(&self.config.data_dir, name)
     }
 
     fn open(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {

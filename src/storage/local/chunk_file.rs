@@ -1,19 +1,16 @@
-//! An upload's chunk files on a local store. object_store's multipart upload stages a file, writes each
+//! Writing one chunk file of a local store. object_store's multipart upload stages a file, writes each
 //! part and renames the file into place, one blocking task each; here the chunk's name is already unique
 //! to the request and only recorded once complete, so the file is written where it belongs: one blocking
-//! task per part, the next part gathered while the previous one is written. Committing renames the chunks
-//! and lists what else the upload staged in one blocking task (object_store would take one per rename and
-//! per listing, and stat every file of the uploads folder).
+//! task per part, the next part gathered while the previous one is written.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use object_store::path::Path as ObjectPath;
 use tokio::task::JoinHandle;
 
-use super::StorageError;
+use super::{StorageError, blocking};
 
 /// Streams `body` into the new file `path` in parts of about `part` bytes, then with `sync` syncs its data
 /// to disk; returns the bytes written. On any error the partial file is removed.
@@ -122,109 +119,6 @@ impl Writer {
             let path = self.path.clone();
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
         }
-    }
-}
-
-/// Below `root`: renames each `(from, to)` (making `to`'s folder if needed; with `sync`, then syncing the
-/// folders whose entries changed), then lists what upload `upload` still has [`staged`].
-pub async fn rename_and_list(
-    root: PathBuf,
-    moves: Vec<(ObjectPath, ObjectPath)>,
-    upload: String,
-    sync: bool,
-) -> Result<Vec<ObjectPath>, StorageError> {
-    blocking(move || {
-        let mut changed = std::collections::BTreeSet::new();
-        for (from, to) in &moves {
-            let to = root.join(to.as_ref());
-            changed.extend(rename(&root.join(from.as_ref()), &to)?);
-        }
-        if sync {
-            for folder in changed {
-                sync_folder(&folder)?;
-            }
-        }
-        staged_now(&root, &upload)
-    })
-    .await
-}
-
-/// What upload `upload` has staged in `root/uploads/` (its chunk files are named `<upload>.<chunk>`).
-pub async fn staged(root: PathBuf, upload: String) -> Result<Vec<ObjectPath>, StorageError> {
-    blocking(move || staged_now(&root, &upload)).await
-}
-
-fn staged_now(root: &std::path::Path, upload: &str) -> Result<Vec<ObjectPath>, StorageError> {
-    let mine = format!("{upload}.");
-    let entries = match std::fs::read_dir(root.join("uploads")) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StorageError::Io(e)),
-    };
-    let mut staged = Vec::new();
-    for entry in entries {
-        let name = entry.map_err(StorageError::Io)?.file_name();
-        if let Some(name) = name.to_str().filter(|n| n.starts_with(&mine)) {
-            staged.push(ObjectPath::from(format!("uploads/{name}")));
-        }
-    }
-    Ok(staged)
-}
-
-/// Syncs file `path` and the folder that names it (a local store's empty blob, written through
-/// object_store).
-pub async fn sync_file(path: PathBuf) -> Result<(), StorageError> {
-    blocking(move || {
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(StorageError::Io)?;
-        path.parent().map_or(Ok(()), sync_folder)
-    })
-    .await
-}
-
-/// Runs `work` on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|join| StorageError::Io(std::io::Error::other(join)))?
-}
-
-fn sync_folder(folder: &std::path::Path) -> Result<(), StorageError> {
-    std::fs::File::open(folder)
-        .and_then(|f| f.sync_all())
-        .map_err(StorageError::Io)
-}
-
-/// Renames `from` to `to`, making `to`'s folder if it is missing; [`StorageError::NotFound`] if `from` is.
-/// Returns the folders whose entries changed: `to`'s, and the parents of the folders it made.
-fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<Vec<PathBuf>, StorageError> {
-    let folder = to.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    match std::fs::rename(from, to) {
-        Ok(()) => Ok(vec![folder]),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if !from.exists() {
-                // Renamed by an earlier commit of this upload that crashed before recording the blob.
-                return if to.exists() {
-                    Ok(vec![folder])
-                } else {
-                    Err(StorageError::NotFound)
-                };
-            }
-            let mut changed = vec![folder.clone()];
-            let mut missing = folder.as_path();
-            while !missing.exists() {
-                let Some(parent) = missing.parent() else { break };
-                changed.push(parent.to_path_buf());
-                missing = parent;
-            }
-            std::fs::create_dir_all(&folder).map_err(StorageError::Io)?;
-            std::fs::rename(from, to).map_err(StorageError::Io)?;
-            Ok(changed)
-        }
-        Err(e) => Err(StorageError::Io(e)),
     }
 }
 

@@ -1,0 +1,181 @@
+//! Where things are stored: every object key inside a registry's store, and each registry store's own
+//! folder or location, is built here and nowhere else. Stored data is found by these names, so they
+//! never change (a test pins each).
+//!
+//! Inside a registry's store:
+//! - `uploads/<id>/<chunk name>`: one object per received chunk of an upload session (a fresh name per
+//!   request, so two racing requests never write the same object); on local files
+//!   `uploads/<id>.<chunk name>`, all in one folder: making and removing a folder per upload cost as much
+//!   CPU as hashing a 1 MiB blob (ext4 inode allocation);
+//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here),
+//!   or the empty blob;
+//! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
+//!   renamed, never concatenated.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use object_store::path::Path;
+
+use crate::oci::digest::Digest;
+use crate::oci::route::UploadId;
+
+/// The folder of upload chunks.
+const UPLOADS: &str = "uploads";
+
+/// The key of an object, or of a folder of objects, inside a registry's store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey(Path);
+
+impl ObjectKey {
+    /// `blobs/<alg>/<2 hex>/<hex>`: a committed blob that is one object.
+    pub fn blob(digest: &Digest) -> Self {
+        let hex = digest.hex();
+        Self::from_text(format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex))
+    }
+
+    /// `blobs/<alg>/<2 hex>/<hex>.parts/<id>`: the folder the chunks of upload `id` are renamed into as
+    /// the parts of blob `digest`.
+    pub fn blob_parts(digest: &Digest, id: &UploadId) -> Self {
+        Self::from_text(format!("{}.parts/{id}", Self::blob(digest)))
+    }
+
+    /// The name of part `index` of a blob whose chunks were renamed into parts: `<index:08>`.
+    pub fn part_name(index: usize) -> String {
+        format!("{index:08}")
+    }
+
+    /// `uploads/<id>`: the folder of upload `id`'s chunks on an object store.
+    pub fn upload(id: &UploadId) -> Self {
+        Self::from_text(format!("{UPLOADS}/{id}"))
+    }
+
+    /// `<index:08>-<random>`: the name of a new chunk of an upload, which sorts by `index` and is unique
+    /// to the request writing it.
+    pub fn chunk_name(index: usize) -> String {
+        format!("{index:08}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// `uploads/<id>/<name>`: chunk `name` of upload `id` on an object store.
+    pub fn chunk(id: &UploadId, name: &str) -> Self {
+        Self::upload(id).child(name)
+    }
+
+    /// `uploads/<id>.<name>`: chunk `name` of upload `id` on local files, where all uploads share the
+    /// folder [`ObjectKey::local_uploads`].
+    pub fn local_chunk(id: &UploadId, name: &str) -> Self {
+        Self::from_text(format!("{UPLOADS}/{id}.{name}"))
+    }
+
+    /// `uploads`: the folder of every upload's chunks on local files.
+    pub fn local_uploads() -> Self {
+        Self::from_text(UPLOADS.to_owned())
+    }
+
+    /// The chunk name of file `file_name` in [`ObjectKey::local_uploads`] if it is a chunk of upload `id`.
+    pub fn local_chunk_name<'a>(id: &UploadId, file_name: &'a str) -> Option<&'a str> {
+        file_name.strip_prefix(id.as_str())?.strip_prefix('.')
+    }
+
+    /// `<self>/<name>`: object `name` in the folder `self` (a part of a blob stored in parts).
+    pub fn child(&self, name: &str) -> Self {
+        Self::from_text(format!("{self}/{name}"))
+    }
+
+    /// A key as recorded in metadata (one of the above, written by an earlier commit).
+    pub fn stored(text: String) -> Self {
+        Self::from_text(text)
+    }
+
+    /// A key as an object store listed it.
+    pub(super) fn listed(path: Path) -> Self {
+        ObjectKey(path)
+    }
+
+    fn from_text(text: String) -> Self {
+        ObjectKey(Path::from(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref()
+    }
+
+    /// The key as object_store names objects.
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub(super) fn into_path(self) -> Path {
+        self.0
+    }
+
+    /// The file of this object in the local store `root`.
+    pub(super) fn file_in(&self, root: &std::path::Path) -> PathBuf {
+        root.join(self.as_str())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `<data>/registries/<name lowercased>`: the folder of registry `name`'s store in the data folder.
+pub fn registry_folder(data_dir: &std::path::Path, name: &str) -> PathBuf {
+    data_dir.join("registries").join(name.to_ascii_lowercase())
+}
+
+/// `<default>/<name lowercased>`: the location of registry `name`'s store below the default location
+/// `default` (a URL without its trailing slash).
+pub fn registry_location(default: &str, name: &str) -> String {
+    format!("{default}/{}", name.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::digest::Algorithm;
+
+    #[test]
+    fn keys_keep_the_stored_layout() {
+        let digest = Digest::of(Algorithm::Sha256, b"hello world");
+        let hex = digest.hex();
+        let id: UploadId = "0b6c1a5e-5d8f-4c4e-9a53-6f3f2d2b8e11".parse().unwrap();
+        let chunk = "00000002-5f1c";
+        let cases = [
+            (ObjectKey::blob(&digest), format!("blobs/sha256/b9/{hex}")),
+            (
+                ObjectKey::blob_parts(&digest, &id),
+                format!("blobs/sha256/b9/{hex}.parts/{id}"),
+            ),
+            (
+                ObjectKey::blob_parts(&digest, &id).child(&ObjectKey::part_name(3)),
+                format!("blobs/sha256/b9/{hex}.parts/{id}/00000003"),
+            ),
+            (ObjectKey::upload(&id), format!("uploads/{id}")),
+            (ObjectKey::chunk(&id, chunk), format!("uploads/{id}/{chunk}")),
+            (ObjectKey::local_chunk(&id, chunk), format!("uploads/{id}.{chunk}")),
+            (ObjectKey::local_uploads(), "uploads".to_owned()),
+            (ObjectKey::stored("blobs/x/y".into()), "blobs/x/y".to_owned()),
+        ];
+        for (key, text) in cases {
+            assert_eq!(key.as_str(), text);
+            assert_eq!(key.path(), &Path::from(text.as_str()));
+        }
+        let name = ObjectKey::chunk_name(12);
+        let (index, random) = name.split_once('-').unwrap();
+        assert_eq!(index, "00000012");
+        assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(ObjectKey::chunk_name(12), name, "unique to the request");
+        let file = ObjectKey::local_chunk(&id, chunk);
+        let file_name = file.as_str().strip_prefix("uploads/").unwrap();
+        assert_eq!(ObjectKey::local_chunk_name(&id, file_name), Some(chunk));
+        assert_eq!(ObjectKey::local_chunk_name(&id, chunk), None);
+        assert_eq!(
+            registry_folder(std::path::Path::new("/data"), "MyReg1"),
+            PathBuf::from("/data/registries/myreg1")
+        );
+        assert_eq!(registry_location("s3://b", "MyReg1"), "s3://b/myreg1");
+    }
+}
