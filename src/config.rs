@@ -322,7 +322,11 @@ impl Config {
         anyhow::ensure!(
             self.auth.token_ttl_secs >= 1
                 && self.auth.clock_leeway_secs <= 3600
-                && self.auth.token_ttl_secs + self.auth.clock_leeway_secs as i64 >= 60,
+                && self
+                    .auth
+                    .token_ttl_secs
+                    .saturating_add(self.auth.clock_leeway_secs as i64)
+                    >= 60,
             "auth.token_ttl_secs must be at least 1, auth.clock_leeway_secs at most 3600, and the two \
              together at least 60 (docker uses a token for a minute whatever its lifetime)"
         );

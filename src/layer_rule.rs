@@ -43,30 +43,54 @@ fn files_of(module: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The top-level modules a file's code names through `crate::` (line comments and doc comments skipped).
+/// The top-level modules a file's code names through `crate::` (line comments and doc comments skipped),
+/// in paths and in `use crate::{…}` groups, nested or spread over lines.
 fn modules_used(text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut used = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        for (at, _) in code.match_indices("crate::") {
-            let rest = &code[at + "crate::".len()..];
-            let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(group) => group.split([',', '}']).collect(),
-                None => vec![rest],
-            };
-            for name in names {
-                let name: String = name
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    used.insert(name);
-                }
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        let items = match rest.strip_prefix('{') {
+            Some(group) => top_level_items(group),
+            None => vec![rest],
+        };
+        for item in items {
+            let name: String = item
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                used.insert(name);
             }
         }
     }
     used
+}
+
+/// The items of a `{…}` group whose text starts after its `{`: split at its own commas, up to its `}`.
+fn top_level_items(group: &str) -> Vec<&str> {
+    let (mut items, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..i]);
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
 }
 
 #[test]
@@ -117,7 +141,8 @@ fn every_module_has_a_floor() {
 
 #[test]
 fn crate_paths_are_read_from_code_and_groups() {
-    let text = "//! see [`crate::http`]\nuse crate::{oci::digest, errors::OciError};\nlet x = crate::pace::Pace; // crate::app\n";
+    let text = "//! see [`crate::http`]\nuse crate::{oci::digest, errors::OciError};\nlet x = crate::pace::Pace; // crate::app\n\
+                use crate::{\n    auth::{self, Identity},\n    metadata::{Db, registries::RegistryRow},\n};\n";
     let used: Vec<String> = modules_used(text).into_iter().collect();
-    assert_eq!(used, ["errors", "oci", "pace"]);
+    assert_eq!(used, ["auth", "errors", "metadata", "oci", "pace"]);
 }

@@ -1,5 +1,5 @@
-//! What a data-plane request needs, whether its bearer token grants it, and the challenge that tells a
-//! client where to get a token when it does not.
+//! Whether a data-plane request's bearer token grants what the request needs, and the refusal that
+//! tells a client why (and where to get a token) when it does not.
 
 use crate::errors::{Challenge, OciError};
 use crate::metadata::{Db, registries::RegistryRow};

@@ -95,7 +95,7 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
             .bind(time)
             .bind(u.repository_id);
         let rows = db.script(writer, Touches::Nothing, script).await?;
-        let marks: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        let marks: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<sqlx::Result<_>>()?;
         return Ok(Recorded {
             ended: marks.iter().any(|m| m == "ended"),
             inserted: marks.iter().any(|m| m == "inserted"),

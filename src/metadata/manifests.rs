@@ -162,7 +162,7 @@ pub async fn store(
         }
     }
     if let Some(tag) = tag {
-        super::tags::upsert(&mut tx, repository_id, tag, m.digest).await?;
+        super::tags::upsert(&mut tx, registry_id, repository_id, tag, m.digest).await?;
     }
     tx.commit().await
 }

@@ -155,7 +155,8 @@ impl Caches {
 /// that once the write is over: a write cannot forget to, and it leaves other registries' rows cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Touches {
-    /// No row any cache holds (blob links, refresh tokens, role rows, keys; upload rows keep their own).
+    /// No row any cache holds (blob links, refresh tokens, role rows, keys; upload rows keep their own),
+    /// or only new rows: caches keep rows found, never "not found", so creating one forgets nothing.
     Nothing,
     /// Registry `id`'s own row: its settings or passwords.
     Registry(i64),

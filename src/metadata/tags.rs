@@ -13,11 +13,19 @@ pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &st
     )
 }
 
-/// Points `tag` at `manifest_digest`, moving it if it pointed elsewhere; `tx` must touch the registry's
-/// manifests.
-pub(super) async fn upsert(tx: &mut Tx, repository_id: i64, tag: &str, manifest_digest: &str) -> sqlx::Result<()> {
+/// Points `tag` of repository `repository_id` in registry `registry_id` at `manifest_digest`, moving it
+/// if it pointed elsewhere.
+pub(super) async fn upsert(
+    tx: &mut Tx,
+    registry_id: i64,
+    repository_id: i64,
+    tag: &str,
+    manifest_digest: &str,
+) -> sqlx::Result<()> {
     let sql = upsert_sql("$1", "$2", "$3", "$4");
-    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|_| ()))
+    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|_| ()))?;
+    tx.touch(Touches::Manifests(registry_id));
+    Ok(())
 }
 
 /// Tag names in lexical order after `last`, at most `limit` of them.

@@ -13,18 +13,16 @@ CHUNK = 16 * 1024
 
 
 async def pump(reader, writer, rate):
-    """Copies reader to writer, sleeping so that the bytes sent never run ahead of `rate` a second."""
-    started = time.monotonic()
-    sent = 0
+    """Copies reader to writer, each chunk no sooner than `rate` allows after the one before it: time a
+    connection spends idle earns no credit, so a reused connection is as slow as a new one."""
+    ready_at = time.monotonic()
     try:
         while chunk := await reader.read(CHUNK):
+            ready_at = max(ready_at, time.monotonic()) + len(chunk) / rate
+            await asyncio.sleep(ready_at - time.monotonic())
             writer.write(chunk)
             await writer.drain()
-            sent += len(chunk)
-            ahead = sent / rate - (time.monotonic() - started)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:
         pass
     finally:
         writer.close()
