@@ -2,6 +2,7 @@
 //! MANIFEST_INVALID-class client error, never a panic; what parses names only valid digests.
 #![no_main]
 
+use berth::errors::OciError;
 use berth::oci::manifest::{self, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(digest.to_string().parse::<berth::oci::digest::Digest>().ok().as_ref(), Some(digest));
             }
         }
-        Err(e) => assert!(e.code_and_status().1.is_client_error(), "{e:?}"),
+        Err(e) => assert!(OciError::from(e.clone()).code_and_status().1.is_client_error(), "{e:?}"),
     }
 });

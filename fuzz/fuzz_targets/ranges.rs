@@ -2,6 +2,7 @@
 //! range lies inside the blob (no overflow in the arithmetic).
 #![no_main]
 
+use berth::errors::OciError;
 use berth::oci::range::{RangeRequest, parse_content_range, resolve_range};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +14,7 @@ fuzz_target!(|input: (u64, &str)| {
             assert!(range.len() >= 1 && range.len() <= size);
         }
         Ok(_) => {}
-        Err(e) => assert!(e.code_and_status().1.is_client_error(), "{e:?}"),
+        Err(e) => assert!(OciError::from(e.clone()).code_and_status().1.is_client_error(), "{e:?}"),
     }
     if let Ok(range) = parse_content_range(header) {
         assert!(range.start <= range.end);
