@@ -114,6 +114,16 @@ impl ApiCaller {
         }
     }
 
+    /// The registry `name` as this caller may learn of it: only the operator learns whether a registry
+    /// exists; a principal is refused alike whether it does or not.
+    pub async fn registry(&self, app: &App, name: &str) -> Result<RegistryRow, OciError> {
+        let found = crate::ops::registries::find(&app.db, name).await;
+        match self {
+            ApiCaller::Operator => found,
+            ApiCaller::Principal(_) => found.map_err(|_| OciError::Denied),
+        }
+    }
+
     /// Managing one registry takes the operator or an Owner of the registry.
     pub async fn require_manager(&self, app: &App, reg: &RegistryRow) -> Result<(), OciError> {
         match self {

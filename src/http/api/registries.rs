@@ -100,13 +100,9 @@ pub async fn list(State(app): State<AppState>, caller: ApiCaller, headers: Heade
 
 /// The registry `name`, once `caller` is allowed to manage it.
 pub async fn managed(app: &App, caller: &ApiCaller, name: &str) -> Result<RegistryRow, OciError> {
-    let reg = registries::find(&app.db, name).await;
-    match (caller, reg) {
-        (_, Ok(reg)) => caller.require_manager(app, &reg).await.map(|()| reg),
-        // Only the operator learns whether a registry exists.
-        (ApiCaller::Operator, Err(e)) => Err(e),
-        (ApiCaller::Principal(_), Err(_)) => Err(OciError::Denied),
-    }
+    let reg = caller.registry(app, name).await?;
+    caller.require_manager(app, &reg).await?;
+    Ok(reg)
 }
 
 pub async fn show(

@@ -17,7 +17,7 @@ use crate::auth::Permissions;
 use crate::errors::OciError;
 use crate::oci::GrammarError;
 use crate::oci::reference::{Reference, RepoName, Tag};
-use crate::ops::{listings, manifests, registries, repositories};
+use crate::ops::{listings, manifests, repositories};
 use crate::tenant::Tenant;
 
 /// What the caller may do in one registry's repositories: everything (the operator), or what a
@@ -28,17 +28,18 @@ impl Rights {
     /// The registry `name` and the caller's rights in it; a principal with no role there is refused, and
     /// learns nothing about whether the registry exists.
     async fn of(app: &App, caller: ApiCaller, name: &str) -> Result<(Tenant, Rights), OciError> {
-        let found = registries::find(&app.db, name).await;
-        let identity = match caller {
-            ApiCaller::Operator => return Ok((app.tenant(found?)?, Rights(None))),
-            ApiCaller::Principal(identity) => identity,
+        let reg = caller.registry(app, name).await?;
+        let rights = match caller {
+            ApiCaller::Operator => Rights(None),
+            ApiCaller::Principal(identity) => {
+                let permissions = Permissions::of(&app.db, &reg, &identity).await?;
+                if !permissions.any() {
+                    return Err(OciError::Denied);
+                }
+                Rights(Some(permissions))
+            }
         };
-        let reg = found.map_err(|_| OciError::Denied)?;
-        let permissions = Permissions::of(&app.db, &reg, &identity).await?;
-        if !permissions.any() {
-            return Err(OciError::Denied);
-        }
-        Ok((app.tenant(reg)?, Rights(Some(permissions))))
+        Ok((app.tenant(reg)?, rights))
     }
 
     fn allow(&self, repo: &str, action: &str) -> bool {
