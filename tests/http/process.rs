@@ -118,12 +118,29 @@ impl Served {
 
     /// The JSON request-log lines printed so far.
     pub fn request_logs(&self) -> Vec<Value> {
+        self.json_lines(|j| j["fields"]["message"] == "request")
+    }
+
+    /// The JSON log lines printed so far for which `pick` holds.
+    fn json_lines(&self, pick: impl Fn(&Value) -> bool) -> Vec<Value> {
         let lines = self.lines.lock().unwrap();
         lines
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|j| j["fields"]["message"] == "request")
+            .filter(|j| pick(j))
             .collect()
+    }
+
+    /// The JSON log lines for which `pick` holds, waiting up to 2.5 s for the first to be written.
+    pub async fn logged(&self, pick: impl Fn(&Value) -> bool) -> Vec<Value> {
+        for _ in 0..50 {
+            let lines = self.json_lines(&pick);
+            if !lines.is_empty() {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Vec::new()
     }
 
     pub async fn metrics(&self) -> String {

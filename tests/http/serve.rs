@@ -38,18 +38,10 @@ async fn each_request_is_one_json_log_line_with_its_source_client() {
         .unwrap();
     assert_eq!(get.bytes().await.unwrap().as_ref(), b"logged bytes");
 
-    let mut line = None;
-    for _ in 0..50 {
-        line = served
-            .request_logs()
-            .into_iter()
-            .find(|l| l["fields"]["source_client"] == "azure/compute/batch");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let line = line.expect("a request log line carries the source client");
+    let lines = served
+        .logged(|l| l["fields"]["message"] == "request" && l["fields"]["source_client"] == "azure/compute/batch")
+        .await;
+    let line = lines.first().expect("a request log line carries the source client");
     let fields = &line["fields"];
     assert_eq!(fields["registry"], "default");
     assert_eq!(fields["repository"], "telemetry/app");
@@ -204,25 +196,6 @@ async fn readiness_fails_when_storage_is_gone() {
     );
 }
 
-/// The log lines of `served` whose `pick` holds, waiting a little for them to be written.
-async fn logged(served: &Served, pick: impl Fn(&Value) -> bool) -> Vec<Value> {
-    for _ in 0..50 {
-        let lines: Vec<Value> = served
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| pick(l))
-            .collect();
-        if !lines.is_empty() {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Vec::new()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_has_an_id_in_its_answer_its_log_line_and_what_is_logged_while_serving_it() {
     let served = Served::start().await;
@@ -255,7 +228,7 @@ async fn every_request_has_an_id_in_its_answer_its_log_line_and_what_is_logged_w
     }
 
     // The request line carries the id, and a management call its caller, like a data-plane call.
-    let line = logged(&served, |l| l["fields"]["request_id"] == "edge-7f3a.2:1").await;
+    let line = served.logged(|l| l["fields"]["request_id"] == "edge-7f3a.2:1").await;
     assert_eq!(line.len(), 1, "one request line for the API call");
     assert_eq!(line[0]["fields"]["message"], "request");
     assert_eq!(line[0]["fields"]["operation"], "api");
@@ -278,7 +251,7 @@ async fn every_request_has_an_id_in_its_answer_its_log_line_and_what_is_logged_w
         .await
         .unwrap();
     let own_id = id_of(&own);
-    let line = logged(&served, |l| l["fields"]["request_id"] == own_id.as_str()).await;
+    let line = served.logged(|l| l["fields"]["request_id"] == own_id.as_str()).await;
     assert_eq!(line[0]["fields"]["principal"], format!("sp:{app_id}"));
 
     // A warning logged while serving a request names that request.
@@ -286,7 +259,7 @@ async fn every_request_has_an_id_in_its_answer_its_log_line_and_what_is_logged_w
     let ready = served.req(Method::GET, "/readyz").send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready_id = id_of(&ready);
-    let warned = logged(&served, |l| l["fields"]["message"] == "not ready").await;
+    let warned = served.logged(|l| l["fields"]["message"] == "not ready").await;
     assert_eq!(warned.len(), 1, "one readiness warning");
     assert_eq!(warned[0]["span"]["name"], "request");
     assert_eq!(warned[0]["span"]["id"], ready_id.as_str());
