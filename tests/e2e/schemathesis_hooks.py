@@ -12,7 +12,9 @@
    answer that concerns the foreign registry, except reads of the repositories below
    $BERTH_ST_FOREIGN_READABLE, where the Owner also holds a Reader role (every principal with a role
    reads what it may pull). Others are steered at the Owner's own registry and its image, which random
-   names would never hit.
+   names would never hit. Path parameters a stateful link filled in (the id of an assignment a POST just
+   created) are real and stay as they are: steering them would turn a link schemathesis follows into a
+   request for something else, which its checks would rightly report as a missing resource.
 """
 
 import json
@@ -31,6 +33,8 @@ FOREIGN_IDS = [i for i in os.environ.get("BERTH_ST_FOREIGN_ASSIGNMENTS", "").spl
 # The caller's own Owner assignment: deleting it would leave the rest of the run without rights.
 OWN_ID = os.environ.get("BERTH_ST_OWN_ASSIGNMENT", "")
 PRINCIPALS = [p for p in os.environ.get("BERTH_ST_PRINCIPALS", "").split(",") if p]
+# The caller (the Owner of $BERTH_ST_OWN_REGISTRY): the first of $BERTH_ST_PRINCIPALS.
+CALLER = PRINCIPALS[0] if PRINCIPALS else ""
 # The repository prefix of the foreign registry the Owner may pull (a Reader role there).
 FOREIGN_READABLE = os.environ.get("BERTH_ST_FOREIGN_READABLE", "")
 # The schema's pattern of CreateRegistry.storageLocation (src/http/api/openapi.json).
@@ -67,6 +71,24 @@ def _negative(case):
     return meta is not None and meta.generation.mode.is_negative
 
 
+def _linked(case):
+    """The path parameters a stateful link set: schemathesis records them as the case's changes since it
+    was generated (a private attribute of the pinned version; nothing else tells)."""
+    override = getattr(case, "_override", None)
+    return set(getattr(override, "path_parameters", None) or {})
+
+
+def _keep_own_assignment(body):
+    """A POST of the caller's own Owner assignment answers with that assignment (assigning is idempotent),
+    and a link would pass its id to a DELETE: the caller's rights must survive the run."""
+    if (
+        body.get("assignee") == CALLER
+        and body.get("scope") == f"/registries/{OWN}"
+        and body.get("role") == "Owner"
+    ):
+        body["role"] = "Contributor"
+
+
 def _steer(case):
     path = case.path_parameters if isinstance(case.path_parameters, dict) else None
     query = case.query if isinstance(case.query, dict) else None
@@ -76,8 +98,11 @@ def _steer(case):
         foreign_id = _rng.choice(FOREIGN_IDS) if FOREIGN_IDS else None
         principal = _rng.choice(PRINCIPALS) if PRINCIPALS else None
         repository = _rng.choice(REPOSITORY_PATHS.get(case.method.upper(), [""]))
-    if path is not None and path.get("id") == OWN_ID and foreign_id:
+    linked = _linked(case)
+    if path is not None and "id" not in linked and path.get("id") == OWN_ID and foreign_id:
         path["id"] = foreign_id
+    if body is not None:
+        _keep_own_assignment(body)
     if _negative(case):
         return
     if draw < FOREIGN_SHARE:
@@ -87,11 +112,11 @@ def _steer(case):
     else:
         return
     if path is not None:
-        if "name" in path:
+        if "name" in path and "name" not in linked:
             path["name"] = target
-        if "rest" in path and repository:
+        if "rest" in path and "rest" not in linked and repository:
             path["rest"] = repository
-        if "id" in path and foreign_id and target == FOREIGN:
+        if "id" in path and "id" not in linked and foreign_id and target == FOREIGN:
             path["id"] = foreign_id
     if query is not None and "scope" in query:
         query["scope"] = f"/registries/{target}"
@@ -102,6 +127,7 @@ def _steer(case):
             body["scopes"] = [f"/registries/{target}"]
         if "assignee" in body and principal:
             body["assignee"] = principal
+        _keep_own_assignment(body)
 
 
 @schemathesis.hook
