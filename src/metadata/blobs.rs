@@ -1,9 +1,7 @@
 //! Committed blobs of a registry (size, where the bytes are) and their links to repositories.
 
-use sqlx::Row;
-
-use super::sqlite_writer;
-use super::{Db, Touches, Tx, Writer, now, on_db, on_tx, on_writer};
+use super::batch::Batch;
+use super::{Db, Touches, Tx, now, on_db, on_tx, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BlobRow {
@@ -70,54 +68,38 @@ fn source(values: &[&str], only_if: Option<&str>) -> String {
     }
 }
 
-/// In one transaction: ends the upload's session if it still stands at the upload's size and, only then,
-/// records the blob unless the registry had it and links it to the repository. On SQLite this is one call
-/// (see `sqlite_writer`): the blob and link statements check the session themselves, the session is ended
-/// last, and each change is marked by its `RETURNING`.
+/// In one transaction (one [`Batch`]): ends the upload's session if it still stands at the upload's
+/// size and, only then, records the blob unless the registry had it and links it to the repository. The
+/// blob and link statements check the session themselves and the session is ended last, so the batch
+/// reads the same in any order; each change is marked.
 pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
-    let time = now();
     db.caches.sessions.forget(u.id);
-    if let Writer::Sqlite(writer) = &db.writer {
-        let session_stands = "EXISTS (SELECT 1 FROM upload_sessions WHERE id = $1 AND byte_offset = $2)";
-        let sql = sqlite_writer::transaction(&format!(
-            "{} RETURNING 'inserted';\n{};\n{} RETURNING 'ended'",
-            insert_sql(["$3", "$4", "$2", "$5", "$6", "$7"], Some(session_stands)),
-            link_sql(["$8", "$4", "$7"], Some(session_stands)),
-            super::uploads::end_sql("$1", "$2"),
-        ));
-        let script = sqlx::query(&sql)
-            .bind(u.id)
-            .bind(u.size)
-            .bind(u.registry_id)
-            .bind(u.digest)
-            .bind(u.object_key)
-            .bind(u.parts)
-            .bind(time)
-            .bind(u.repository_id);
-        let rows = db.script(writer, Touches::Nothing, script).await?;
-        let marks: Vec<String> = rows.iter().map(|row| row.try_get(0)).collect::<sqlx::Result<_>>()?;
-        return Ok(Recorded {
-            ended: marks.iter().any(|m| m == "ended"),
-            inserted: marks.iter().any(|m| m == "inserted"),
-        });
-    }
-    let mut tx = db.begin(Touches::Nothing).await?;
-    let end = super::uploads::end_sql("$1", "$2");
-    let ended = on_tx!(tx, c => sqlx::query(&end).bind(u.id).bind(u.size).execute(c).await.map(|r| r.rows_affected()))?;
-    if ended == 0 {
-        return Ok(Recorded {
-            ended: false,
-            inserted: false,
-        });
-    }
-    let insert = insert_sql(["$1", "$2", "$3", "$4", "$5", "$6"], None);
-    let inserted = on_tx!(tx, c => sqlx::query(&insert).bind(u.registry_id).bind(u.digest).bind(u.size)
-        .bind(u.object_key).bind(u.parts).bind(time).execute(c).await.map(|r| r.rows_affected()))?;
-    link(&mut tx, u.repository_id, u.digest).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new(Touches::Nothing);
+    let session = batch.arg(u.id);
+    let size = batch.arg(u.size);
+    let digest = batch.arg(u.digest);
+    let time = batch.arg(now());
+    let session_stands =
+        format!("EXISTS (SELECT 1 FROM upload_sessions WHERE id = {session} AND byte_offset = {size})");
+    let values = [
+        batch.arg(u.registry_id),
+        digest.clone(),
+        size.clone(),
+        batch.arg(u.object_key),
+        batch.arg(u.parts),
+        time.clone(),
+    ];
+    batch.push_marked(
+        insert_sql(values.each_ref().map(String::as_str), Some(&session_stands)),
+        "inserted",
+    );
+    let values = [batch.arg(u.repository_id), digest, time];
+    batch.push(link_sql(values.each_ref().map(String::as_str), Some(&session_stands)));
+    batch.push_marked(super::uploads::end_sql(&session, &size), "ended");
+    let marks = batch.run(db).await?;
     Ok(Recorded {
-        ended: true,
-        inserted: inserted == 1,
+        ended: marks.iter().any(|m| m == "ended"),
+        inserted: marks.iter().any(|m| m == "inserted"),
     })
 }
 
@@ -152,8 +134,8 @@ mod tests {
     use super::*;
     use crate::metadata::{connect, registries, repositories, uploads};
 
-    /// On a real SQLite file (the path that sends the three statements in one call; the HTTP suite runs
-    /// the other on Postgres): each change is reported, and a moved session is noticed.
+    /// On a real SQLite file (the HTTP suite runs the same batch on Postgres): each change is reported,
+    /// and a moved session is noticed.
     #[tokio::test]
     async fn recording_an_upload_reports_what_changed() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,8 @@
 //! Manifests (bytes as pushed, media type, subject) and what they reference.
 
+use super::batch::Batch;
 use super::cache::Lookup;
-use super::sqlite_writer;
-use super::{Db, Touches, Writer, now, on_db, on_tx, on_writer};
+use super::{Db, Touches, now, on_db, on_writer};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -77,42 +77,9 @@ async fn cached(
     Ok(row)
 }
 
-const INSERT: &str = "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, \
-                      annotations, size, content, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                      ON CONFLICT (repository_id, digest) DO NOTHING";
-
-/// Binds `$1`…`$9` of [`INSERT`].
-macro_rules! bind_manifest {
-    ($query:expr, $repository_id:expr, $m:expr) => {
-        $query
-            .bind($repository_id)
-            .bind($m.digest)
-            .bind($m.media_type)
-            .bind($m.artifact_type)
-            .bind($m.subject)
-            .bind($m.annotations)
-            .bind($m.content.len() as i64)
-            .bind($m.content)
-            .bind(now())
-    };
-}
-
-/// The statement recording `count` references of manifest `$2` of repository `$1`, each a (child digest,
-/// kind) pair of parameters numbered from `$first` on.
-fn refs_sql(count: usize, first: usize) -> String {
-    let rows: Vec<String> = (0..count)
-        .map(|i| format!("($1, $2, ${}, ${})", first + 2 * i, first + 1 + 2 * i))
-        .collect();
-    format!(
-        "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
-         ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    )
-}
-
 /// Stores a manifest in repository `repository_id` of registry `registry_id` with its references and,
-/// given one, points `tag` at it, in one transaction; pushing the same bytes again changes nothing. A
-/// manifest's references follow from its bytes, so recording them again is harmless.
+/// given one, points `tag` at it, in one transaction (one [`Batch`]); pushing the same bytes again changes
+/// nothing. A manifest's references follow from its bytes, so recording them again is harmless.
 pub async fn store(
     db: &Db,
     registry_id: i64,
@@ -126,45 +93,45 @@ pub async fn store(
     } else {
         Touches::Nothing
     };
-    // SQLite runs several statements sharing numbered parameters in one call (see `sqlite_writer`);
-    // Postgres prepares one statement at a time.
-    if let Writer::Sqlite(writer) = &db.writer
-        && m.refs.len() <= super::DIGESTS_PER_QUERY
-    {
-        let mut statements = vec![INSERT.to_owned()];
-        if !m.refs.is_empty() {
-            statements.push(refs_sql(m.refs.len(), 11));
-        }
-        if tag.is_some() {
-            statements.push(super::tags::upsert_sql("$1", "$10", "$2", "$9"));
-        }
-        let sql = sqlite_writer::transaction(&statements.join(";\n"));
-        let mut query = bind_manifest!(sqlx::query(&sql), repository_id, m).bind(tag);
-        for (child, kind) in &m.refs {
-            query = query.bind(child).bind(*kind);
-        }
-        db.script(writer, touches, query).await?;
-        return Ok(());
-    }
-    let mut tx = db.begin(touches).await?;
-    let inserted = on_tx!(tx, c => bind_manifest!(sqlx::query(INSERT), repository_id, m)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    if inserted == 1 {
-        for batch in m.refs.chunks(super::DIGESTS_PER_QUERY) {
-            let sql = refs_sql(batch.len(), 3);
-            on_tx!(tx, c => {
-                let mut query = sqlx::query(&sql).bind(repository_id).bind(m.digest);
-                for (child, kind) in batch {
-                    query = query.bind(child).bind(*kind);
-                }
-                query.execute(c).await.map(|r| r.rows_affected())
-            })?;
-        }
+    let mut batch = Batch::new(touches);
+    let repository = batch.arg(repository_id);
+    let digest = batch.arg(m.digest);
+    let time = batch.arg(now());
+    let insert = format!(
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, \
+         size, content, created_at) VALUES ({repository}, {digest}, {}, {}, {}, {}, {}, {}, {time}) \
+         ON CONFLICT (repository_id, digest) DO NOTHING",
+        batch.arg(m.media_type),
+        batch.arg(m.artifact_type),
+        batch.arg(m.subject),
+        batch.arg(m.annotations),
+        batch.arg(m.content.len() as i64),
+        batch.arg(m.content),
+    );
+    batch.push(insert);
+    for refs in m.refs.chunks(super::DIGESTS_PER_QUERY) {
+        let rows: Vec<String> = refs
+            .iter()
+            .map(|(child, kind)| {
+                format!(
+                    "({repository}, {digest}, {}, {})",
+                    batch.arg(child.as_str()),
+                    batch.arg(*kind)
+                )
+            })
+            .collect();
+        batch.push(format!(
+            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ));
     }
     if let Some(tag) = tag {
-        super::tags::upsert(&mut tx, registry_id, repository_id, tag, m.digest).await?;
+        let tag = batch.arg(tag);
+        batch.push(super::tags::upsert_sql(&repository, &tag, &digest, &time));
     }
-    tx.commit().await
+    batch.run(db).await?;
+    Ok(())
 }
 
 /// Of `digests`, the first that is not a manifest of the repository.

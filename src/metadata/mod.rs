@@ -1,9 +1,10 @@
 //! Registry metadata in SQL: SQLite (embedded default) or Postgres, chosen by the database URL.
 //! Only this module holds SQL. Each aggregate module owns its row structs and statements; one SQL text
-//! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`). Two hot
-//! writes (`manifests::store`, `blobs::record_upload`) send their whole transaction to SQLite in one call
-//! (`sqlite_writer`), built from the same statement texts.
+//! serves both backends (the portable subset: `$n` parameters, `ON CONFLICT`, `RETURNING`). A write of
+//! several statements either opens a transaction ([`Db::begin`]) or, when it is hot, is one `batch`: one
+//! round trip on either database.
 
+mod batch;
 pub mod blobs;
 pub mod cache;
 mod failure;
@@ -151,7 +152,7 @@ impl Caches {
 }
 
 /// What a write changes among the rows this process keeps in memory (see `Caches`). Every write says it
-/// to its entry point (`on_writer!`, [`Db::begin`], [`Tx::touch`], [`Db::script`]), which forgets exactly
+/// to its entry point (`on_writer!`, [`Db::begin`], [`Tx::touch`], `batch::Batch::new`), which forgets exactly
 /// that once the write is over: a write cannot forget to, and it leaves other registries' rows cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Touches {

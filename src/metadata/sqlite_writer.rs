@@ -5,7 +5,7 @@
 //! stays valid and nothing waits inside SQLite. Reads use a pool of read-only connections.
 //!
 //! A transaction sent as `BEGIN`, statements and `COMMIT` in separate calls holds the turn across the
-//! hand-offs between tokio and sqlx's worker thread; the hot writes send one [`transaction`] script.
+//! hand-offs between tokio and sqlx's worker thread; a `batch` sends one [`transaction`] script.
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Tags: names pointing at manifests of a repository.
 
-use super::{Db, Touches, Tx, now, on_tx, on_writer};
+use super::{Db, Touches, on_writer};
 
 /// The statement pointing a tag at a manifest (moving it if it pointed elsewhere), with the parameters
 /// named for repository id, tag name, manifest digest and time.
@@ -11,21 +11,6 @@ pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &st
          ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
          updated_at = excluded.updated_at"
     )
-}
-
-/// Points `tag` of repository `repository_id` in registry `registry_id` at `manifest_digest`, moving it
-/// if it pointed elsewhere.
-pub(super) async fn upsert(
-    tx: &mut Tx,
-    registry_id: i64,
-    repository_id: i64,
-    tag: &str,
-    manifest_digest: &str,
-) -> sqlx::Result<()> {
-    let sql = upsert_sql("$1", "$2", "$3", "$4");
-    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(tag).bind(manifest_digest).bind(now()).execute(c).await.map(|_| ()))?;
-    tx.touch(Touches::Manifests(registry_id));
-    Ok(())
 }
 
 /// Tag names in lexical order after `last`, at most `limit` of them.

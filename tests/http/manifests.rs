@@ -500,6 +500,37 @@ async fn a_stored_manifest_records_the_blobs_it_references() {
     assert_eq!(blob_refs(&server, &digest).await, 2, "the config and the layer");
 }
 
+/// A manifest binding more values than one round trip takes (65,000; Postgres refuses more than 65,535
+/// in one statement): 32,800 references, here one layer named again and again, are stored in steps of
+/// one transaction, whole, with the tag, on either backend.
+#[tokio::test]
+async fn a_manifest_too_big_for_one_round_trip_is_stored_whole() {
+    let server = TestServer::start().await;
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config_digest = server.push_blob("huge", config).await;
+    let layer_digest = server.push_blob("huge", b"layer").await;
+    // A short media type keeps the manifest under the 4 MiB a manifest may have.
+    let layer = format!(r#"{{"mediaType":"a/b","digest":"{layer_digest}","size":5}}"#);
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        vec![layer; 32_800].join(",")
+    );
+    let digest = sha256(body.as_bytes());
+    let resp = server.put_manifest("huge", "v1", OCI_MANIFEST, &body).await;
+    assert_eq!(resp.status(), StatusCode::CREATED, "{}", resp.text().await.unwrap());
+    assert_eq!(blob_refs(&server, &digest).await, 2, "the config and the layer");
+    let get = server
+        .req(Method::GET, "/v2/huge/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!(header(&get, "docker-content-digest"), digest);
+    assert_eq!(get.bytes().await.unwrap().len(), body.len());
+}
+
 /// A manifest naming more blobs than one statement binds (500) is stored whole, with every reference and
 /// its tag, and pushing it again changes nothing.
 #[tokio::test]
