@@ -140,12 +140,42 @@ pub async fn first_missing(db: &Db, repository_id: i64, digests: &[String]) -> s
     super::first_absent(db, SQL, repository_id, digests).await
 }
 
-/// Deletes a manifest of repository `repository_id` in registry `registry_id` with its tags and
-/// references; `false` if there was none.
-pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
-    const SQL: &str = "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2";
-    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+/// What deleting a manifest did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The manifest went, with its tags and its referrers (recursively: a signature of its SBOM too).
+    Deleted,
+    /// The repository has no such manifest.
+    Absent,
+    /// Nothing went: an index outside what the deletion takes (this digest) names one of them as a child.
+    ReferencedBy(String),
+}
+
+/// `$2` and the manifests of repository `$1` that refer to it, directly or through one another.
+const WITH_REFERRERS: &str = "WITH RECURSIVE doomed(digest) AS (SELECT $2 UNION \
+                              SELECT m.digest FROM manifests m JOIN doomed d ON m.subject_digest = d.digest \
+                              WHERE m.repository_id = $1) SELECT digest FROM doomed";
+
+/// Deletes manifest `digest` of repository `repository_id` in registry `registry_id` with its tags,
+/// references and referrers, unless an index that stays names one of them as a child.
+pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<Deletion> {
+    let sql = format!(
+        "DELETE FROM manifests WHERE repository_id = $1 AND digest IN ({WITH_REFERRERS}) AND NOT EXISTS \
+         (SELECT 1 FROM manifest_refs r WHERE r.repository_id = $1 AND r.kind = 'manifest' \
+         AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}))"
+    );
+    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(&sql).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
+    if done > 0 {
+        return Ok(Deletion::Deleted);
+    }
+    let parent = format!(
+        "SELECT r.manifest_digest FROM manifest_refs r WHERE r.repository_id = $1 AND r.kind = 'manifest' \
+         AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}) \
+         ORDER BY r.manifest_digest LIMIT 1"
+    );
+    let parent: Option<String> =
+        on_db!(db, p => sqlx::query_scalar(&parent).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+    Ok(parent.map_or(Deletion::Absent, Deletion::ReferencedBy))
 }
 
 /// Manifests of a repository whose subject is `subject`, optionally of one artifact type, by digest.

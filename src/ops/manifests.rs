@@ -3,7 +3,7 @@
 use crate::errors::OciError;
 use crate::metadata::{
     self, Db,
-    manifests::{ManifestRow, NewManifest},
+    manifests::{Deletion, ManifestRow, NewManifest},
 };
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::manifest::{self, ManifestInfo};
@@ -99,18 +99,23 @@ pub async fn get(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) 
     )))
 }
 
-/// Deletes a manifest (by digest: with its tags) or just a tag (by tag).
+/// Deletes a manifest (by digest: with its tags and its referrers, refused while an index that stays
+/// names it) or just a tag (by tag).
 pub async fn delete(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
-    let deleted = match reference {
-        Reference::Tag(tag) => metadata::tags::delete(db, reg.row.id, repository_id, tag.as_str()).await?,
-        Reference::Digest(d) => metadata::manifests::delete(db, reg.row.id, repository_id, &d.to_string()).await?,
-    };
-    if deleted {
-        Ok(())
-    } else {
-        Err(OciError::ManifestUnknown(format!(
-            "manifest {reference} is not in repository {repo}"
-        )))
+    let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
+    match reference {
+        Reference::Tag(tag) => match metadata::tags::delete(db, reg.row.id, repository_id, tag.as_str()).await? {
+            true => Ok(()),
+            false => Err(unknown()),
+        },
+        Reference::Digest(d) => match metadata::manifests::delete(db, reg.row.id, repository_id, &d.to_string()).await?
+        {
+            Deletion::Deleted => Ok(()),
+            Deletion::Absent => Err(unknown()),
+            Deletion::ReferencedBy(index) => Err(OciError::Conflict(format!(
+                "manifest {d} is referenced by index {index} in repository {repo}: delete the index first"
+            ))),
+        },
     }
 }

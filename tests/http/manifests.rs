@@ -568,3 +568,107 @@ async fn a_manifest_with_more_than_500_references_is_stored_whole() {
     assert_eq!(header(&get, "docker-content-digest"), digest);
     assert_eq!(get.bytes().await.unwrap().as_ref(), body.as_bytes());
 }
+
+/// An artifact manifest in repository `repo` whose subject is `subject` (of `subject_size` bytes).
+async fn push_referrer(server: &TestServer, repo: &str, subject: &str, subject_size: usize, payload: &str) -> String {
+    let empty = server.push_blob(repo, b"{}").await;
+    let layer = server.push_blob(repo, payload.as_bytes()).await;
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/vnd.example","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/octet-stream","digest":"{layer}","size":{}}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":{subject_size}}}}}"#,
+        payload.len()
+    );
+    let digest = sha256(body.as_bytes());
+    let resp = server.put_manifest(repo, &digest, OCI_MANIFEST, &body).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    digest
+}
+
+async fn status_of(server: &TestServer, method: Method, path: &str) -> StatusCode {
+    server.req(method, path).await.send().await.unwrap().status()
+}
+
+/// A manifest an index names is not deleted while the index stays (409, saying which index); deleting a
+/// manifest takes its referrers with it, and theirs (a signature of its SBOM), tags included.
+#[tokio::test]
+async fn deleting_a_manifest_spares_indexes_and_takes_its_referrers() {
+    let server = TestServer::start().await;
+    let child_body = server.image_manifest("safe", b"layer", "").await;
+    let child = sha256(child_body.as_bytes());
+    let put = server.put_manifest("safe", "child", OCI_MANIFEST, &child_body).await;
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let idx = index(OCI_INDEX, &[(OCI_MANIFEST, &child, child_body.len())]);
+    let idx_digest = sha256(idx.as_bytes());
+    assert_eq!(
+        server.put_manifest("safe", "all", OCI_INDEX, &idx).await.status(),
+        StatusCode::CREATED
+    );
+
+    let resp = server
+        .req(Method::DELETE, &format!("/v2/safe/manifests/{child}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains(&idx_digest) && text.contains("delete the index first"),
+        "{text}"
+    );
+    assert_eq!(
+        status_of(&server, Method::GET, "/v2/safe/manifests/child").await,
+        StatusCode::OK
+    );
+
+    // The index's own referrer goes with it; so do the child's SBOM and the SBOM's signature (tagged).
+    let idx_note = push_referrer(&server, "safe", &idx_digest, idx.len(), "note").await;
+    let sbom = push_referrer(&server, "safe", &child, child_body.len(), "sbom").await;
+    let sbom_body = server
+        .req(Method::GET, &format!("/v2/safe/manifests/{sbom}"))
+        .await
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let signature = push_referrer(&server, "safe", &sbom, sbom_body.len(), "signature").await;
+    let signature_body = server
+        .req(Method::GET, &format!("/v2/safe/manifests/{signature}"))
+        .await
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tagged = server.put_manifest("safe", "sig", OCI_MANIFEST, &signature_body).await;
+    assert_eq!(tagged.status(), StatusCode::CREATED);
+
+    for (digest, status) in [(&idx_digest, StatusCode::ACCEPTED), (&child, StatusCode::ACCEPTED)] {
+        let path = format!("/v2/safe/manifests/{digest}");
+        assert_eq!(
+            status_of(&server, Method::DELETE, &path).await,
+            status,
+            "DELETE {digest}"
+        );
+    }
+    for gone in [&idx_digest, &idx_note, &child, &sbom, &signature] {
+        let path = format!("/v2/safe/manifests/{gone}");
+        assert_eq!(
+            status_of(&server, Method::GET, &path).await,
+            StatusCode::NOT_FOUND,
+            "{gone}"
+        );
+    }
+    for tag in ["all", "child", "sig"] {
+        let path = format!("/v2/safe/manifests/{tag}");
+        assert_eq!(
+            status_of(&server, Method::GET, &path).await,
+            StatusCode::NOT_FOUND,
+            "{tag}"
+        );
+    }
+    let path = format!("/v2/safe/manifests/{child}");
+    assert_eq!(status_of(&server, Method::DELETE, &path).await, StatusCode::NOT_FOUND);
+}
