@@ -93,6 +93,8 @@ pub struct Metrics {
     pub tokens_issued: IntCounterVec,
     pub clients: IntCounterVec,
     pub upload_sessions: IntGaugeVec,
+    pub stored_bytes: IntGaugeVec,
+    pub unreferenced_bytes: IntGaugeVec,
     log_write_failures: IntGauge,
 }
 
@@ -166,6 +168,16 @@ impl Metrics {
             upload_sessions: gauge(
                 "berth_upload_sessions_active",
                 "Upload sessions in progress.",
+                &["registry"],
+            )?,
+            stored_bytes: gauge(
+                "berth_registry_stored_bytes",
+                "Bytes of a registry's blobs, each counted once (from the database).",
+                &["registry"],
+            )?,
+            unreferenced_bytes: gauge(
+                "berth_registry_unreferenced_bytes",
+                "Bytes of a registry's blobs that no manifest references.",
                 &["registry"],
             )?,
             log_write_failures,

@@ -47,10 +47,15 @@ fn render(answer: &Answer, format: Format) -> String {
     }
 }
 
-/// One row per array item (or one row for an object): headers, a dashed rule, then the cells, each column
-/// as wide as its widest cell. An empty list is the headers and the rule alone.
+/// One row per array item (or one row for an object; one per item of an object that is a cloud-style
+/// list, `{"value": […]}` alone): headers, a dashed rule, then the cells, each column as wide as its widest
+/// cell. An empty list is the headers and the rule alone.
 fn table(value: &Value, columns: &[Column]) -> String {
-    let rows: Vec<&Value> = match value {
+    let listed = match value {
+        Value::Object(map) if map.len() == 1 => map.get("value").filter(|v| v.is_array()).unwrap_or(value),
+        other => other,
+    };
+    let rows: Vec<&Value> = match listed {
         Value::Array(items) => items.iter().collect(),
         one => vec![one],
     };
@@ -130,6 +135,29 @@ mod tests {
              ----------  -------  ----\n\
              myregistry  Basic    a, b\n\
              other       Premium\n"
+        );
+    }
+
+    #[test]
+    fn a_cloud_style_list_is_one_row_per_item() {
+        const COLUMNS: &[Column] = &[
+            col("NAME", "name"),
+            col("LIMIT", "limit"),
+            col("CURRENT VALUE", "currentValue"),
+        ];
+        let value = json!({ "value": [{ "name": "Size", "limit": null, "currentValue": 42 }] });
+        assert_eq!(
+            render(
+                &Answer {
+                    value,
+                    columns: COLUMNS
+                },
+                Format::Table
+            ),
+            "NAME  LIMIT  CURRENT VALUE
+----  -----  -------------
+Size         42
+"
         );
     }
 

@@ -1,5 +1,5 @@
-//! `berth registry create|list|show|update|delete` over `/api/registries` (`az acr create|list|show|update|
-//! delete`).
+//! `berth registry create|list|show|show-usage|update|delete` over `/api/registries` (`az acr create|list|
+//! show|show-usage|update|delete`).
 
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
@@ -15,6 +15,13 @@ const COLUMNS: &[Column] = &[
     col("LOGIN SERVER", "loginServer"),
     col("CREATION DATE", "creationDate"),
     col("ADMIN ENABLED", "adminUserEnabled"),
+];
+
+const USAGE: &[Column] = &[
+    col("NAME", "name"),
+    col("LIMIT", "limit"),
+    col("CURRENT VALUE", "currentValue"),
+    col("UNIT", "unit"),
 ];
 
 #[derive(Subcommand)]
@@ -41,6 +48,13 @@ pub enum Command {
     List,
     /// Show a registry.
     Show {
+        /// Registry name.
+        #[arg(short, long)]
+        name: String,
+    },
+    /// Show what a registry stores: bytes (each blob once), bytes no manifest references, and counts of
+    /// repositories, manifests and tags.
+    ShowUsage {
         /// Registry name.
         #[arg(short, long)]
         name: String,
@@ -98,6 +112,10 @@ impl Run for Command {
             }
             Command::List => client.get(&["registries"], &[]).await?,
             Command::Show { name } => client.get(&["registries", &name], &[]).await?,
+            Command::ShowUsage { name } => {
+                let value = client.get(&["registries", &name, "usage"], &[]).await?;
+                return Ok(Answer { value, columns: USAGE });
+            }
             Command::Update {
                 name,
                 sku,

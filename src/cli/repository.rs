@@ -1,4 +1,4 @@
-//! `berth repository list|show-tags|show-manifests|delete|untag` over
+//! `berth repository list|show|show-tags|show-manifests|delete|untag` over
 //! `/api/registries/<name>/repositories` (`az acr repository …`). As in `az acr`, `--repository` names a
 //! repository and `--image` one image of it (`REPOSITORY:TAG`).
 
@@ -10,6 +10,13 @@ use super::output::{Answer, Column, col};
 use super::{Run, prompt};
 
 const REPOSITORIES: &[Column] = &[col("REPOSITORY", "")];
+
+const REPOSITORY: &[Column] = &[
+    col("NAME", "name"),
+    col("MANIFESTS", "manifestCount"),
+    col("TAGS", "tagCount"),
+    col("SIZE", "sizeBytes"),
+];
 
 const TAGS: &[Column] = &[col("TAG", "")];
 
@@ -31,6 +38,15 @@ pub enum Command {
         /// Registry name.
         #[arg(short, long)]
         name: String,
+    },
+    /// Show a repository: its manifest and tag counts and the bytes of the blobs its manifests reference.
+    Show {
+        /// Registry name.
+        #[arg(short, long)]
+        name: String,
+        /// Repository name.
+        #[arg(long)]
+        repository: String,
     },
     /// List the tags of a repository.
     ShowTags {
@@ -80,6 +96,10 @@ impl Run for Command {
                 client.get(&["registries", &name, "repositories"], &[]).await?,
                 REPOSITORIES,
             ),
+            Command::Show { name, repository } => {
+                let path = repository_path(&name, &repository, &[]);
+                (client.get(&path, &[]).await?, REPOSITORY)
+            }
             Command::ShowTags { name, repository } => {
                 let path = repository_path(&name, &repository, &["_tags"]);
                 (client.get(&path, &[]).await?, TAGS)

@@ -11,13 +11,22 @@ use serde_json::json;
 use super::api::ApiCaller;
 use crate::app::AppState;
 use crate::errors::OciError;
-use crate::ops::uploads;
+use crate::ops::{uploads, usage};
 
 pub async fn metrics(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
     caller.require_operator()?;
     app.metrics.upload_sessions.reset();
     for (registry, count) in uploads::count_by_registry(&app.db).await? {
         app.metrics.upload_sessions.with_label_values(&[&registry]).set(count);
+    }
+    app.metrics.stored_bytes.reset();
+    app.metrics.unreferenced_bytes.reset();
+    for (registry, stored, unreferenced) in usage::bytes_by_registry(&app.db).await? {
+        app.metrics.stored_bytes.with_label_values(&[&registry]).set(stored);
+        app.metrics
+            .unreferenced_bytes
+            .with_label_values(&[&registry])
+            .set(unreferenced);
     }
     let text = app.metrics.render().map_err(OciError::Internal)?;
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())

@@ -19,6 +19,7 @@ pub mod signing_keys;
 mod sqlite_writer;
 pub mod tags;
 pub mod uploads;
+pub mod usage;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -11,3 +11,4 @@ pub mod repositories;
 pub mod roles;
 pub mod tokens;
 pub mod uploads;
+pub mod usage;

@@ -697,3 +697,43 @@ async fn every_role_reads_what_it_may_pull_and_contributors_delete() {
         );
     }
 }
+
+/// `registry show-usage` prints the cloud CLI's usage list (a table of name, limit, value and unit), and
+/// `repository show` a repository's counts and size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_of_a_registry_and_a_repository() {
+    let server = TestServer::start().await;
+    server.push_image("cli/app", "v1", b"0123456789").await;
+    let config_len = r#"{"architecture":"amd64","os":"linux"}"#.len();
+    let usage = berth(&server, &["registry", "show-usage", "-n", "default", "-o", "table"]).await;
+    let size = (config_len + 10).to_string();
+    let expected = [
+        ["NAME", "LIMIT", "CURRENT VALUE", "UNIT"].as_slice(),
+        &["Size", "", &size, "Bytes"],
+        &["UnreferencedSize", "", "0", "Bytes"],
+        &["Repositories", "", "1", "Count"],
+        &["Manifests", "", "1", "Count"],
+        &["Tags", "", "1", "Count"],
+    ];
+    let rows: Vec<Vec<&str>> = usage
+        .stdout
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, line)| line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    let expected: Vec<Vec<&str>> = expected
+        .iter()
+        .map(|row| row.iter().copied().filter(|c| !c.is_empty()).collect())
+        .collect();
+    assert_eq!(rows, expected, "{}", usage.stdout);
+    let shown = berth(
+        &server,
+        &["repository", "show", "-n", "default", "--repository", "cli/app"],
+    )
+    .await;
+    assert_eq!(
+        shown.json(),
+        json!({ "registry": "default", "name": "cli/app", "manifestCount": 1, "tagCount": 1, "sizeBytes": config_len + 10 })
+    );
+}

@@ -20,3 +20,4 @@ mod skopeo;
 mod slow_clients;
 mod tls;
 mod uploads;
+mod usage;

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
                 .delete(registries::delete),
         )
         .route("/registries/{name}/credentials", get(registries::credentials))
+        .route("/registries/{name}/usage", get(registries::usage))
         .route("/registries/{name}/credentials/renew", post(registries::renew))
         .route("/registries/{name}/repositories", get(repositories::list))
         .route(

@@ -12,6 +12,7 @@ use crate::app::{App, AppState};
 use crate::errors::OciError;
 use crate::http::edge_auth::public_port;
 use crate::ops::registries::{self, RegistryRow, RegistrySpec};
+use crate::ops::usage;
 
 /// A registry as the API shows it (the shape of `az acr create`'s output). Its `loginServer` carries the
 /// port clients reach this server on (as the API request did) when that is not the scheme's default,
@@ -113,6 +114,26 @@ pub async fn show(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     Ok(Json(view(&app, &headers, &reg)).into_response())
+}
+
+/// What the registry uses, shaped as the cloud CLI's `show-usage`: one item per measure with its
+/// current value, its limit (`null`: none) and its unit.
+pub async fn usage(
+    State(app): State<AppState>,
+    caller: ApiCaller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Response, OciError> {
+    let reg = managed(&app, &caller, &name).await?;
+    let u = usage::of_registry(&app.db, reg.id).await?;
+    let item = |name: &str, value: i64, unit: &str| json!({ "name": name, "currentValue": value, "limit": null, "unit": unit });
+    let value = vec![
+        item("Size", u.stored_bytes, "Bytes"),
+        item("UnreferencedSize", u.unreferenced_bytes, "Bytes"),
+        item("Repositories", u.repositories, "Count"),
+        item("Manifests", u.manifests, "Count"),
+        item("Tags", u.tags, "Count"),
+    ];
+    Ok(Json(json!({ "value": value })).into_response())
 }
 
 #[derive(Deserialize)]

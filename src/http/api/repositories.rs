@@ -1,5 +1,5 @@
-//! `/api/registries/<name>/repositories`: list repositories; `<repo>/_tags` and `<repo>/_manifests` list
-//! what a repository holds; DELETE `<repo>` removes it, DELETE `<repo>/_tags/<tag>` untags. The markers
+//! `/api/registries/<name>/repositories`: list repositories; `<repo>` shows one with its size and counts,
+//! `<repo>/_tags` and `<repo>/_manifests` list what it holds; DELETE `<repo>` removes it, DELETE `<repo>/_tags/<tag>` untags. The markers
 //! start with `_`, which no repository path component can, so `team/tags/web` stays a repository name.
 //!
 //! Besides the operator, every principal with a role on the registry may use these, within its roles:
@@ -17,7 +17,7 @@ use crate::auth::Permissions;
 use crate::errors::OciError;
 use crate::oci::GrammarError;
 use crate::oci::reference::{Reference, RepoName, Tag};
-use crate::ops::{listings, manifests, repositories};
+use crate::ops::{listings, manifests, repositories, usage};
 use crate::tenant::Tenant;
 
 /// What the caller may do in one registry's repositories: everything (the operator), or what a
@@ -141,10 +141,17 @@ pub async fn get(
             Ok(Json(out).into_response())
         }
         RepoPath::Repository(repo) => {
-            reg.repository(&app.db, &repo)
+            let usage = usage::of_repository(&app.db, &reg, &repo)
                 .await
                 .map_err(unknown_repository(&reg, &repo))?;
-            Ok(Json(json!({ "registry": reg.row.name, "name": repo.as_str() })).into_response())
+            Ok(Json(json!({
+                "registry": reg.row.name,
+                "name": repo.as_str(),
+                "manifestCount": usage.manifests,
+                "tagCount": usage.tags,
+                "sizeBytes": usage.bytes,
+            }))
+            .into_response())
         }
         RepoPath::Tag(..) => Err(OciError::Unsupported),
     }
