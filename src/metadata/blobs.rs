@@ -43,19 +43,31 @@ pub struct Recorded {
 /// The statement recording a blob, with its parameters named (registry id, digest, size, object key,
 /// parts, time), only if condition `only_if` holds when given.
 fn insert_sql(values: [&str; 6], only_if: Option<&str>) -> String {
+    let [registry, digest, size, key, parts, time] = values;
     format!(
-        "INSERT INTO blobs (registry_id, digest, size, object_key, parts, created_at) {} \
+        "INSERT INTO blobs (registry_id, digest, size, object_key, parts, created_at, touched_at) {} \
          ON CONFLICT (registry_id, digest) DO NOTHING",
-        source(&values, only_if)
+        source(&[registry, digest, size, key, parts, time, time], only_if)
     )
 }
 
-/// The statement linking a blob to a repository (repository id, digest, time), only if `only_if` holds.
-fn link_sql(values: [&str; 3], only_if: Option<&str>) -> String {
+/// The statement marking blob `digest` of registry `registry` touched at `time` (it was pushed again),
+/// only if condition `only_if` holds.
+fn touch_sql(registry: &str, digest: &str, time: &str, only_if: &str) -> String {
     format!(
-        "INSERT INTO repository_blobs (repository_id, digest, created_at) {} \
-         ON CONFLICT (repository_id, digest) DO NOTHING",
-        source(&values, only_if)
+        "UPDATE blobs SET touched_at = {time} WHERE registry_id = {registry} AND digest = {digest} \
+         AND touched_at < {time} AND {only_if}"
+    )
+}
+
+/// The statement linking a blob to a repository, or touching the link it has (repository id, registry
+/// id, digest, time), only if `only_if` holds.
+fn link_sql(values: [&str; 4], only_if: Option<&str>) -> String {
+    let [repository, registry, digest, time] = values;
+    format!(
+        "INSERT INTO repository_blobs (repository_id, registry_id, digest, created_at, touched_at) {} \
+         ON CONFLICT (repository_id, digest) DO UPDATE SET touched_at = excluded.touched_at",
+        source(&[repository, registry, digest, time, time], only_if)
     )
 }
 
@@ -69,7 +81,8 @@ fn source(values: &[&str], only_if: Option<&str>) -> String {
 }
 
 /// In one transaction (one [`Batch`]): ends the upload's session if it still stands at the upload's
-/// size and, only then, records the blob unless the registry had it and links it to the repository. The
+/// size and, only then, records the blob unless the registry had it (then touches it) and links it to the
+/// repository (or touches the link). The
 /// blob and link statements check the session themselves and the session is ended last, so the batch
 /// reads the same in any order; each change is marked.
 pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
@@ -93,7 +106,8 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
         insert_sql(values.each_ref().map(String::as_str), Some(&session_stands)),
         "inserted",
     );
-    let values = [batch.arg(u.repository_id), digest, time];
+    batch.push(touch_sql(&values[0], &digest, &time, &session_stands));
+    let values = [batch.arg(u.repository_id), values[0].clone(), digest, time];
     batch.push(link_sql(values.each_ref().map(String::as_str), Some(&session_stands)));
     batch.push_marked(super::uploads::end_sql(&session, &size), "ended");
     let marks = batch.run(db).await?;
@@ -103,10 +117,11 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
     })
 }
 
-/// Makes blob `digest` readable through repository `repository_id`.
-pub async fn link(tx: &mut Tx, repository_id: i64, digest: &str) -> sqlx::Result<()> {
-    let sql = link_sql(["$1", "$2", "$3"], None);
-    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
+/// Makes blob `digest` of registry `registry_id` readable through repository `repository_id` (a mount),
+/// or touches the link it has.
+pub async fn link(tx: &mut Tx, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<()> {
+    let sql = link_sql(["$1", "$2", "$3", "$4"], None);
+    on_tx!(tx, c => sqlx::query(&sql).bind(repository_id).bind(registry_id).bind(digest).bind(now()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

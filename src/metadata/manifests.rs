@@ -110,21 +110,35 @@ pub async fn store(
     );
     batch.push(insert);
     for refs in m.refs.chunks(super::DIGESTS_PER_QUERY) {
-        let rows: Vec<String> = refs
-            .iter()
-            .map(|(child, kind)| {
-                format!(
-                    "({repository}, {digest}, {}, {})",
-                    batch.arg(child.as_str()),
-                    batch.arg(*kind)
-                )
-            })
-            .collect();
+        let mut rows = Vec::new();
+        let mut blobs = Vec::new();
+        for (child, kind) in refs {
+            let child = batch.arg(child.as_str());
+            let blob = if *kind == "blob" {
+                blobs.push(child.clone());
+                child.clone()
+            } else {
+                "NULL".to_owned()
+            };
+            rows.push(format!(
+                "({repository}, {digest}, {child}, {}, {blob})",
+                batch.arg(*kind)
+            ));
+        }
+        // A blob reference holds on to the blob's link (a foreign key): a link that went since the
+        // references were checked fails the whole batch.
         batch.push(format!(
-            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind) VALUES {} \
+            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind, blob_digest) VALUES {} \
              ON CONFLICT DO NOTHING",
             rows.join(", ")
         ));
+        if !blobs.is_empty() {
+            batch.push(format!(
+                "UPDATE repository_blobs SET touched_at = {time} WHERE repository_id = {repository} \
+                 AND digest IN ({}) AND touched_at < {time}",
+                blobs.join(", ")
+            ));
+        }
     }
     if let Some(tag) = tag {
         let tag = batch.arg(tag);

@@ -52,12 +52,16 @@ pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Re
         .ok_or(OciError::BlobUnknown)
 }
 
-/// Removes blob `digest` from `repo` (other repositories that link it keep it).
+/// Removes blob `digest` from `repo` (other repositories that link it keep it); refused while a manifest
+/// of `repo` references it.
 pub async fn unlink(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
-    if metadata::blobs::unlink(db, repository_id, &digest.to_string()).await? {
-        Ok(())
-    } else {
-        Err(OciError::BlobUnknown)
+    match metadata::blobs::unlink(db, repository_id, &digest.to_string()).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(OciError::BlobUnknown),
+        Err(e) if metadata::is_foreign_key_violation(&e) => Err(OciError::Conflict(format!(
+            "blob {digest} is referenced by a manifest of repository {repo}: delete the manifest first"
+        ))),
+        Err(e) => Err(e.into()),
     }
 }

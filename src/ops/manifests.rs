@@ -61,7 +61,13 @@ pub async fn put(
         Reference::Tag(tag) => Some(tag.as_str()),
         Reference::Digest(_) => None,
     };
-    metadata::manifests::store(db, reg.row.id, repository_id, &new, tag).await?;
+    if let Err(e) = metadata::manifests::store(db, reg.row.id, repository_id, &new, tag).await {
+        // A blob's link went between the check and the store (the database refuses the reference).
+        if metadata::is_foreign_key_violation(&e) {
+            check_references(db, repository_id, &info).await?;
+        }
+        return Err(e.into());
+    }
     Ok(Stored {
         digest,
         subject: info.subject,

@@ -234,7 +234,7 @@ pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, dige
     }
     let mut tx = db.begin(metadata::Touches::Nothing).await?;
     let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
-    metadata::blobs::link(&mut tx, repository_id, &digest).await?;
+    metadata::blobs::link(&mut tx, reg.row.id, repository_id, &digest).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -167,6 +167,29 @@ async fn delete_unlinks_the_blob_from_one_repository_only() {
     assert_eq!(kept.bytes().await.unwrap().as_ref(), b"shared");
 }
 
+/// A blob a manifest references stays linked: deleting it is refused (409, saying why) until the manifest
+/// goes, so no manifest is ever left naming a blob its repository cannot serve.
+#[tokio::test]
+async fn a_blob_a_manifest_references_is_not_unlinked() {
+    let server = TestServer::start().await;
+    let manifest = server.push_image("held", "v1", b"held layer").await;
+    let layer = format!("/v2/held/blobs/{}", sha256(b"held layer"));
+    let refused = server.req(Method::DELETE, &layer).await.send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("referenced by a manifest") && text.contains("delete the manifest first"),
+        "{text}"
+    );
+    let still = server.req(Method::GET, &layer).await.send().await.unwrap();
+    assert_eq!(still.bytes().await.unwrap().as_ref(), b"held layer");
+    let path = format!("/v2/held/manifests/{manifest}");
+    let deleted = server.req(Method::DELETE, &path).await.send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    let unlinked = server.req(Method::DELETE, &layer).await.send().await.unwrap();
+    assert_eq!(unlinked.status(), StatusCode::ACCEPTED);
+}
+
 #[tokio::test]
 async fn sha512_blobs_are_verified_and_served() {
     use sha2::{Digest as _, Sha512};

@@ -491,6 +491,68 @@ async fn blob_refs(server: &TestServer, digest: &str) -> i64 {
     }
 }
 
+/// Runs `sql` (binding `digest`) on the test server's own database, as its process would.
+async fn execute_on_server_db(server: &TestServer, sql: &str, digest: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    match crate::common::postgres_database_for(&server.dir).await {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sql)
+                .bind(digest)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        None => {
+            let url = format!("sqlite://{}", server.dir.join("berth.db").display());
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let mut conn = sqlx::SqliteConnection::connect_with(&opts.foreign_keys(true))
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .bind(digest)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    }
+}
+
+/// The database itself holds references to what they name, whatever writes it (a collector deleting
+/// links and blobs relies on it): a referenced link cannot be deleted, nor a linked blob, and a
+/// reference cannot name a blob its repository does not link.
+#[tokio::test]
+async fn the_database_refuses_dangling_blob_references() {
+    let server = TestServer::start().await;
+    let manifest = server.push_image("fk", "v1", b"fk layer").await;
+    let layer = sha256(b"fk layer");
+    let is_fk = |r: Result<u64, sqlx::Error>| match r {
+        Err(e) => e
+            .as_database_error()
+            .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation),
+        Ok(_) => false,
+    };
+    let unlink = "DELETE FROM repository_blobs WHERE digest = $1";
+    assert!(
+        is_fk(execute_on_server_db(&server, unlink, &layer).await),
+        "a referenced link"
+    );
+    let drop_blob = "DELETE FROM blobs WHERE digest = $1";
+    assert!(
+        is_fk(execute_on_server_db(&server, drop_blob, &layer).await),
+        "a linked blob"
+    );
+    let unlinked = sha256(b"never pushed");
+    let dangling = format!(
+        "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind, blob_digest) \
+         SELECT repository_id, manifest_digest, $1, 'blob', $1 FROM manifest_refs WHERE manifest_digest = '{manifest}' LIMIT 1"
+    );
+    assert!(
+        is_fk(execute_on_server_db(&server, &dangling, &unlinked).await),
+        "a reference without a link"
+    );
+}
+
 /// Every blob a manifest names is recorded as its reference, on either backend (SQLite stores the
 /// manifest, its references and its tag in one call).
 #[tokio::test]
