@@ -1,8 +1,10 @@
 -- What references what is the database's to enforce, so that a collector deleting unreferenced blobs can
--- never race a push into a dangling reference: a manifest's blob reference needs the blob's link in its
--- repository (manifest_refs.blob_digest), and a link needs the registry's blob row. Blobs and links also
--- record when they were last touched (pushed, mounted, read, referenced), which a collection's grace
--- period counts from. SQLite adds foreign keys only by rebuilding a table.
+-- never race a push into a dangling reference: a manifest's blob reference holds on to the blob's link in
+-- its repository (manifest_blobs), an index's reference to a child manifest holds on to that manifest
+-- (manifest_children), and a link holds on to the registry's blob row. They replace manifest_refs, whose
+-- one column named either kind. Blobs and links also record when they were last touched (pushed,
+-- mounted, referenced), which a collection's grace period counts from. SQLite adds foreign keys only by
+-- building a table anew.
 ALTER TABLE blobs ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
 UPDATE blobs SET touched_at = created_at;
 
@@ -23,22 +25,35 @@ DROP TABLE repository_blobs;
 ALTER TABLE repository_blobs_new RENAME TO repository_blobs;
 CREATE INDEX repository_blobs_blob ON repository_blobs (registry_id, digest);
 
-CREATE TABLE manifest_refs_new (
+-- The blobs (config, layers) a manifest names.
+CREATE TABLE manifest_blobs (
     repository_id   INTEGER NOT NULL,
     manifest_digest TEXT NOT NULL,
-    child_digest    TEXT NOT NULL,
-    kind            TEXT NOT NULL,
-    blob_digest     TEXT,                        -- child_digest when kind = 'blob': the link it holds on to
-    PRIMARY KEY (repository_id, manifest_digest, child_digest),
+    blob_digest     TEXT NOT NULL,
+    PRIMARY KEY (repository_id, manifest_digest, blob_digest),
     FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE,
     FOREIGN KEY (repository_id, blob_digest) REFERENCES repository_blobs(repository_id, digest)
 );
-INSERT INTO manifest_refs_new (repository_id, manifest_digest, child_digest, kind, blob_digest)
-    SELECT f.repository_id, f.manifest_digest, f.child_digest, f.kind,
-           CASE WHEN f.kind = 'blob' AND EXISTS (SELECT 1 FROM repository_blobs l
-                WHERE l.repository_id = f.repository_id AND l.digest = f.child_digest) THEN f.child_digest END
-    FROM manifest_refs f;
+CREATE INDEX manifest_blobs_blob ON manifest_blobs (repository_id, blob_digest);
+
+-- The manifests an index names.
+CREATE TABLE manifest_children (
+    repository_id   INTEGER NOT NULL,
+    manifest_digest TEXT NOT NULL,
+    child_digest    TEXT NOT NULL,
+    PRIMARY KEY (repository_id, manifest_digest, child_digest),
+    FOREIGN KEY (repository_id, manifest_digest) REFERENCES manifests(repository_id, digest) ON DELETE CASCADE,
+    FOREIGN KEY (repository_id, child_digest) REFERENCES manifests(repository_id, digest)
+);
+CREATE INDEX manifest_children_child ON manifest_children (repository_id, child_digest);
+
+-- References to what the repository does not hold (a link or a child deleted before this) are dropped.
+INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest)
+    SELECT f.repository_id, f.manifest_digest, f.child_digest FROM manifest_refs f
+    WHERE f.kind = 'blob' AND EXISTS (SELECT 1 FROM repository_blobs l
+        WHERE l.repository_id = f.repository_id AND l.digest = f.child_digest);
+INSERT INTO manifest_children (repository_id, manifest_digest, child_digest)
+    SELECT f.repository_id, f.manifest_digest, f.child_digest FROM manifest_refs f
+    WHERE f.kind = 'manifest' AND EXISTS (SELECT 1 FROM manifests m
+        WHERE m.repository_id = f.repository_id AND m.digest = f.child_digest);
 DROP TABLE manifest_refs;
-ALTER TABLE manifest_refs_new RENAME TO manifest_refs;
-CREATE INDEX manifest_refs_child ON manifest_refs (repository_id, child_digest);
-CREATE INDEX manifest_refs_blob ON manifest_refs (repository_id, blob_digest);

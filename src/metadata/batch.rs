@@ -225,6 +225,36 @@ mod tests {
         assert_eq!(shown, ["Int(10)", "Text(\"b\")", "Text(\"a\")"]);
     }
 
+    /// On a real SQLite file: a batch binding more values than one round trip takes (here 132 statements
+    /// of 501 values) runs in steps of one transaction, each statement binding only its own values, and
+    /// its marks come back.
+    #[tokio::test]
+    async fn a_batch_past_the_round_trip_limit_runs_in_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let db = crate::metadata::connect(&url, 2, std::time::Duration::from_secs(5), false)
+            .await
+            .unwrap();
+        let statements = ARGS_PER_ROUND_TRIP / 500 + 2;
+        let hashes: Vec<String> = (0..statements).map(|n| format!("h{n}")).collect();
+        let mut batch = Batch::new(Touches::Nothing);
+        for hash in &hashes {
+            let hash = batch.arg(hash.as_str());
+            let values: Vec<String> = (0..500).map(|i| batch.arg(i)).collect();
+            let sql = format!(
+                "INSERT INTO operator_tokens (token_hash, created_at) SELECT {hash}, 0 WHERE 7 IN ({})",
+                values.join(", ")
+            );
+            batch.push_marked(sql, "inserted");
+        }
+        assert!(batch.args.len() > ARGS_PER_ROUND_TRIP);
+        let marks = batch.run(&db).await.unwrap();
+        assert_eq!(marks.len(), statements);
+        for n in [0, statements - 1] {
+            assert!(crate::metadata::operators::exists(&db, &format!("h{n}")).await.unwrap());
+        }
+    }
+
     #[test]
     fn postgres_reads_the_marks_of_marked_statements_only() {
         let mut batch = Batch::new(Touches::Nothing);

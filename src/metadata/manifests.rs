@@ -29,8 +29,10 @@ pub struct NewManifest<'a> {
     pub subject: Option<&'a str>,
     pub annotations: Option<&'a str>,
     pub content: &'a [u8],
-    /// `(child digest, kind)` with kind `blob` or `manifest`.
-    pub refs: Vec<(String, &'static str)>,
+    /// The blobs it names (config, layers); one named twice is recorded once.
+    pub blobs: Vec<String>,
+    /// The manifests it names (an index's children).
+    pub children: Vec<String>,
 }
 
 /// What the manifest cache is keyed by: (registry id, repository name, tag or digest); a tag never holds
@@ -109,36 +111,31 @@ pub async fn store(
         batch.arg(m.content),
     );
     batch.push(insert);
-    for refs in m.refs.chunks(super::DIGESTS_PER_QUERY) {
-        let mut rows = Vec::new();
-        let mut blobs = Vec::new();
-        for (child, kind) in refs {
-            let child = batch.arg(child.as_str());
-            let blob = if *kind == "blob" {
-                blobs.push(child.clone());
-                child.clone()
-            } else {
-                "NULL".to_owned()
-            };
-            rows.push(format!(
-                "({repository}, {digest}, {child}, {}, {blob})",
-                batch.arg(*kind)
-            ));
-        }
-        // A blob reference holds on to the blob's link (a foreign key): a link that went since the
-        // references were checked fails the whole batch.
+    // A reference holds on to what it names (foreign keys): a link or a child manifest that went since
+    // the references were checked fails the whole batch.
+    for blobs in m.blobs.chunks(super::DIGESTS_PER_QUERY) {
+        let blobs: Vec<String> = blobs.iter().map(|b| batch.arg(b.as_str())).collect();
+        let rows: Vec<String> = blobs.iter().map(|b| format!("({repository}, {digest}, {b})")).collect();
         batch.push(format!(
-            "INSERT INTO manifest_refs (repository_id, manifest_digest, child_digest, kind, blob_digest) VALUES {} \
+            "INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        ));
+        batch.push(format!(
+            "UPDATE repository_blobs SET touched_at = {time} WHERE repository_id = {repository} \
+             AND digest IN ({}) AND touched_at < {time}",
+            blobs.join(", ")
+        ));
+    }
+    for children in m.children.chunks(super::DIGESTS_PER_QUERY) {
+        let rows: Vec<String> = children
+            .iter()
+            .map(|c| format!("({repository}, {digest}, {})", batch.arg(c.as_str())))
+            .collect();
+        batch.push(format!(
+            "INSERT INTO manifest_children (repository_id, manifest_digest, child_digest) VALUES {} \
              ON CONFLICT DO NOTHING",
             rows.join(", ")
         ));
-        if !blobs.is_empty() {
-            batch.push(format!(
-                "UPDATE repository_blobs SET touched_at = {time} WHERE repository_id = {repository} \
-                 AND digest IN ({}) AND touched_at < {time}",
-                blobs.join(", ")
-            ));
-        }
     }
     if let Some(tag) = tag {
         let tag = batch.arg(tag);
@@ -175,7 +172,7 @@ const WITH_REFERRERS: &str = "WITH RECURSIVE doomed(digest) AS (SELECT $2 UNION 
 pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<Deletion> {
     let sql = format!(
         "DELETE FROM manifests WHERE repository_id = $1 AND digest IN ({WITH_REFERRERS}) AND NOT EXISTS \
-         (SELECT 1 FROM manifest_refs r WHERE r.repository_id = $1 AND r.kind = 'manifest' \
+         (SELECT 1 FROM manifest_children r WHERE r.repository_id = $1 \
          AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}))"
     );
     let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(&sql).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
@@ -183,7 +180,7 @@ pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str)
         return Ok(Deletion::Deleted);
     }
     let parent = format!(
-        "SELECT r.manifest_digest FROM manifest_refs r WHERE r.repository_id = $1 AND r.kind = 'manifest' \
+        "SELECT r.manifest_digest FROM manifest_children r WHERE r.repository_id = $1 \
          AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}) \
          ORDER BY r.manifest_digest LIMIT 1"
     );

@@ -26,8 +26,8 @@ pub struct RepositoryUsage {
 }
 
 /// Whether blob `b` (of registry `registry`) is named by no manifest of any repository of that registry.
-const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM manifest_refs f JOIN repositories p ON p.id = f.repository_id \
-                            WHERE p.registry_id = b.registry_id AND f.child_digest = b.digest AND f.kind = 'blob')";
+const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM manifest_blobs f JOIN repositories p ON p.id = f.repository_id \
+                            WHERE p.registry_id = b.registry_id AND f.blob_digest = b.digest)";
 
 /// The usage of registry `registry_id`.
 pub async fn of_registry(db: &Db, registry_id: i64) -> sqlx::Result<RegistryUsage> {
@@ -48,7 +48,7 @@ pub async fn of_registry(db: &Db, registry_id: i64) -> sqlx::Result<RegistryUsag
 pub async fn of_repository(db: &Db, registry_id: i64, repository_id: i64) -> sqlx::Result<RepositoryUsage> {
     const SQL: &str = "SELECT \
          (SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b WHERE b.registry_id = $1 AND b.digest IN \
-         (SELECT child_digest FROM manifest_refs WHERE repository_id = $2 AND kind = 'blob')) AS bytes, \
+         (SELECT blob_digest FROM manifest_blobs WHERE repository_id = $2)) AS bytes, \
          (SELECT COUNT(*) FROM manifests WHERE repository_id = $2) AS manifests, \
          (SELECT COUNT(*) FROM tags WHERE repository_id = $2) AS tags";
     on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(repository_id).fetch_one(p).await)

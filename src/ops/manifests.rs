@@ -42,12 +42,7 @@ pub async fn put(
     check_references(db, repository_id, &info).await?;
     let digest_text = digest.to_string();
     let subject_text = info.subject.as_ref().map(Digest::to_string);
-    let refs = info
-        .blobs
-        .iter()
-        .map(|d| (d.to_string(), "blob"))
-        .chain(info.children.iter().map(|d| (d.to_string(), "manifest")))
-        .collect();
+    let texts = |digests: &[Digest]| -> Vec<String> { digests.iter().map(Digest::to_string).collect() };
     let new = NewManifest {
         digest: &digest_text,
         media_type: &info.media_type,
@@ -55,7 +50,8 @@ pub async fn put(
         subject: subject_text.as_deref(),
         annotations: info.annotations.as_deref(),
         content: body,
-        refs,
+        blobs: texts(&info.blobs),
+        children: texts(&info.children),
     };
     let tag = match reference {
         Reference::Tag(tag) => Some(tag.as_str()),
