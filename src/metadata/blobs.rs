@@ -11,13 +11,28 @@ pub struct BlobRow {
     pub parts: Option<String>,
 }
 
+/// A blob as one repository links it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkedBlob {
+    #[sqlx(flatten)]
+    pub blob: BlobRow,
+    /// When the link was last touched (pushed, mounted, referenced, read).
+    pub touched_at: i64,
+}
+
 /// The blob `digest` if repository `repository_id` may serve it.
-pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<BlobRow>> {
-    const SQL: &str = "SELECT b.size, b.object_key, b.parts FROM repository_blobs l \
-                       JOIN repositories r ON r.id = l.repository_id \
-                       JOIN blobs b ON b.registry_id = r.registry_id AND b.digest = l.digest \
+pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<LinkedBlob>> {
+    const SQL: &str = "SELECT b.size, b.object_key, b.parts, l.touched_at FROM repository_blobs l \
+                       JOIN blobs b ON b.registry_id = l.registry_id AND b.digest = l.digest \
                        WHERE l.repository_id = $1 AND l.digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
+}
+
+/// Marks the link of blob `digest` in repository `repository_id` touched now (a read).
+pub async fn touch_link(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<()> {
+    const SQL: &str =
+        "UPDATE repository_blobs SET touched_at = $3 WHERE repository_id = $1 AND digest = $2 AND touched_at < $3";
+    on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(repository_id).bind(digest).bind(now()).execute(p).await.map(|_| ()))
 }
 
 /// A verified upload to record: its session, and the blob it became.

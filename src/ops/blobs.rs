@@ -43,13 +43,23 @@ impl Blob {
     }
 }
 
+/// How often a read records that it touched a blob's link, at most (a collection's grace period must be
+/// longer): reads stay reads, but a client that checks a blob exists and then pushes a manifest naming it
+/// finds it still there.
+const TOUCH_EVERY_SECS: i64 = 3600;
+
 /// Blob `digest` of `repo`: NAME_UNKNOWN without the repository, BLOB_UNKNOWN when it does not link it.
+/// The read touches the link (once per [`TOUCH_EVERY_SECS`]).
 pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<Blob, OciError> {
     let repository_id = reg.repository(db, repo).await?;
-    metadata::blobs::linked(db, repository_id, &digest.to_string())
+    let digest = digest.to_string();
+    let linked = metadata::blobs::linked(db, repository_id, &digest)
         .await?
-        .map(Blob)
-        .ok_or(OciError::BlobUnknown)
+        .ok_or(OciError::BlobUnknown)?;
+    if linked.touched_at < metadata::now() - TOUCH_EVERY_SECS {
+        metadata::blobs::touch_link(db, repository_id, &digest).await?;
+    }
+    Ok(Blob(linked.blob))
 }
 
 /// Removes blob `digest` from `repo` (other repositories that link it keep it); refused while a manifest

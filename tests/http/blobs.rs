@@ -2,7 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 
-use crate::common::{TestServer, bytes, error_code, header, sha256};
+use crate::common::{TestServer, bytes, error_code, execute_on_server_db, header, sha256};
 
 #[tokio::test]
 async fn base_endpoint_answers_with_the_api_version_header() {
@@ -188,6 +188,51 @@ async fn a_blob_a_manifest_references_is_not_unlinked() {
     assert_eq!(deleted.status(), StatusCode::ACCEPTED);
     let unlinked = server.req(Method::DELETE, &layer).await.send().await.unwrap();
     assert_eq!(unlinked.status(), StatusCode::ACCEPTED);
+}
+
+/// A read touches the blob's link (what a collection's grace period counts from), at most once an hour:
+/// a HEAD then a manifest push naming the blob find it still there.
+#[tokio::test]
+async fn reading_a_blob_touches_its_link_once_an_hour() {
+    let server = TestServer::start().await;
+    let digest = server.push_blob("touched", b"touch me").await;
+    let head = || async {
+        let resp = server
+            .req(Method::HEAD, &format!("/v2/touched/blobs/{digest}"))
+            .await
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    };
+    let set = "UPDATE repository_blobs SET touched_at = 1000 WHERE digest = $1";
+    assert_eq!(execute_on_server_db(&server, set, &digest).await.unwrap(), 1);
+    head().await;
+    let recent = "UPDATE repository_blobs SET touched_at = 2000 WHERE digest = $1 AND touched_at > 1000";
+    assert_eq!(
+        execute_on_server_db(&server, recent, &digest).await.unwrap(),
+        1,
+        "the HEAD touched the link"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fresh = format!(
+        "UPDATE repository_blobs SET touched_at = {} WHERE digest = $1",
+        now - 600
+    );
+    assert_eq!(execute_on_server_db(&server, &fresh, &digest).await.unwrap(), 1);
+    head().await;
+    let kept = format!(
+        "UPDATE repository_blobs SET touched_at = 0 WHERE digest = $1 AND touched_at = {}",
+        now - 600
+    );
+    assert_eq!(
+        execute_on_server_db(&server, &kept, &digest).await.unwrap(),
+        1,
+        "touched 10 minutes ago: not again"
+    );
 }
 
 #[tokio::test]

@@ -233,6 +233,33 @@ impl TestServer {
     }
 }
 
+/// Runs `sql` (binding `digest`) on the test server's own database, as its process would.
+pub async fn execute_on_server_db(server: &TestServer, sql: &str, digest: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection;
+    match postgres_database_for(&server.dir).await {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sql)
+                .bind(digest)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        None => {
+            let url = format!("sqlite://{}", server.dir.join("berth.db").display());
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let mut conn = sqlx::SqliteConnection::connect_with(&opts.foreign_keys(true))
+                .await
+                .unwrap();
+            sqlx::query(sql)
+                .bind(digest)
+                .execute(&mut conn)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    }
+}
+
 /// With `TEST_POSTGRES_URL` set (a Postgres URL whose user may create databases), every test server runs
 /// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
 pub async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {

@@ -491,33 +491,6 @@ async fn blob_refs(server: &TestServer, digest: &str) -> i64 {
     }
 }
 
-/// Runs `sql` (binding `digest`) on the test server's own database, as its process would.
-async fn execute_on_server_db(server: &TestServer, sql: &str, digest: &str) -> Result<u64, sqlx::Error> {
-    use sqlx::Connection;
-    match crate::common::postgres_database_for(&server.dir).await {
-        Some(url) => {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::query(sql)
-                .bind(digest)
-                .execute(&mut conn)
-                .await
-                .map(|r| r.rows_affected())
-        }
-        None => {
-            let url = format!("sqlite://{}", server.dir.join("berth.db").display());
-            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-            let mut conn = sqlx::SqliteConnection::connect_with(&opts.foreign_keys(true))
-                .await
-                .unwrap();
-            sqlx::query(sql)
-                .bind(digest)
-                .execute(&mut conn)
-                .await
-                .map(|r| r.rows_affected())
-        }
-    }
-}
-
 /// The database itself holds references to what they name, whatever writes it (a collector deleting
 /// links and blobs relies on it): a referenced link cannot be deleted, nor a linked blob, and a
 /// reference cannot name a blob its repository does not link.
@@ -534,12 +507,12 @@ async fn the_database_refuses_dangling_blob_references() {
     };
     let unlink = "DELETE FROM repository_blobs WHERE digest = $1";
     assert!(
-        is_fk(execute_on_server_db(&server, unlink, &layer).await),
+        is_fk(crate::common::execute_on_server_db(&server, unlink, &layer).await),
         "a referenced link"
     );
     let drop_blob = "DELETE FROM blobs WHERE digest = $1";
     assert!(
-        is_fk(execute_on_server_db(&server, drop_blob, &layer).await),
+        is_fk(crate::common::execute_on_server_db(&server, drop_blob, &layer).await),
         "a linked blob"
     );
     let unlinked = sha256(b"never pushed");
@@ -548,7 +521,7 @@ async fn the_database_refuses_dangling_blob_references() {
          SELECT repository_id, manifest_digest, $1 FROM manifest_blobs WHERE manifest_digest = '{manifest}' LIMIT 1"
     );
     assert!(
-        is_fk(execute_on_server_db(&server, &dangling, &unlinked).await),
+        is_fk(crate::common::execute_on_server_db(&server, &dangling, &unlinked).await),
         "a reference without a link"
     );
 }
