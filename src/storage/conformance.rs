@@ -113,7 +113,8 @@ async fn run_suite(store: BlobStore) {
     } else {
         assert_eq!(
             single.key.as_str(),
-            format!("blobs/sha256/{}/{}", &digest.hex()[..2], digest.hex())
+            format!("blobs/sha256/{}/{}.{id}", &digest.hex()[..2], digest.hex()),
+            "named after the digest and the upload"
         );
     }
     assert_eq!(

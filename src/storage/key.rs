@@ -7,8 +7,10 @@
 //!   request, so two racing requests never write the same object); on local files
 //!   `uploads/<id>.<chunk name>`, all in one folder: making and removing a folder per upload cost as much
 //!   CPU as hashing a 1 MiB blob (ext4 inode allocation);
-//! - `blobs/<alg>/<2 hex>/<hex>`: a committed blob made of one chunk (the chunk object is renamed here),
-//!   or the empty blob;
+//! - `blobs/<alg>/<2 hex>/<hex>.<id>`: a committed blob made of one chunk of upload `id` (the chunk
+//!   object is renamed here), or the empty blob; named after the upload as well as the digest, so a name
+//!   is never used twice and deleting a collected blob's object can never remove a later commit of the
+//!   same digest (`blobs/<alg>/<2 hex>/<hex>`, without the upload, in data stored before);
 //! - `blobs/<alg>/<2 hex>/<hex>.parts/<id>/<index:08>`: a committed blob made of several chunks, which are
 //!   renamed, never concatenated.
 
@@ -28,16 +30,21 @@ const UPLOADS: &str = "uploads";
 pub struct ObjectKey(Path);
 
 impl ObjectKey {
-    /// `blobs/<alg>/<2 hex>/<hex>`: a committed blob that is one object.
-    pub fn blob(digest: &Digest) -> Self {
+    /// `blobs/<alg>/<2 hex>/<hex>`: where the objects of blob `digest` are named from.
+    fn blob_stem(digest: &Digest) -> String {
         let hex = digest.hex();
-        Self::from_text(format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex))
+        format!("blobs/{}/{}/{}", digest.algorithm().name(), &hex[..2], hex)
+    }
+
+    /// `blobs/<alg>/<2 hex>/<hex>.<id>`: blob `digest` as one object, committed by upload `id`.
+    pub fn blob(digest: &Digest, id: &UploadId) -> Self {
+        Self::from_text(format!("{}.{id}", Self::blob_stem(digest)))
     }
 
     /// `blobs/<alg>/<2 hex>/<hex>.parts/<id>`: the folder the chunks of upload `id` are renamed into as
     /// the parts of blob `digest`.
     pub fn blob_parts(digest: &Digest, id: &UploadId) -> Self {
-        Self::from_text(format!("{}.parts/{id}", Self::blob(digest)))
+        Self::from_text(format!("{}.parts/{id}", Self::blob_stem(digest)))
     }
 
     /// The name of part `index` of a blob whose chunks were renamed into parts: `<index:08>`.
@@ -144,7 +151,7 @@ mod tests {
         let id: UploadId = "0b6c1a5e-5d8f-4c4e-9a53-6f3f2d2b8e11".parse().unwrap();
         let chunk = "00000002-5f1c";
         let cases = [
-            (ObjectKey::blob(&digest), format!("blobs/sha256/b9/{hex}")),
+            (ObjectKey::blob(&digest, &id), format!("blobs/sha256/b9/{hex}.{id}")),
             (
                 ObjectKey::blob_parts(&digest, &id),
                 format!("blobs/sha256/b9/{hex}.parts/{id}"),

@@ -220,10 +220,10 @@ impl BlobStore {
         let in_place = self.placement() == Placement::InPlace;
         let single = |key: ObjectKey| BlobLayout { key, parts: Vec::new() };
         match chunks {
-            [] => (single(ObjectKey::blob(digest)), Vec::new()),
+            [] => (single(ObjectKey::blob(digest, id)), Vec::new()),
             [only] if in_place => (single(self.chunk_key(id, &only.name)), Vec::new()),
             [only] => {
-                let key = ObjectKey::blob(digest);
+                let key = ObjectKey::blob(digest, id);
                 let moves = vec![(self.chunk_key(id, &only.name), key.clone())];
                 (single(key), moves)
             }

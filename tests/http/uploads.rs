@@ -400,10 +400,12 @@ async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
         blob_files.iter().all(|p| p.to_string_lossy().contains(hex)),
         "{blob_files:?}"
     );
-    let whole_objects = blob_files.iter().filter(|p| p.ends_with(hex)).count();
+    // A whole object is `<hex>.<upload id>`; parts are files in `<hex>.parts/<upload id>/`.
+    let is_part = |p: &std::path::Path| p.to_string_lossy().contains(".parts/");
+    let whole_objects = blob_files.iter().filter(|p| !is_part(p)).count();
     let part_sets: std::collections::HashSet<_> = blob_files
         .iter()
-        .filter(|p| !p.ends_with(hex))
+        .filter(|p| is_part(p))
         .filter_map(|p| p.parent().map(|d| d.to_path_buf()))
         .collect();
     assert_eq!(whole_objects + part_sets.len(), 1, "one stored copy: {blob_files:?}");
