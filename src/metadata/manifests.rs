@@ -168,25 +168,26 @@ const WITH_REFERRERS: &str = "WITH RECURSIVE doomed(digest) AS (SELECT $2 UNION 
                               WHERE m.repository_id = $1) SELECT digest FROM doomed";
 
 /// Deletes manifest `digest` of repository `repository_id` in registry `registry_id` with its tags,
-/// references and referrers, unless an index that stays names one of them as a child.
+/// references and referrers, unless an index that stays names one of them as a child (the database's
+/// key on `manifest_children` refuses it; the index is then looked up to be named).
 pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<Deletion> {
-    let sql = format!(
-        "DELETE FROM manifests WHERE repository_id = $1 AND digest IN ({WITH_REFERRERS}) AND NOT EXISTS \
-         (SELECT 1 FROM manifest_children r WHERE r.repository_id = $1 \
-         AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}))"
-    );
-    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(&sql).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
-    if done > 0 {
-        return Ok(Deletion::Deleted);
+    let sql = format!("DELETE FROM manifests WHERE repository_id = $1 AND digest IN ({WITH_REFERRERS})");
+    let deleted = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(&sql).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()));
+    match deleted {
+        Ok(0) => Ok(Deletion::Absent),
+        Ok(_) => Ok(Deletion::Deleted),
+        Err(e) if super::is_foreign_key_violation(&e) => {
+            let parent = format!(
+                "SELECT r.manifest_digest FROM manifest_children r WHERE r.repository_id = $1 \
+                 AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}) \
+                 ORDER BY r.manifest_digest LIMIT 1"
+            );
+            let parent: Option<String> =
+                on_db!(db, p => sqlx::query_scalar(&parent).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+            parent.map(Deletion::ReferencedBy).ok_or(e)
+        }
+        Err(e) => Err(e),
     }
-    let parent = format!(
-        "SELECT r.manifest_digest FROM manifest_children r WHERE r.repository_id = $1 \
-         AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}) \
-         ORDER BY r.manifest_digest LIMIT 1"
-    );
-    let parent: Option<String> =
-        on_db!(db, p => sqlx::query_scalar(&parent).bind(repository_id).bind(digest).fetch_optional(p).await)?;
-    Ok(parent.map_or(Deletion::Absent, Deletion::ReferencedBy))
 }
 
 /// Manifests of a repository whose subject is `subject`, optionally of one artifact type, by digest.
