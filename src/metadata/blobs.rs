@@ -109,21 +109,13 @@ pub async fn record_upload(db: &Db, u: &Upload<'_>) -> sqlx::Result<Recorded> {
     let time = batch.arg(now());
     let session_stands =
         format!("EXISTS (SELECT 1 FROM upload_sessions WHERE id = {session} AND byte_offset = {size})");
-    let values = [
-        batch.arg(u.registry_id),
-        digest.clone(),
-        size.clone(),
-        batch.arg(u.object_key),
-        batch.arg(u.parts),
-        time.clone(),
-    ];
-    batch.push_marked(
-        insert_sql(values.each_ref().map(String::as_str), Some(&session_stands)),
-        "inserted",
-    );
-    batch.push(touch_sql(&values[0], &digest, &time, &session_stands));
-    let values = [batch.arg(u.repository_id), values[0].clone(), digest, time];
-    batch.push(link_sql(values.each_ref().map(String::as_str), Some(&session_stands)));
+    let registry = batch.arg(u.registry_id);
+    let (key, parts, repository) = (batch.arg(u.object_key), batch.arg(u.parts), batch.arg(u.repository_id));
+    let blob = [&*registry, &digest, &size, &key, &parts, &time];
+    batch.push_marked(insert_sql(blob, Some(&session_stands)), "inserted");
+    batch.push(touch_sql(&registry, &digest, &time, &session_stands));
+    let link = [&*repository, &registry, &digest, &time];
+    batch.push(link_sql(link, Some(&session_stands)));
     batch.push_marked(super::uploads::end_sql(&session, &size), "ended");
     let marks = batch.run(db).await?;
     Ok(Recorded {

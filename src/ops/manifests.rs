@@ -58,7 +58,8 @@ pub async fn put(
         Reference::Digest(_) => None,
     };
     if let Err(e) = metadata::manifests::store(db, reg.row.id, repository_id, &new, tag).await {
-        // A blob's link went between the check and the store (the database refuses the reference).
+        // A blob's link or a child manifest went between the check and the store (the database refuses
+        // the reference): say which.
         if metadata::is_foreign_key_violation(&e) {
             check_references(db, repository_id, &info).await?;
         }
