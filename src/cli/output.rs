@@ -115,6 +115,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn table_of(value: Value, columns: &'static [Column]) -> String {
+        render(&Answer { value, columns }, Format::Table)
+    }
+
     #[test]
     fn tables_align_columns_and_follow_paths() {
         const COLUMNS: &[Column] = &[col("NAME", "name"), col("SKU", "sku.name"), col("TAGS", "tags")];
@@ -122,13 +126,7 @@ mod tests {
             { "name": "myregistry", "sku": { "name": "Basic" }, "tags": ["a", "b"] },
             { "name": "other", "sku": { "name": "Premium" }, "tags": null },
         ]);
-        let text = render(
-            &Answer {
-                value,
-                columns: COLUMNS,
-            },
-            Format::Table,
-        );
+        let text = table_of(value, COLUMNS);
         assert_eq!(
             text,
             "NAME        SKU      TAGS\n\
@@ -147,17 +145,8 @@ mod tests {
         ];
         let value = json!({ "value": [{ "name": "Size", "limit": null, "currentValue": 42 }] });
         assert_eq!(
-            render(
-                &Answer {
-                    value,
-                    columns: COLUMNS
-                },
-                Format::Table
-            ),
-            "NAME  LIMIT  CURRENT VALUE
-----  -----  -------------
-Size         42
-"
+            table_of(value, COLUMNS),
+            "NAME  LIMIT  CURRENT VALUE\n----  -----  -------------\nSize         42\n"
         );
     }
 
@@ -166,13 +155,7 @@ Size         42
         const COLUMNS: &[Column] = &[col("USERNAME", "username"), col("PASSWORD2", "passwords.1.value")];
         let value = json!({ "username": "reg", "passwords": [{ "value": "p1" }, { "value": "p2" }] });
         assert_eq!(
-            render(
-                &Answer {
-                    value,
-                    columns: COLUMNS
-                },
-                Format::Table
-            ),
+            table_of(value, COLUMNS),
             "USERNAME  PASSWORD2\n--------  ---------\nreg       p2\n"
         );
     }
@@ -182,20 +165,8 @@ Size         42
         const COLUMNS: &[Column] = &[col("REPOSITORY", "")];
         let columns = COLUMNS;
         let value = json!(["a/b", "c"]);
-        assert_eq!(
-            render(&Answer { value, columns }, Format::Table),
-            "REPOSITORY\n----------\na/b\nc\n"
-        );
-        assert_eq!(
-            render(
-                &Answer {
-                    value: json!([]),
-                    columns
-                },
-                Format::Table
-            ),
-            "REPOSITORY\n----------\n"
-        );
+        assert_eq!(table_of(value, columns), "REPOSITORY\n----------\na/b\nc\n");
+        assert_eq!(table_of(json!([]), columns), "REPOSITORY\n----------\n");
         assert_eq!(
             render(
                 &Answer {

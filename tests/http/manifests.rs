@@ -607,8 +607,15 @@ async fn a_manifest_with_more_than_500_references_is_stored_whole() {
     assert_eq!(get.bytes().await.unwrap().as_ref(), body.as_bytes());
 }
 
-/// An artifact manifest in repository `repo` whose subject is `subject` (of `subject_size` bytes).
-async fn push_referrer(server: &TestServer, repo: &str, subject: &str, subject_size: usize, payload: &str) -> String {
+/// Pushes an artifact manifest in repository `repo` whose subject is `subject` (of `subject_size` bytes);
+/// returns its digest and its body.
+async fn push_referrer(
+    server: &TestServer,
+    repo: &str,
+    subject: &str,
+    subject_size: usize,
+    payload: &str,
+) -> (String, String) {
     let empty = server.push_blob(repo, b"{}").await;
     let layer = server.push_blob(repo, payload.as_bytes()).await;
     let body = format!(
@@ -618,7 +625,7 @@ async fn push_referrer(server: &TestServer, repo: &str, subject: &str, subject_s
     let digest = sha256(body.as_bytes());
     let resp = server.put_manifest(repo, &digest, OCI_MANIFEST, &body).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    digest
+    (digest, body)
 }
 
 async fn status_of(server: &TestServer, method: Method, path: &str) -> StatusCode {
@@ -659,27 +666,9 @@ async fn deleting_a_manifest_spares_indexes_and_takes_its_referrers() {
     );
 
     // The index's own referrer goes with it; so do the child's SBOM and the SBOM's signature (tagged).
-    let idx_note = push_referrer(&server, "safe", &idx_digest, idx.len(), "note").await;
-    let sbom = push_referrer(&server, "safe", &child, child_body.len(), "sbom").await;
-    let sbom_body = server
-        .req(Method::GET, &format!("/v2/safe/manifests/{sbom}"))
-        .await
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let signature = push_referrer(&server, "safe", &sbom, sbom_body.len(), "signature").await;
-    let signature_body = server
-        .req(Method::GET, &format!("/v2/safe/manifests/{signature}"))
-        .await
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (idx_note, _) = push_referrer(&server, "safe", &idx_digest, idx.len(), "note").await;
+    let (sbom, sbom_body) = push_referrer(&server, "safe", &child, child_body.len(), "sbom").await;
+    let (signature, signature_body) = push_referrer(&server, "safe", &sbom, sbom_body.len(), "signature").await;
     let tagged = server.put_manifest("safe", "sig", OCI_MANIFEST, &signature_body).await;
     assert_eq!(tagged.status(), StatusCode::CREATED);
 
