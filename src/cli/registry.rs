@@ -93,7 +93,7 @@ pub enum Command {
 
 impl Run for Command {
     async fn run(self, client: &Client) -> Result<Answer, CliError> {
-        let value = match self {
+        let (value, columns) = match self {
             Command::Create {
                 name,
                 sku,
@@ -108,14 +108,11 @@ impl Run for Command {
                     "tags": tags_object(&tags),
                     "storageLocation": storage_location,
                 });
-                client.post(&["registries"], &body).await?
+                (client.post(&["registries"], &body).await?, COLUMNS)
             }
-            Command::List => client.get(&["registries"], &[]).await?,
-            Command::Show { name } => client.get(&["registries", &name], &[]).await?,
-            Command::ShowUsage { name } => {
-                let value = client.get(&["registries", &name, "usage"], &[]).await?;
-                return Ok(Answer { value, columns: USAGE });
-            }
+            Command::List => (client.get(&["registries"], &[]).await?, COLUMNS),
+            Command::Show { name } => (client.get(&["registries", &name], &[]).await?, COLUMNS),
+            Command::ShowUsage { name } => (client.get(&["registries", &name, "usage"], &[]).await?, USAGE),
             Command::Update {
                 name,
                 sku,
@@ -137,17 +134,14 @@ impl Run for Command {
                     "pullLimit": pull_limit,
                     "pushLimit": push_limit,
                 });
-                client.patch(&["registries", &name], &body).await?
+                (client.patch(&["registries", &name], &body).await?, COLUMNS)
             }
             Command::Delete { name, yes } => {
                 prompt::confirm_delete(&format!("registry {name:?} with all its content and credentials"), yes)?;
-                client.delete(&["registries", &name]).await?
+                (client.delete(&["registries", &name]).await?, COLUMNS)
             }
         };
-        Ok(Answer {
-            value,
-            columns: COLUMNS,
-        })
+        Ok(Answer { value, columns })
     }
 }
 
