@@ -47,6 +47,16 @@ impl App {
         })
     }
 
+    /// The garbage collector, with this server's grace period.
+    pub fn collector(&self) -> crate::ops::gc::Collector<'_> {
+        crate::ops::gc::Collector {
+            db: &self.db,
+            stores: &self.stores,
+            metrics: &self.metrics,
+            grace_secs: self.config.gc.grace_secs as i64,
+        }
+    }
+
     /// The concurrency limits in force for a registry: its overrides, else its SKU's defaults.
     pub fn limits_of(&self, reg: &RegistryRow) -> crate::config::SkuLimits {
         let sku = self.config.limits.for_sku(&reg.sku);

@@ -22,6 +22,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
+    pub gc: GcConfig,
     pub log: LogConfig,
 }
 
@@ -198,6 +199,23 @@ impl LimitsConfig {
             "Standard" => self.standard,
             _ => self.basic,
         }
+    }
+}
+
+/// The garbage collector's grace period and schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcConfig {
+    pub grace_secs: u64,
+    /// 0: no scheduled collections.
+    pub interval_secs: u64,
+}
+
+impl GcConfig {
+    /// How often a read records that it touched a blob, at most: an eighth of the grace period, so a
+    /// blob found present stays at least seven eighths of it.
+    pub fn touch_every_secs(&self) -> i64 {
+        (self.grace_secs / 8) as i64
     }
 }
 
@@ -420,6 +438,14 @@ impl Config {
         }
         if let Some(v) = var("BERTH_DOMAIN") {
             self.registry.domain = v;
+        }
+        for (name, target) in [
+            ("BERTH_GC_GRACE_SECS", &mut self.gc.grace_secs),
+            ("BERTH_GC_INTERVAL_SECS", &mut self.gc.interval_secs),
+        ] {
+            if let Some(v) = var(name) {
+                *target = env_number(name, &v)?;
+            }
         }
         if let Some(v) = var("BERTH_LOG_LEVEL") {
             self.log.level = v;

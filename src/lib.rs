@@ -75,6 +75,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         limits,
     }));
     tokio::spawn(housekeeping(Arc::downgrade(&state.0)));
+    tokio::spawn(collect_garbage(Arc::downgrade(&state.0)));
     Ok(http::router(state))
 }
 
@@ -98,6 +99,26 @@ async fn housekeeping(app: std::sync::Weak<App>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(tokens = n, "deleted expired refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "deleting expired refresh tokens failed"),
+        }
+    }
+}
+
+/// Runs the garbage collector every `gc.interval_secs` (never when 0), for as long as the app lives.
+async fn collect_garbage(app: std::sync::Weak<App>) {
+    let Some(interval) = app.upgrade().map(|a| a.config.gc.interval_secs) else {
+        return;
+    };
+    if interval == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(Duration::from_secs(interval));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        if let Err(e) = app.collector().scheduled_pass().await {
+            tracing::warn!(error = format!("{e:#}"), "a garbage collection pass failed");
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct Metrics {
     pub upload_sessions: IntGaugeVec,
     pub stored_bytes: IntGaugeVec,
     pub unreferenced_bytes: IntGaugeVec,
+    pub gc_reclaimed_bytes: IntCounterVec,
+    pub gc_queued_bytes: IntGaugeVec,
     log_write_failures: IntGauge,
 }
 
@@ -177,7 +179,18 @@ impl Metrics {
             )?,
             unreferenced_bytes: gauge(
                 "berth_registry_unreferenced_bytes",
-                "Bytes of a registry's blobs that no manifest references.",
+                "Bytes of a registry's blobs that no manifest references: what the collector reclaims once \
+                 they are untouched for the grace period.",
+                &["registry"],
+            )?,
+            gc_reclaimed_bytes: counter(
+                "berth_gc_reclaimed_bytes_total",
+                "Bytes of collected blobs deleted from a registry's store by this process.",
+                &["registry"],
+            )?,
+            gc_queued_bytes: gauge(
+                "berth_gc_queued_bytes",
+                "Bytes of collected blobs whose objects are queued for deletion (the collector's queue).",
                 &["registry"],
             )?,
             log_write_failures,

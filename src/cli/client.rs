@@ -65,6 +65,11 @@ impl Client {
             .await
     }
 
+    /// POST `/api/<path>` with query parameters and no body (an action).
+    pub async fn act(&self, path: &[&str], query: &[(&str, &str)]) -> Result<Value, CliError> {
+        self.call(self.request(Method::POST, path).query(query)).await
+    }
+
     /// PATCH `/api/<path>` like [`Client::post`].
     pub async fn patch(&self, path: &[&str], body: &Value) -> Result<Value, CliError> {
         self.call(self.request(Method::PATCH, path).json(&without_nulls(body)))

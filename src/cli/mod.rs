@@ -1,4 +1,4 @@
-//! The management CLI (`berth registry|credential|sp|role|repository …`): parses the command line with clap,
+//! The management CLI (`berth registry|credential|sp|role|repository|gc …`): parses the command line with clap,
 //! calls the REST API under `/api` through [`client::Client`] and prints the answer with [`output`]. It uses
 //! nothing of the server but its HTTP API, so it works against any Berth installation.
 //!
@@ -8,6 +8,7 @@
 mod client;
 mod credential;
 mod error;
+mod gc;
 mod globals;
 mod healthcheck;
 mod output;
@@ -39,6 +40,8 @@ pub enum Command {
     Role(Group<role::Command>),
     /// List and delete repositories, tags and manifests.
     Repository(Group<repository::Command>),
+    /// Collect garbage now, and see what collections did.
+    Gc(Group<gc::Command>),
     /// Probe a server's /healthz: exit 0 when it answers 200 (the container image's HEALTHCHECK).
     Healthcheck(healthcheck::Args),
 }
@@ -72,6 +75,7 @@ async fn execute(command: Command) -> Result<(), CliError> {
         Command::Sp(a) => run_group(a.command, &a.globals, None).await,
         Command::Role(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
         Command::Repository(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
+        Command::Gc(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
         Command::Healthcheck(a) => healthcheck::run(a).await,
     }
 }

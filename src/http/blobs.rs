@@ -21,7 +21,7 @@ pub async fn get(
     headers: &HeaderMap,
     with_body: bool,
 ) -> Result<Response, OciError> {
-    let blob = blobs::find(&cx.app.db, cx.reg, repo, digest).await?;
+    let blob = blobs::find(&cx.app.db, cx.reg, repo, digest, cx.app.config.gc.touch_every_secs()).await?;
     let size = blob.size();
     let range = resolve_range(header_str(headers, &header::RANGE), size)?;
     let (status, span) = match range {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::api::ApiCaller;
 use crate::app::AppState;
 use crate::errors::OciError;
-use crate::ops::{uploads, usage};
+use crate::ops::{gc, uploads, usage};
 
 pub async fn metrics(State(app): State<AppState>, caller: ApiCaller) -> Result<Response, OciError> {
     caller.require_operator()?;
@@ -27,6 +27,10 @@ pub async fn metrics(State(app): State<AppState>, caller: ApiCaller) -> Result<R
             .unreferenced_bytes
             .with_label_values(&[&registry])
             .set(unreferenced);
+    }
+    app.metrics.gc_queued_bytes.reset();
+    for (registry, _, bytes) in gc::queued(&app.db).await? {
+        app.metrics.gc_queued_bytes.with_label_values(&[&registry]).set(bytes);
     }
     let text = app.metrics.render().map_err(OciError::Internal)?;
     Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())

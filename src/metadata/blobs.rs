@@ -28,11 +28,12 @@ pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<O
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
 }
 
-/// Marks the link of blob `digest` in repository `repository_id` touched now (a read).
-pub async fn touch_link(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<()> {
-    const SQL: &str =
-        "UPDATE repository_blobs SET touched_at = $3 WHERE repository_id = $1 AND digest = $2 AND touched_at < $3";
-    on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(repository_id).bind(digest).bind(now()).execute(p).await.map(|_| ()))
+/// Marks the link of blob `digest` in repository `repository_id` touched now (a read); `false` if the
+/// link is gone.
+pub async fn touch_link(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
+    const SQL: &str = "UPDATE repository_blobs SET touched_at = $3 WHERE repository_id = $1 AND digest = $2";
+    let done = on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(repository_id).bind(digest).bind(now()).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }
 
 /// A verified upload to record: its session, and the blob it became.

@@ -7,7 +7,11 @@
 mod batch;
 pub mod blobs;
 pub mod cache;
+pub mod collection;
 mod failure;
+pub mod gc_queue;
+pub mod gc_runs;
+pub mod leases;
 pub mod manifests;
 pub mod operators;
 pub mod principals;
@@ -17,6 +21,7 @@ pub mod repositories;
 pub mod role_assignments;
 pub mod signing_keys;
 mod sqlite_writer;
+pub mod store_removals;
 pub mod tags;
 pub mod uploads;
 pub mod usage;
@@ -361,6 +366,7 @@ pub async fn connect(
         let opened_path = options.get_filename().to_path_buf();
         let mut writer = SqliteConnection::connect_with(&options.clone().pragma("cache_size", WRITER_CACHE)).await?;
         sqlx::migrate!("migrations/sqlite").run(&mut writer).await?;
+        release_what_an_earlier_process_held(&mut writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, SQLITE_MAX_READERS))
             .acquire_timeout(Duration::from_secs(10))
@@ -376,6 +382,16 @@ pub async fn connect(
     } else {
         anyhow::bail!("unsupported database URL (use sqlite://<file> or postgres://…)");
     }
+}
+
+/// Drops the collector's lease and lets claims on stores to empty lapse: on SQLite, whose file one
+/// process owns, whatever held them was an earlier process of this database, now gone.
+async fn release_what_an_earlier_process_held(writer: &mut SqliteConnection) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM leases").execute(&mut *writer).await?;
+    sqlx::query("UPDATE store_removals SET claimed_until = 0")
+        .execute(&mut *writer)
+        .await?;
+    Ok(())
 }
 
 /// SQLite's writes share one connection (`sqlite_writer`); [`WRITER_CACHE`] bounds its page cache

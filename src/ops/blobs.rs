@@ -43,21 +43,21 @@ impl Blob {
     }
 }
 
-/// How often a read records that it touched a blob's link, at most (a collection's grace period must be
-/// longer): reads stay reads, but a client that checks a blob exists and then pushes a manifest naming it
-/// finds it still there.
-const TOUCH_EVERY_SECS: i64 = 3600;
-
 /// Blob `digest` of `repo`: NAME_UNKNOWN without the repository, BLOB_UNKNOWN when it does not link it.
-/// The read touches the link (once per [`TOUCH_EVERY_SECS`]).
-pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<Blob, OciError> {
+/// The read touches the link when its last touch is more than `touch_every` seconds old (see
+/// `GcConfig::touch_every_secs`), so a client that checks a blob exists and then pushes a manifest naming
+/// it finds it still there. The touch and a collection's delete are exclusive: a link the collector took
+/// in between is not found.
+pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest, touch_every: i64) -> Result<Blob, OciError> {
     let repository_id = reg.repository(db, repo).await?;
     let digest = digest.to_string();
     let linked = metadata::blobs::linked(db, repository_id, &digest)
         .await?
         .ok_or(OciError::BlobUnknown)?;
-    if linked.touched_at < metadata::now() - TOUCH_EVERY_SECS {
-        metadata::blobs::touch_link(db, repository_id, &digest).await?;
+    if linked.touched_at < metadata::now() - touch_every
+        && !metadata::blobs::touch_link(db, repository_id, &digest).await?
+    {
+        return Err(OciError::BlobUnknown);
     }
     Ok(Blob(linked.blob))
 }

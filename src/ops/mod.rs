@@ -3,6 +3,7 @@
 //! repositories. The HTTP edge reaches metadata and storage only through here.
 
 pub mod blobs;
+pub mod gc;
 pub mod listings;
 pub mod manifests;
 pub mod principals;

@@ -5,6 +5,7 @@ use crate::auth::Auth;
 use crate::auth::secrets::random_password;
 use crate::errors::OciError;
 use crate::metadata::{self, Db, registries::NewRegistry};
+use crate::ops::gc::{REMOVAL_CLAIM_SECS, StoreRemoval};
 use crate::storage::registry_stores::RegistryStores;
 
 pub use crate::metadata::registries::RegistryRow;
@@ -80,6 +81,18 @@ pub async fn create(
     let sku = canonical_sku(spec.sku)?;
     validate_tags(spec.tags)?;
     let location = stores.location_for(spec.name, spec.storage_url);
+    let emptying = metadata::store_removals::pending(db).await?;
+    if let Some(old) = emptying.iter().find(|old| {
+        stores.share_objects(
+            (spec.name, location.as_deref()),
+            (&old.name, old.storage_url.as_deref()),
+        )
+    }) {
+        return Err(OciError::Conflict(format!(
+            "the store of deleted registry {:?} at this location is still being emptied; try again in a minute",
+            old.name
+        )));
+    }
     if let Some(url) = &location {
         stores
             .get(spec.name, Some(url))
@@ -160,14 +173,12 @@ pub async fn update(db: &Db, reg: &RegistryRow, changes: &Changes<'_>) -> Result
     find(db, &reg.name).await
 }
 
-/// Deletes a registry: metadata (repositories, manifests, tags, role assignments, tokens) and its blobs.
-pub async fn delete(db: &Db, stores: &RegistryStores, reg: &RegistryRow) -> Result<(), OciError> {
-    metadata::registries::delete(db, reg.id).await?;
-    stores
-        .remove(&reg.name, reg.storage_url.as_deref())
-        .await
-        .map_err(OciError::Internal)?;
-    Ok(())
+/// Deletes a registry's metadata (repositories, manifests, tags, role assignments, tokens) and records
+/// its store as one to empty, claimed by the caller, who empties it next ([`crate::ops::gc::empty_store`]);
+/// `None` if it was deleted meanwhile.
+pub async fn delete(db: &Db, reg: &RegistryRow) -> Result<Option<StoreRemoval>, OciError> {
+    let storage_url = reg.storage_url.as_deref();
+    Ok(metadata::store_removals::delete_registry(db, reg.id, &reg.name, storage_url, REMOVAL_CLAIM_SECS).await?)
 }
 
 /// The admin user's two passwords, in clear, for an Owner or operator to show.

@@ -181,7 +181,12 @@ pub async fn commit(db: &Db, reg: &Tenant, session: &Session, digest: &Digest) -
         object_key: layout.key.as_str(),
         parts: parts.as_deref(),
     };
-    let recorded = metadata::blobs::record_upload(db, &upload).await?;
+    let recorded = match metadata::blobs::record_upload(db, &upload).await {
+        // A collection removed the registry's copy of the blob as this one linked it (Postgres): now the
+        // blob is missing, recording inserts this copy.
+        Err(e) if metadata::is_foreign_key_violation(&e) => metadata::blobs::record_upload(db, &upload).await?,
+        recorded => recorded?,
+    };
     if !recorded.ended {
         return Err(OciError::BlobUploadUnknown);
     }
@@ -222,8 +227,8 @@ pub async fn cancel(db: &Db, reg: &Tenant, session: &Session) -> Result<(), OciE
     forget_if_empty(db, session.row.registry_id, session.row.repository_id).await
 }
 
-/// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not
-/// (the caller then falls back to a plain upload).
+/// Links blob `digest` from repository `from` into `repo` when `from` has it; `false` when it does not,
+/// or no longer does (the caller then falls back to a plain upload).
 pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, digest: &Digest) -> Result<bool, OciError> {
     let Some(from_id) = reg.find_repository(db, from).await? else {
         return Ok(false);
@@ -232,11 +237,18 @@ pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, dige
     if metadata::blobs::linked(db, from_id, &digest).await?.is_none() {
         return Ok(false);
     }
-    let mut tx = db.begin(metadata::Touches::Nothing).await?;
-    let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
-    metadata::blobs::link(&mut tx, reg.row.id, repository_id, &digest).await?;
-    tx.commit().await?;
-    Ok(true)
+    let linked = async {
+        let mut tx = db.begin(metadata::Touches::Nothing).await?;
+        let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
+        metadata::blobs::link(&mut tx, reg.row.id, repository_id, &digest).await?;
+        tx.commit().await
+    };
+    match linked.await {
+        Ok(()) => Ok(true),
+        // A collection took the blob between the check and the link (Postgres): upload it instead.
+        Err(e) if metadata::is_foreign_key_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How many upload sessions each registry has open, by registry name.

@@ -89,6 +89,30 @@ impl ObjectKey {
         Self::from_text(format!("{self}/{name}"))
     }
 
+    /// The names metadata knows this object by, if it knows it at all: the key itself (a blob stored as
+    /// one object), its folder (a blob stored in parts) and the upload that wrote it (a chunk, or a blob
+    /// whose commit is not recorded yet), for each naming scheme above.
+    pub fn known_by(&self) -> Vec<&str> {
+        let text = self.as_str();
+        let mut names = vec![text];
+        if let Some((folder, _)) = text.rsplit_once('/') {
+            names.push(folder);
+        }
+        let upload = match text.strip_prefix("uploads/") {
+            Some(rest) => rest.split(['.', '/']).next(),
+            None => match text.split_once(".parts/") {
+                Some((_, rest)) => rest.split('/').next(),
+                None => text
+                    .rsplit('/')
+                    .next()
+                    .and_then(|file| file.split_once('.'))
+                    .map(|(_, id)| id),
+            },
+        };
+        names.extend(upload.filter(|id| !id.is_empty()));
+        names
+    }
+
     /// A key as recorded in metadata (one of the above, written by an earlier commit).
     pub fn stored(text: String) -> Self {
         Self::from_text(text)
@@ -184,5 +208,24 @@ mod tests {
             PathBuf::from("/data/registries/myreg1")
         );
         assert_eq!(registry_location("s3://b", "MyReg1"), "s3://b/myreg1");
+    }
+
+    /// Every object a commit or an upload writes is known by the upload that wrote it, and a part by its
+    /// blob's folder; a blob stored before uploads named their objects only by its own key.
+    #[test]
+    fn objects_are_known_by_their_key_folder_and_upload() {
+        let digest = Digest::of(Algorithm::Sha256, b"x");
+        let id: UploadId = "u-1".parse().unwrap();
+        let stem = format!("blobs/sha256/{}/{}", &digest.hex()[..2], digest.hex());
+        let one = ObjectKey::blob(&digest, &id);
+        assert_eq!(one.known_by(), [one.as_str(), &stem[..stem.rfind('/').unwrap()], "u-1"]);
+        let part = ObjectKey::blob_parts(&digest, &id).child("00000001");
+        assert_eq!(part.known_by(), [part.as_str(), &format!("{stem}.parts/u-1"), "u-1"]);
+        let chunk = ObjectKey::chunk(&id, "00000000-ab");
+        assert_eq!(chunk.known_by(), [chunk.as_str(), "uploads/u-1", "u-1"]);
+        let local = ObjectKey::local_chunk(&id, "00000000-ab");
+        assert_eq!(local.known_by(), [local.as_str(), "uploads", "u-1"]);
+        let legacy = ObjectKey::stored(stem.clone());
+        assert_eq!(legacy.known_by().len(), 2, "its key and folder: no upload");
     }
 }

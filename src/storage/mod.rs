@@ -253,18 +253,36 @@ impl BlobStore {
 
     /// Removes what [`BlobStore::commit`] found staged beside the blob. Only the request that recorded the
     /// blob may call this, once it has (until then those chunks may still become part of the session).
+    /// A leftover may be gone already: the request that wrote it removes it once it cannot record it.
     pub async fn discard(&self, leftovers: Leftovers) -> Result<(), StorageError> {
-        if leftovers.0.is_empty() {
+        self.delete_objects(leftovers.0).await
+    }
+
+    /// Deletes `keys`; an object already gone counts as deleted.
+    pub async fn delete_objects(&self, keys: Vec<ObjectKey>) -> Result<(), StorageError> {
+        if keys.is_empty() {
             return Ok(());
         }
-        // A leftover may be gone already: the request that wrote it removes it once it cannot record it.
-        let paths = stream::iter(leftovers.0.into_iter().map(|key| Ok(key.into_path()))).boxed();
+        let paths = stream::iter(keys.into_iter().map(|key| Ok(key.into_path()))).boxed();
         self.objects()
             .delete_stream(paths)
             .filter(|deleted| futures::future::ready(!matches!(deleted, Err(object_store::Error::NotFound { .. }))))
             .try_collect::<Vec<_>>()
             .await?;
         Ok(())
+    }
+
+    /// Every object of the store last written before `before` (seconds since the Unix epoch), with its
+    /// size.
+    pub fn objects_written_before(&self, before: i64) -> BoxStream<'static, Result<(ObjectKey, u64), StorageError>> {
+        self.objects()
+            .list(None)
+            .try_filter_map(move |meta| {
+                let old = meta.last_modified.timestamp() < before;
+                futures::future::ready(Ok(old.then(|| (ObjectKey::listed(meta.location), meta.size))))
+            })
+            .map_err(StorageError::from)
+            .boxed()
     }
 
     /// Removes chunk `name` of upload `id`, which its request wrote but could not record.
@@ -292,15 +310,9 @@ impl BlobStore {
         self.discard(Leftovers(self.staged(id).await?)).await
     }
 
-    /// Removes a committed blob's objects.
+    /// Removes a committed blob's objects (those already gone count as removed).
     pub async fn delete(&self, layout: &BlobLayout) -> Result<(), StorageError> {
-        for key in layout.objects() {
-            match self.objects().delete(key.path()).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.delete_objects(layout.objects()).await
     }
 
     /// Whether the store holds any object at all.

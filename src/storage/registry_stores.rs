@@ -70,6 +70,16 @@ impl RegistryStores {
         }
     }
 
+    /// Whether the stores of registries `a` and `b` (each a name and its configured location) share
+    /// objects: the same default folder, or one location within the other.
+    pub fn share_objects(&self, a: (&str, Option<&str>), b: (&str, Option<&str>)) -> bool {
+        let location = |(name, url): (&str, Option<&str>)| {
+            url.map(str::to_owned)
+                .unwrap_or_else(|| format!("file://{}", self.default_dir(name).display()))
+        };
+        overlaps(&location(a), &location(b))
+    }
+
     /// The store of registry `name`, whose configured location is `url` (`None`: the default folder).
     pub fn get(&self, name: &str, url: Option<&str>) -> anyhow::Result<BlobStore> {
         let cache_key = format!("{name}\n{}", url.unwrap_or(""));

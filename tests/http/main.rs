@@ -7,6 +7,7 @@ mod blobs;
 mod cli;
 mod common;
 mod connections;
+mod gc;
 mod hostile;
 mod limits;
 mod listings;

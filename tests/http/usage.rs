@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::common::{TestServer, bytes, sha256};
 
 /// `{name: currentValue}` of the registry's usage items, each with no limit.
-async fn usage(server: &TestServer) -> Value {
+pub async fn usage(server: &TestServer) -> Value {
     let answer = server.api_get("/registries/default/usage").await;
     let items = answer["value"].as_array().unwrap();
     assert!(items.iter().all(|i| i["limit"].is_null()), "{answer}");

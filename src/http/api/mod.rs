@@ -2,6 +2,7 @@
 //! and role assignments. Callers are the operator (bearer operator token) or, for one registry's
 //! settings, credentials and roles, a service principal that is Owner of it (Basic appId:password).
 
+mod gc;
 mod principals;
 mod registries;
 mod repositories;
@@ -41,6 +42,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/registries/{name}/credentials", get(registries::credentials))
         .route("/registries/{name}/usage", get(registries::usage))
+        .route("/registries/{name}/gc", get(gc::show).post(gc::run))
+        .route("/gc", get(gc::list))
         .route("/registries/{name}/credentials/renew", post(registries::renew))
         .route("/registries/{name}/repositories", get(repositories::list))
         .route(

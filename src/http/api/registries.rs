@@ -12,7 +12,10 @@ use crate::app::{App, AppState};
 use crate::errors::OciError;
 use crate::http::edge_auth::public_port;
 use crate::ops::registries::{self, RegistryRow, RegistrySpec};
-use crate::ops::usage;
+use crate::ops::{gc, usage};
+
+/// How long deleting a registry waits for its store to be emptied before answering.
+const STORE_EMPTYING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A registry as the API shows it (the shape of `az acr create`'s output). Its `loginServer` carries the
 /// port clients reach this server on (as the API request did) when that is not the scheme's default,
@@ -182,7 +185,17 @@ pub async fn delete(
 ) -> Result<Response, OciError> {
     caller.require_operator()?;
     let reg = registries::find(&app.db, &name).await?;
-    registries::delete(&app.db, &app.stores, &reg).await?;
+    if let Some(removal) = registries::delete(&app.db, &reg).await? {
+        // Emptied in a task of its own, which a client hanging up does not stop; a small store is empty
+        // by the time the answer goes, a large one goes on in the background (the collector takes over
+        // if this process dies first).
+        let emptying = tokio::spawn(async move {
+            if let Err(e) = gc::empty_store(&app.db, &app.stores, &removal).await {
+                tracing::warn!(registry = %removal.name, error = format!("{e:#}"), "emptying a deleted registry's store failed; the collector retries");
+            }
+        });
+        let _ = tokio::time::timeout(STORE_EMPTYING_WAIT, emptying).await;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
