@@ -25,10 +25,6 @@ pub struct Collected {
     pub bytes: i64,
 }
 
-/// Whether link `l` is named by no manifest of its repository.
-const LINK_UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM manifest_blobs f \
-                                 WHERE f.repository_id = l.repository_id AND f.blob_digest = l.digest)";
-
 /// In one transaction: removes registry `registry_id`'s links untouched since `cutoff` that no manifest
 /// references, then its blobs untouched since `cutoff` that no repository links, queueing their objects
 /// for deletion.
@@ -55,15 +51,25 @@ pub async fn collect(db: &Db, registry_id: i64, cutoff: i64) -> sqlx::Result<Col
     Ok(collected)
 }
 
+/// The staleness and the absence of references are conditions on the deleted row itself, not only in the
+/// subquery picking the batch: Postgres re-checks those on a row another transaction changed meanwhile
+/// (a read's touch), so a link touched as this statement ran is kept.
 async fn delete_stale_links(tx: &mut Tx, registry_id: i64, cutoff: i64) -> sqlx::Result<i64> {
     let sql = format!(
-        "DELETE FROM repository_blobs WHERE (repository_id, digest) IN \
-         (SELECT l.repository_id, l.digest FROM repository_blobs l \
-          WHERE l.registry_id = $1 AND l.touched_at < $2 AND {LINK_UNREFERENCED} LIMIT $3)"
+        "DELETE FROM repository_blobs AS l WHERE {STALE_LINK} AND (l.repository_id, l.digest) IN \
+         (SELECT l.repository_id, l.digest FROM repository_blobs l WHERE {STALE_LINK} LIMIT $3)"
     );
     let done = on_tx!(tx, c => sqlx::query(&sql).bind(registry_id).bind(cutoff).bind(PER_STATEMENT).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done as i64)
 }
+
+/// Whether link `l` of registry `$1` is untouched since `$2` and unreferenced.
+const STALE_LINK: &str = "l.registry_id = $1 AND l.touched_at < $2 AND NOT EXISTS (SELECT 1 FROM manifest_blobs f \
+                          WHERE f.repository_id = l.repository_id AND f.blob_digest = l.digest)";
+
+/// Whether blob `b` of registry `$1` is untouched since `$2` and linked nowhere.
+const STALE_BLOB: &str = "b.registry_id = $1 AND b.touched_at < $2 AND NOT EXISTS \
+                          (SELECT 1 FROM repository_blobs l WHERE l.registry_id = b.registry_id AND l.digest = b.digest)";
 
 /// A collected blob's objects, as queued.
 #[derive(Debug, sqlx::FromRow)]
@@ -73,12 +79,14 @@ struct GoneBlob {
     size: i64,
 }
 
+/// Like [`delete_stale_links`], the conditions are on the deleted row too (a commit of the same digest
+/// touches it).
 async fn delete_stale_blobs(tx: &mut Tx, registry_id: i64, cutoff: i64) -> sqlx::Result<Vec<GoneBlob>> {
-    const SQL: &str = "DELETE FROM blobs WHERE registry_id = $1 AND digest IN \
-         (SELECT b.digest FROM blobs b WHERE b.registry_id = $1 AND b.touched_at < $2 AND NOT EXISTS \
-          (SELECT 1 FROM repository_blobs l WHERE l.registry_id = b.registry_id AND l.digest = b.digest) LIMIT $3) \
-         RETURNING object_key, parts, size";
-    on_tx!(tx, c => sqlx::query_as(SQL).bind(registry_id).bind(cutoff).bind(PER_STATEMENT).fetch_all(c).await)
+    let sql = format!(
+        "DELETE FROM blobs AS b WHERE {STALE_BLOB} AND b.digest IN \
+         (SELECT b.digest FROM blobs b WHERE {STALE_BLOB} LIMIT $3) RETURNING object_key, parts, size"
+    );
+    on_tx!(tx, c => sqlx::query_as(&sql).bind(registry_id).bind(cutoff).bind(PER_STATEMENT).fetch_all(c).await)
 }
 
 async fn queue(tx: &mut Tx, registry_id: i64, gone: &[GoneBlob]) -> sqlx::Result<()> {
@@ -105,8 +113,7 @@ async fn queue(tx: &mut Tx, registry_id: i64, gone: &[GoneBlob]) -> sqlx::Result
 pub async fn collectable(db: &Db, registry_id: i64, cutoff: i64) -> sqlx::Result<Collected> {
     let sql = format!(
         "SELECT \
-         (SELECT COUNT(*) FROM repository_blobs l WHERE l.registry_id = $1 AND l.touched_at < $2 \
-          AND {LINK_UNREFERENCED}) AS links, \
+         (SELECT COUNT(*) FROM repository_blobs l WHERE {STALE_LINK}) AS links, \
          (SELECT COUNT(*) FROM blobs b WHERE {BLOB_COLLECTABLE}) AS blobs, \
          (SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b WHERE {BLOB_COLLECTABLE}) AS bytes"
     );
@@ -142,4 +149,25 @@ pub async fn kept(db: &Db, registry_id: i64, names: &[&str]) -> sqlx::Result<Vec
         }
         query.fetch_all(p).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::connect;
+
+    /// The statements run on SQLite as written (the HTTP suite runs them on both databases).
+    #[tokio::test]
+    async fn an_empty_registry_collects_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+        let db = connect(&url, 4, std::time::Duration::from_secs(5), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            collect(&db, 1, super::super::now()).await.unwrap(),
+            Collected::default()
+        );
+        assert_eq!(collectable(&db, 1, 0).await.unwrap(), Collected::default());
+    }
 }

@@ -30,8 +30,10 @@ pub async fn collect(server: &TestServer, name: &str, dry: bool) -> Value {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    resp.json().await.unwrap()
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
 }
 
 /// Every file below `dir` with its size.
@@ -358,4 +360,65 @@ async fn a_manifest_naming_a_collected_blob_is_refused_as_unknown() {
     let put = server.put_manifest("app", "v1", OCI_MANIFEST, &manifest).await;
     assert_eq!(put.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(put).await, "MANIFEST_BLOB_UNKNOWN");
+}
+
+/// On Postgres a collection and a manifest push naming the blob it takes are exclusive through row
+/// locks, whichever comes first: each step is held open on a connection of its own while the other
+/// runs. (On SQLite both run on the one writer, one after the other.)
+#[tokio::test]
+async fn on_postgres_a_collection_and_a_manifest_push_wait_for_each_other() {
+    use sqlx::Connection;
+    let server = std::sync::Arc::new(TestServer::start_with(quick_collector).await);
+    let Some(url) = crate::common::postgres_database_for(&server.dir).await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (layer, other) = (bytes(1000, 11), bytes(1000, 12));
+    let manifest = server.image_manifest("app", &layer, "").await;
+    let other_manifest = server.image_manifest("app", &other, "").await;
+    let config = sha256(br#"{"architecture":"amd64","os":"linux"}"#);
+    outlive_grace().await;
+
+    // A collection has taken the layer's link and not committed yet: the push waits, then is told.
+    let mut collection = conn.begin().await.unwrap();
+    sqlx::query("DELETE FROM repository_blobs WHERE digest = $1")
+        .bind(sha256(&layer))
+        .execute(&mut *collection)
+        .await
+        .unwrap();
+    let pushing = tokio::spawn({
+        let (server, manifest) = (server.clone(), manifest.clone());
+        async move { server.put_manifest("app", "v1", OCI_MANIFEST, &manifest).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!pushing.is_finished(), "the push waits for the collection");
+    collection.commit().await.unwrap();
+    let pushed = pushing.await.unwrap();
+    assert_eq!(pushed.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(pushed).await, "MANIFEST_BLOB_UNKNOWN");
+
+    // A push has touched the links it names and not committed yet: the collection waits, then keeps them.
+    let mut push = conn.begin().await.unwrap();
+    for digest in [sha256(&other), config] {
+        sqlx::query("UPDATE repository_blobs SET touched_at = $2 WHERE digest = $1")
+            .bind(digest)
+            .bind(berth::metadata::now())
+            .execute(&mut *push)
+            .await
+            .unwrap();
+    }
+    let collecting = tokio::spawn({
+        let server = server.clone();
+        async move { collect(&server, "default", false).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!collecting.is_finished(), "the collection waits for the push");
+    push.commit().await.unwrap();
+    let report = collecting.await.unwrap();
+    assert_eq!(
+        report["blobsRemoved"], 1,
+        "only the first layer, whose link went: {report}"
+    );
+    let put = server.put_manifest("app", "v2", OCI_MANIFEST, &other_manifest).await;
+    assert_eq!(put.status(), StatusCode::CREATED);
 }
