@@ -99,7 +99,7 @@ fn blobs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The digest index.json of the layout in `dir` gives to `tag`.
-fn tagged_digest(dir: &Path, tag: &str) -> String {
+pub(crate) fn tagged_digest(dir: &Path, tag: &str) -> String {
     let index: Value = serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let found: Vec<&Value> = index["manifests"]
         .as_array()
