@@ -21,8 +21,9 @@ pub use metadata::store_removals::StoreRemoval;
 
 /// The lease one collector holds across nodes.
 const LEASE: &str = "collector";
-/// How long the lease lasts unless renewed (it is renewed between registries and queue batches).
-const LEASE_SECS: i64 = 60;
+/// How long the lease lasts unless renewed (it is renewed between registries, queue batches and sweep
+/// pages): a node that dies holding it keeps other nodes from collecting this long.
+const LEASE_SECS: i64 = 15;
 /// Queue rows deleted per batch.
 const QUEUE_BATCH: i64 = 100;
 /// Objects the sweep checks against the metadata per statement.
@@ -119,7 +120,7 @@ impl Collector<'_> {
         let collected = self.take_collectable(reg).await?;
         self.drain_queue(lease).await?;
         let swept = match sweep {
-            true => Some(self.sweep(reg.id, &store).await?),
+            true => Some(self.sweep(lease, reg.id, &store).await?),
             false => None,
         };
         gc_runs::record(
@@ -184,7 +185,7 @@ impl Collector<'_> {
     /// that the metadata does not know; how many. Each page of the listing is checked against the
     /// metadata after it was listed, so an object a commit records meanwhile is known by then (by its
     /// upload until the commit, by its key after).
-    async fn sweep(&self, registry_id: i64, store: &BlobStore) -> Result<i64, OciError> {
+    async fn sweep(&self, lease: &Lease, registry_id: i64, store: &BlobStore) -> Result<i64, OciError> {
         let mut pages = store.objects_written_before(self.cutoff()).try_chunks(SWEEP_PAGE);
         let mut swept = 0;
         while let Some(page) = pages.try_next().await.map_err(|e| OciError::from(e.1))? {
@@ -200,6 +201,7 @@ impl Collector<'_> {
                 .collect();
             swept += unknown.len() as i64;
             store.delete_objects(unknown).await?;
+            self.renew(lease).await?;
         }
         Ok(swept)
     }

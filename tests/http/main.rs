@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod connections;
 mod gc;
+mod gc_crash;
 mod gc_soak;
 mod hostile;
 mod limits;

@@ -13,6 +13,11 @@ use crate::process::{OPERATOR, Served};
 
 /// Two nodes on one fresh Postgres database, one blob folder and one secret key; `None` without Postgres.
 async fn two_nodes() -> Option<(Served, Served, tempfile::TempDir)> {
+    two_nodes_with(&[]).await
+}
+
+/// [`two_nodes`] with more environment.
+async fn two_nodes_with(extra: &[(&str, &str)]) -> Option<(Served, Served, tempfile::TempDir)> {
     let shared = tempfile::tempdir().unwrap();
     let Some(database) = postgres_database_for(shared.path()).await else {
         eprintln!("multi-node tests need TEST_POSTGRES_URL (CI's Postgres pass sets it); not run on SQLite");
@@ -34,7 +39,8 @@ async fn two_nodes() -> Option<(Served, Served, tempfile::TempDir)> {
             ("BERTH_S3_ALLOW_HTTP", "true".to_string()),
         ]);
     }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend(extra);
     let first = Served::start_with(&env).await;
     let second = Served::start_with(&env).await;
     Some((first, second, shared))
@@ -408,4 +414,67 @@ async fn a_database_that_goes_away_is_503_unavailable_and_coming_back_heals() {
         StatusCode::ACCEPTED,
         "the pool reconnects once the database is back"
     );
+}
+
+/// Both nodes run the collector every second; each pass takes the lease, so every unreferenced blob is
+/// collected once, by one node or the other, and the bytes are gone from the shared folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_take_turns_collecting_and_collect_each_blob_once() {
+    let gc = [("BERTH_GC_GRACE_SECS", "2"), ("BERTH_GC_INTERVAL_SECS", "1")];
+    let Some((one, two, shared)) = two_nodes_with(&gc).await else {
+        return;
+    };
+    let password = one.admin_password().await;
+    let token = one.token(&password, "repository:gc/app:pull,push").await;
+    let mut digests = Vec::new();
+    for n in 0..40 {
+        let data = bytes(10_000, n);
+        let digest = sha256(&data);
+        let resp = one
+            .req(Method::POST, &format!("/v2/gc/app/blobs/uploads/?digest={digest}"))
+            .bearer_auth(&token)
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        digests.push(digest);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status: Value = two
+            .req(Method::GET, "/api/registries/default/gc")
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["totalBlobsRemoved"] == 40 && status["queuedBlobs"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "collected within 30 s: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let collected = |node: &Served| -> i64 {
+        node.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|j| j["fields"]["message"] == "collected garbage")
+            .map(|j| j["fields"]["blobs"].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(collected(&one) + collected(&two), 40, "each blob collected once");
+    let left = crate::gc::files_below(&shared.path().join("registries/default"));
+    assert!(left.is_empty(), "the bytes are gone: {left:?}");
+    let head = two
+        .req(Method::HEAD, &format!("/v2/gc/app/blobs/{}", digests[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
 }
