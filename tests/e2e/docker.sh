@@ -7,7 +7,8 @@
 # repository prefix warrantydept) pushes to a multilevel repository, pulls it back and may not pull outside its
 # prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail, and so do a login
 # with no role on the registry and one at a login server that names no registry (each saying why); after
-# docker logout a pull is refused.
+# docker logout a pull is refused. On the way, the sequence of Distribution issue 3254: the image is
+# deleted, its blobs collected, and it is pushed, pulled and run again.
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
 # Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
@@ -40,7 +41,8 @@ say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
 
 # --- berth ---------------------------------------------------------------------------------------------
 step "starting berth"
-start_berth
+# A grace period of 2 s and no scheduled collection: the script runs the collector itself.
+start_berth BERTH_GC_GRACE_SECS=2 BERTH_GC_INTERVAL_SECS=0
 BASE=http://$ADDR
 # No anonymous access: /v2/ answers 401 with a Bearer challenge. The management API (operator token) enables
 # the default registry's admin user and makes service principals.
@@ -125,6 +127,23 @@ REPO_DIGEST=$(docker image inspect -f '{{join .RepoDigests " "}}' "$IMAGE:v1")
 
 step "docker pull by digest $IMAGE@$PUSHED (after removing the image again) and run it"
 pull_run "$IMAGE@$PUSHED"
+
+# The sequence of Distribution issue 3254: the image's manifest (and so its tags) is deleted, the collector
+# takes its blobs, and docker pushes it again. docker HEADs each layer first and uploads only those the
+# registry says it lacks; a registry that answers from a stale record makes the manifest push fail with
+# "manifest blob unknown".
+step "deleting $IMAGE@$PUSHED, collecting its blobs, pushing it again, pulling and running it"
+curl_as repository:samples/hello:delete -X DELETE "http://$ADDR/v2/samples/hello/manifests/$PUSHED" >/dev/null
+sleep 3
+REPORT=$(BERTH_SERVER=http://$ADDR BERTH_TOKEN=$OPERATOR_TOKEN "$BERTH_BIN" gc run -n default -o json)
+say "berth gc run: $REPORT"
+REMOVED=$(printf '%s' "$REPORT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["blobsRemoved"])')
+[ "${REMOVED:-0}" -ge 2 ] || die "the collector removed ${REMOVED:-no} blobs of the deleted image"
+run docker tag "$ID_BUILT" "$IMAGE:v1"
+push "$IMAGE:v1"
+pull_run "$IMAGE:v1"
+STATUS=$(BERTH_SERVER=http://$ADDR BERTH_TOKEN=$OPERATOR_TOKEN "$BERTH_BIN" gc status -n default)
+say "berth gc status:"$'\n'"$STATUS"
 
 # Two admin passwords exist so that one can be rotated while clients use the other. docker keeps the
 # refresh token it got at login; renewing a password revokes only what that password gave out.
