@@ -84,7 +84,8 @@ impl Backend {
             config.storage = StorageConfig {
                 data_dir: config.storage.data_dir.clone(),
                 ..storage
-            }
+            };
+            crate::gc::quick_collector(config);
         })
         .await
     }
@@ -310,6 +311,54 @@ async fn pushes_and_pulls_without_copies(backend: Backend) {
     assert!(backend.keys("").await.is_empty());
 }
 
+/// The collector deletes every object of a blob in parts (a chunked upload left in place) and of a
+/// single-object blob; the sweep, listing the bucket, leaves the objects of referenced blobs alone.
+async fn collects_blobs_in_parts(backend: Backend) {
+    let server = backend.start_server(false).await;
+    let tenant = Tenant::create(&server, &backend).await;
+    let (chunked_digest, chunked_id) = tenant.push_chunked(&bytes(700_000, 51), 300_000).await;
+    let mono_digest = tenant.push_monolithic(&bytes(90_000, 52)).await;
+    let layer = bytes(50_000, 53);
+    let layer_digest = tenant.push_monolithic(&layer).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{layer_digest}","size":50000}},"layers":[]}}"#
+    );
+    let resp = tenant
+        .req(Method::PUT, "/v2/app/manifests/v1")
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(backend.keys(&format!("uploads/{chunked_id}")).await.len(), 3);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let report = crate::gc::collect(&server, &tenant.name, false).await;
+    assert_eq!(
+        (report["blobsRemoved"].clone(), report["objectsSwept"].clone()),
+        (2.into(), 0.into()),
+        "{report}"
+    );
+    assert!(
+        backend.keys(&format!("uploads/{chunked_id}")).await.is_empty(),
+        "every part is gone"
+    );
+    assert_eq!(
+        backend.keys("").await.len(),
+        1,
+        "only the referenced blob's object is left"
+    );
+    for gone in [&chunked_digest, &mono_digest] {
+        let head = tenant
+            .req(Method::HEAD, &format!("/v2/app/blobs/{gone}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    }
+    assert_eq!(tenant.pull(&layer_digest).await, layer);
+}
+
 /// With `storage.redirect`, a whole-blob GET of a single-object blob answers 307 to a presigned URL that
 /// serves the bytes; ranges, HEAD and multi-part blobs are still served by Berth.
 async fn redirects_to_presigned_urls(backend: Backend) {
@@ -395,5 +444,19 @@ async fn azure_registry_stores_blobs_in_place_and_serves_them() {
 async fn azure_registry_redirects_blob_gets_when_enabled() {
     if let Some(backend) = Backend::azure() {
         redirects_to_presigned_urls(backend).await;
+    }
+}
+
+#[tokio::test]
+async fn s3_registry_collects_blobs_in_parts() {
+    if let Some(backend) = Backend::s3() {
+        collects_blobs_in_parts(backend).await;
+    }
+}
+
+#[tokio::test]
+async fn azure_registry_collects_blobs_in_parts() {
+    if let Some(backend) = Backend::azure() {
+        collects_blobs_in_parts(backend).await;
     }
 }
