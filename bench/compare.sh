@@ -19,7 +19,9 @@
 # has no anonymous access: every Berth row uses one token per repository scope, fetched on the first 401
 # and reused. Distribution runs twice on one storage folder, access log off, log level warn: without auth
 # for every row, and with token auth (`auth.token`, tokens from `berth-bench token-server`, ES256 with the
-# certificate in x5c) for the "token auth" and "token dance" rows. "token dance": every request goes out
+# certificate in x5c) for the "token auth" and "token dance" rows. The blob workload also runs against
+# Berth while its collector is asked for a full collection every second ("berth-gc"); a second table
+# compares those rows with Berth's own. "token dance": every request goes out
 # without a token, gets the 401 challenge, fetches a token and is repeated (three round trips).
 # Distribution's CPU seconds add up both of its processes, its peak RSS is the larger; the token server's
 # own CPU is not counted for it. Before each run the page cache is synced and dropped (as root), so the
@@ -88,8 +90,10 @@ SUITE_START=$SECONDS
 BERTH_PORT=$(free_port)
 BERTH_URL=http://127.0.0.1:$BERTH_PORT
 OPERATOR_TOKEN=bench$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# A grace period of a minute (no scheduled collection): the "collector every second" rows collect what
+# earlier runs left unreferenced, while a run's own blobs (pushed, then pulled within seconds) stay.
 BERTH_HTTP_BIND=127.0.0.1:$BERTH_PORT BERTH_DATA_DIR=$WORK/berth BERTH_OPERATOR_TOKEN=$OPERATOR_TOKEN \
-  BERTH_LOG_LEVEL=warn "$BERTH" serve >"$WORK/berth.log" 2>&1 &
+  BERTH_GC_GRACE_SECS=60 BERTH_GC_INTERVAL_SECS=0 BERTH_LOG_LEVEL=warn "$BERTH" serve >"$WORK/berth.log" 2>&1 &
 BERTH_PID=$!
 wait_for "$BERTH_URL/healthz" "$BERTH_PID"
 api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
@@ -165,7 +169,7 @@ run() {
   shift 2
   local target=()
   case $server in
-    berth) pid=$BERTH_PID; target=(--registry "$BERTH_URL" --user "$BERTH_USER" --password "$BERTH_PASSWORD") ;;
+    berth|berth-gc) pid=$BERTH_PID; target=(--registry "$BERTH_URL" --user "$BERTH_USER" --password "$BERTH_PASSWORD") ;;
     distribution) pid=$DIST_PID; target=(--registry "$DIST_URL") ;;
     distribution-auth) pid=$DIST_AUTH_PID; target=(--registry "$DIST_AUTH_URL" --user bench --password "$TOKEN_PASSWORD") ;;
   esac
@@ -192,12 +196,21 @@ run() {
   echo "{\"server\":\"$name\",\"round\":$round,\"resource\":\"$WORKLOAD\",\"cpu\":$cpu,\"rss\":$rss}" >>"$RESULTS"
   return 0
 }
+# run_collecting ROUND ARGS...: a Berth run (as server berth-gc) while a full collection of the registry,
+# its sweep of the store included, is asked for every second.
+run_collecting() {
+  (while :; do api -X POST -o /dev/null "$BERTH_URL/api/registries/default/gc" || true; sleep 1; done) &
+  local collector=$!
+  run berth-gc "$@"
+  kill "$collector" 2>/dev/null
+  wait "$collector" 2>/dev/null || true
+}
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order=(berth distribution); else order=(distribution berth); fi
   setup=
   [ "$round" = 1 ] && setup=--setup
   echo "== round $round/$ROUNDS (${order[*]}), $((SECONDS - SUITE_START)) s so far" >&2
-  for WORKLOAD in blobs big chunked manifests head-get head-get-token head-get-dance catalog images tokens; do
+  for WORKLOAD in blobs blobs-gc big chunked manifests head-get head-get-token head-get-dance catalog images tokens; do
     for server in "${order[@]}"; do
       case $WORKLOAD in
         head-get-token)
@@ -207,13 +220,17 @@ for round in $(seq 1 "$ROUNDS"); do
           [ "$server" = berth ] || server=distribution-auth
           run "$server" "$round" --workload head-get --dance-every 1 ;;
         catalog) run "$server" "$round" --workload catalog $setup ;;
+        blobs-gc) if [ "$server" = berth ]; then run_collecting "$round" --workload blobs; fi ;;
         *) run "$server" "$round" --workload "$WORKLOAD" ;;
       esac
     done
   done
 done
 
-BERTH_CPU=$(cpu_seconds "$BERTH_PID")
+# Berth's suite CPU leaves out its extra runs with the collector, which Distribution does not make.
+BERTH_CPU=$(python3 -c 'import json,sys
+extra = sum(json.loads(l)["cpu"] for l in open(sys.argv[1]) if "\"resource\"" in l and json.loads(l)["server"] == "berth-gc")
+print("%.2f" % (float(sys.argv[2]) - extra))' "$RESULTS" "$(cpu_seconds "$BERTH_PID")")
 DIST_CPU=$(awk -v a="$(cpu_seconds "$DIST_PID")" -v b="$(cpu_seconds "$DIST_AUTH_PID")" 'BEGIN {printf "%.2f", a + b}')
 # Peak RSS over the suite: the largest of the per-run peaks (VmHWM is reset before each run).
 suite_peak() { python3 -c 'import json,sys
@@ -229,6 +246,15 @@ echo "Berth $(git describe --always --dirty 2>/dev/null || echo '?') vs Distribu
   "median of $ROUNDS round(s), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"
 echo
 "$BENCH" table --input "$RESULTS" --numerator berth --denominator distribution
+echo
+echo "Berth's blob rows while the collector runs every second (berth-gc) against the same rows without it:"
+python3 -c 'import json,sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+keys = {l["key"] for l in lines if l.get("server") == "berth-gc" and "key" in l}
+for l in lines:
+    if l.get("server") in ("berth", "berth-gc") and l.get("key") in keys:
+        print(json.dumps(l))' "$RESULTS" >"$WORK/collecting.jsonl"
+"$BENCH" table --input "$WORK/collecting.jsonl" --numerator berth-gc --denominator berth
 echo
 printf '| %-12s | %16s | %13s |\n' server "CPU s (user+sys)" "peak RSS MiB"
 printf '| %-12s | %16s | %13s |\n' ------------ ---------------: ------------:
