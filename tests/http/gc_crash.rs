@@ -76,7 +76,8 @@ async fn a_server_killed_while_collecting_converges_after_a_restart() {
         .buffer_unordered(8)
         .collect()
         .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Past the grace period: times are whole seconds, so 2 s of grace need 3 s to pass for sure.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
 
     let collecting = tokio::spawn(
         one.req(Method::POST, "/api/registries/default/gc")
