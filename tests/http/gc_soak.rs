@@ -73,7 +73,7 @@ async fn ensure_blob(server: &TestServer, repo: &str, from: Option<&str>, data: 
 /// (both repeating every [`ROTATION`] rounds), tags it, deletes the manifest the tag had, and pulls the image.
 /// Returns its repository and tag.
 async fn client(server: Arc<TestServer>, id: u8, until: Instant, failures: Failures) -> (String, String) {
-    let (repo, from) = if id % 2 == 0 {
+    let (repo, from) = if id.is_multiple_of(2) {
         ("soak", None)
     } else {
         ("soak-mirror", Some("soak"))
