@@ -8,9 +8,10 @@ use crate::config::Config;
 use crate::errors::OciError;
 use crate::limits::Limits;
 use crate::metadata::{Db, registries::RegistryRow};
+use crate::ops::quota::StorageMeter;
 use crate::storage::registry_stores::RegistryStores;
 use crate::telemetry::Metrics;
-use crate::tenant::Tenant;
+use crate::tenant::{RegistryLimits, Tenant};
 
 pub struct App {
     pub config: Config,
@@ -19,6 +20,8 @@ pub struct App {
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Whether pushes fit in their registries' storage quotas.
+    pub quotas: StorageMeter,
 }
 
 /// Cheap to clone; derefs to [`App`].
@@ -57,13 +60,18 @@ impl App {
         }
     }
 
-    /// The concurrency limits in force for a registry: its overrides, else its SKU's defaults.
-    pub fn limits_of(&self, reg: &RegistryRow) -> crate::config::SkuLimits {
+    /// The limits in force for a registry: its overrides, else its SKU's defaults.
+    pub fn limits_of(&self, reg: &RegistryRow) -> RegistryLimits {
         let sku = self.config.limits.for_sku(&reg.sku);
         let pick = |over: Option<i64>, default: u32| over.and_then(|n| u32::try_from(n).ok()).unwrap_or(default);
-        crate::config::SkuLimits {
+        let sku_storage = (sku.storage_gib > 0).then(|| sku.storage_gib.saturating_mul(1 << 30));
+        RegistryLimits {
             pulls: pick(reg.pull_limit, sku.pulls),
             pushes: pick(reg.push_limit, sku.pushes),
+            storage_bytes: reg
+                .storage_quota_bytes
+                .and_then(|n| u64::try_from(n).ok())
+                .or(sku_storage),
         }
     }
 

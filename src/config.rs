@@ -178,17 +178,21 @@ impl std::fmt::Debug for AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub queue_timeout_ms: u64,
+    /// Pushes that leave a registry using this percentage of its storage quota or more carry a warning.
+    pub storage_warning_percent: u8,
     pub basic: SkuLimits,
     pub standard: SkuLimits,
     pub premium: SkuLimits,
 }
 
-/// Default concurrency limits of one SKU.
+/// Default limits of one SKU.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SkuLimits {
     pub pulls: u32,
     pub pushes: u32,
+    /// Storage quota in GiB (blob bytes, each blob once); 0: none.
+    pub storage_gib: u64,
 }
 
 impl LimitsConfig {
@@ -352,6 +356,10 @@ impl Config {
             self.http.header_read_timeout_secs >= 1 && self.http.max_connections >= 1,
             "http.header_read_timeout_secs and http.max_connections must be at least 1"
         );
+        anyhow::ensure!(
+            (1..=100).contains(&self.limits.storage_warning_percent),
+            "limits.storage_warning_percent must be 1 to 100"
+        );
         Ok(())
     }
 
@@ -381,6 +389,11 @@ impl Config {
             self.limits.queue_timeout_ms = v
                 .parse()
                 .with_context(|| format!("BERTH_LIMITS_QUEUE_TIMEOUT_MS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_LIMITS_STORAGE_WARNING_PERCENT") {
+            self.limits.storage_warning_percent = v
+                .parse()
+                .with_context(|| format!("BERTH_LIMITS_STORAGE_WARNING_PERCENT={v:?}"))?;
         }
         if let Some(v) = var("BERTH_SECRET_KEY") {
             self.auth.secret_key = v;

@@ -77,6 +77,10 @@ pub enum OciError {
     Conflict(String),
     #[error("service unavailable")]
     Unavailable(String),
+    /// A push that would take its registry past its storage quota. Answered as DENIED (docker does not
+    /// retry it, and shows the message) with 413, not an authorization-looking 403.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The store has no room left (a full disk or quota): the client may retry later, nothing was lost.
     #[error("insufficient storage: the registry's storage is full")]
     InsufficientStorage,
@@ -111,6 +115,7 @@ impl OciError {
             NotFound(_) => ("NOT_FOUND", StatusCode::NOT_FOUND),
             Conflict(_) => ("CONFLICT", StatusCode::CONFLICT),
             Unavailable(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            QuotaExceeded(_) => ("DENIED", StatusCode::PAYLOAD_TOO_LARGE),
             InsufficientStorage => ("UNAVAILABLE", StatusCode::INSUFFICIENT_STORAGE),
             Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -277,6 +282,7 @@ mod tests {
             (OciError::Denied, "DENIED", 403),
             (OciError::Forbidden("x".into()), "DENIED", 403),
             (OciError::InsufficientStorage, "UNAVAILABLE", 507),
+            (OciError::QuotaExceeded("x".into()), "DENIED", 413),
             (OciError::Unsupported, "UNSUPPORTED", 405),
             (
                 OciError::TooManyRequests {

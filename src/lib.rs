@@ -66,6 +66,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
     bootstrap::default_registry(&db, &auth, &stores, &config).await?;
     let metrics = Arc::new(telemetry::Metrics::new()?);
     let limits = limits::Limits::new(Duration::from_millis(config.limits.queue_timeout_ms), metrics.clone());
+    let quotas = ops::quota::StorageMeter::new(config.limits.storage_warning_percent);
     let state = AppState(Arc::new(App {
         config,
         db,
@@ -73,6 +74,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         auth,
         metrics,
         limits,
+        quotas,
     }));
     tokio::spawn(housekeeping(Arc::downgrade(&state.0)));
     tokio::spawn(collect_garbage(Arc::downgrade(&state.0)));

@@ -1,7 +1,6 @@
 //! The tenant: the registry a request is for, with what every workflow in it needs (its row, its blob
-//! store, the concurrency limits in force, its login server), and the one lookup of a repository in it.
+//! store, the limits in force, its login server), and the one lookup of a repository in it.
 
-use crate::config::SkuLimits;
 use crate::errors::OciError;
 use crate::metadata::{self, Db, registries::RegistryRow};
 use crate::oci::reference::RepoName;
@@ -13,9 +12,20 @@ pub struct Tenant {
     pub row: RegistryRow,
     pub blobs: BlobStore,
     /// Its overrides, else its SKU's defaults.
-    pub limits: SkuLimits,
+    pub limits: RegistryLimits,
     /// `<name lowercased>.<domain>`: where clients reach it, and the audience of its tokens.
     pub login_server: String,
+}
+
+/// The limits in force for a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// Concurrent pulls.
+    pub pulls: u32,
+    /// Concurrent pushes.
+    pub pushes: u32,
+    /// Bytes of blobs it may store; `None`: no quota.
+    pub storage_bytes: Option<u64>,
 }
 
 impl Tenant {

@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(short, long)]
         name: String,
     },
-    /// Change a registry's SKU, admin user or tags.
+    /// Change a registry's SKU, admin user, tags, or (the operator) its limits and storage quota.
     Update {
         /// Registry name.
         #[arg(short, long)]
@@ -79,6 +79,9 @@ pub enum Command {
         /// Concurrent pushes allowed (0: the SKU's default); applies to the next request.
         #[arg(long, value_name = "N")]
         push_limit: Option<u32>,
+        /// Storage quota: bytes of blobs, each counted once, e.g. 50GiB or 500MiB (0: the SKU's default).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        storage_quota: Option<u64>,
     },
     /// Delete a registry with all its content and credentials.
     Delete {
@@ -120,11 +123,14 @@ impl Run for Command {
                 tags,
                 pull_limit,
                 push_limit,
+                storage_quota,
             } => {
                 let nothing = sku.is_none() && admin_enabled.is_none() && tags.is_none();
-                if nothing && pull_limit.is_none() && push_limit.is_none() {
+                if nothing && pull_limit.is_none() && push_limit.is_none() && storage_quota.is_none() {
                     return Err(CliError::Usage(
-                        "nothing to update: pass --sku, --admin-enabled, --tags, --pull-limit or --push-limit".into(),
+                        "nothing to update: pass --sku, --admin-enabled, --tags, --pull-limit, --push-limit or \
+                         --storage-quota"
+                            .into(),
                     ));
                 }
                 let body = json!({
@@ -133,6 +139,7 @@ impl Run for Command {
                     "tags": tags.as_deref().map(tags_object),
                     "pullLimit": pull_limit,
                     "pushLimit": push_limit,
+                    "storageQuotaBytes": storage_quota,
                 });
                 (client.patch(&["registries", &name], &body).await?, COLUMNS)
             }
@@ -143,6 +150,14 @@ impl Run for Command {
         };
         Ok(Answer { value, columns })
     }
+}
+
+/// A `--storage-quota`: a number of bytes, or one with a unit (`KiB`, `MiB`, `GiB`, `TiB`, or `KB`, `MB`...).
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|_| format!("{s:?} is not a size: write e.g. 50GiB, 500MiB or a number of bytes"))
 }
 
 /// One `--tags` item: `key=value`, `key` (empty value), or `""` (no tag, so that `--tags ""` clears).

@@ -2,7 +2,7 @@
 //! `DELETE` (cancel).
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::Authorized;
@@ -10,9 +10,10 @@ use super::blobs::{docker_content_digest, with_headers};
 use super::extract::{V2Query, content_length, header_str};
 use crate::errors::{OciError, upload_range};
 use crate::oci::digest::Digest;
-use crate::oci::range::parse_content_range;
+use crate::oci::range::{ByteRange, parse_content_range};
 use crate::oci::reference::RepoName;
 use crate::oci::route::UploadId;
+use crate::ops::quota::Adding;
 use crate::ops::uploads::{self, Session};
 
 fn upload_uuid() -> HeaderName {
@@ -76,20 +77,54 @@ pub async fn start(
             return Ok(created(repo, &digest));
         }
     }
+    let digest = query.digest.as_deref().map(str::parse::<Digest>).transpose()?;
+    let Some(digest) = digest else {
+        let warning = admit(cx, Adding::Nothing).await?;
+        let session = uploads::start(&cx.app.db, cx.reg, repo, &cx.caller.sub).await?;
+        return Ok(with_warning(
+            in_progress(StatusCode::ACCEPTED, repo, &session.id, 0),
+            warning,
+        ));
+    };
+    let incoming = Incoming::of(headers)?;
     let session = uploads::start(&cx.app.db, cx.reg, repo, &cx.caller.sub).await?;
-    let Some(digest) = query.digest.as_deref() else {
-        return Ok(in_progress(StatusCode::ACCEPTED, repo, &session.id, 0));
-    };
-    let digest: Digest = match digest.parse() {
-        Ok(d) => d,
-        Err(e) => {
-            uploads::cancel(&cx.app.db, cx.reg, &session).await?;
-            return Err(e.into());
-        }
-    };
-    let session = receive(cx, repo, session, headers, body).await?;
-    uploads::commit(&cx.app.db, cx.reg, &session, &digest).await?;
-    Ok(created(repo, &digest))
+    finish(cx, repo, session, &digest, incoming, body).await
+}
+
+/// What a request body is said to be: its `Content-Range` and its `Content-Length`.
+#[derive(Clone, Copy)]
+struct Incoming {
+    declared: Option<ByteRange>,
+    length: Option<u64>,
+}
+
+impl Incoming {
+    fn of(headers: &HeaderMap) -> Result<Self, OciError> {
+        Ok(Incoming {
+            declared: header_str(headers, &header::CONTENT_RANGE)
+                .map(parse_content_range)
+                .transpose()?,
+            length: content_length(headers)?,
+        })
+    }
+
+    /// How many bytes the body brings, when the client said.
+    fn length(self) -> Option<u64> {
+        self.declared.map(|r| r.len()).or(self.length)
+    }
+}
+
+/// Whether the registry's storage quota admits `adding`; the warning to show when it nears the quota.
+async fn admit(cx: &Authorized<'_>, adding: Adding<'_>) -> Result<Option<String>, OciError> {
+    cx.app.quotas.admit(&cx.app.db, cx.reg, adding).await
+}
+
+/// `response` with the OCI `Warning` header (code 299) when there is a warning.
+fn with_warning(mut response: Response, warning: Option<String>) -> Response {
+    if let Some(value) = warning.and_then(|w| HeaderValue::from_str(&format!("299 - \"{w}\"")).ok()) {
+        response.headers_mut().insert(header::WARNING, value);
+    }
+    response
 }
 
 /// Streams a request body into the session as its next chunk and returns the session as it now stands.
@@ -97,14 +132,10 @@ async fn receive(
     cx: &Authorized<'_>,
     repo: &RepoName,
     session: Session,
-    headers: &HeaderMap,
+    incoming: Incoming,
     body: Body,
 ) -> Result<Session, OciError> {
-    let declared = header_str(headers, &header::CONTENT_RANGE)
-        .map(parse_content_range)
-        .transpose()?;
-    let length = content_length(headers)?;
-    if declared.is_none() && length == Some(0) {
+    if incoming.declared.is_none() && incoming.length == Some(0) {
         return Ok(session);
     }
     let at = location(repo, &session.id);
@@ -113,11 +144,46 @@ async fn receive(
         cx.reg,
         session,
         &at,
-        declared,
-        length,
+        incoming.declared,
+        incoming.length,
         body.into_data_stream(),
     )
     .await
+}
+
+/// Receives the upload's last body and commits it as `digest`, within the registry's quota: checked before
+/// the body moves when its length is known, else once it is staged. A refusal discards the upload.
+async fn finish(
+    cx: &Authorized<'_>,
+    repo: &RepoName,
+    session: Session,
+    digest: &Digest,
+    incoming: Incoming,
+    body: Body,
+) -> Result<Response, OciError> {
+    let admitted = match incoming.length() {
+        Some(length) => match admit(cx, Adding::Blob(digest, session.offset() + length)).await {
+            Ok(warning) => Some(warning),
+            Err(refused) => return cancelled(cx, &session, refused).await,
+        },
+        None => None,
+    };
+    let session = receive(cx, repo, session, incoming, body).await?;
+    let warning = match admitted {
+        Some(warning) => warning,
+        None => match admit(cx, Adding::Blob(digest, session.offset())).await {
+            Ok(warning) => warning,
+            Err(refused) => return cancelled(cx, &session, refused).await,
+        },
+    };
+    uploads::commit(&cx.app.db, cx.reg, &session, digest).await?;
+    Ok(with_warning(created(repo, digest), warning))
+}
+
+/// Cancels the session, then answers `error`.
+async fn cancelled(cx: &Authorized<'_>, session: &Session, error: OciError) -> Result<Response, OciError> {
+    uploads::cancel(&cx.app.db, cx.reg, session).await?;
+    Err(error)
 }
 
 pub async fn patch(
@@ -128,8 +194,14 @@ pub async fn patch(
     body: Body,
 ) -> Result<Response, OciError> {
     let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
-    let session = receive(cx, repo, session, headers, body).await?;
-    Ok(in_progress(StatusCode::ACCEPTED, repo, id, session.offset()))
+    let incoming = Incoming::of(headers)?;
+    let staged = session.offset() + incoming.length().unwrap_or(0);
+    let warning = admit(cx, Adding::Staged(staged)).await?;
+    let session = receive(cx, repo, session, incoming, body).await?;
+    Ok(with_warning(
+        in_progress(StatusCode::ACCEPTED, repo, id, session.offset()),
+        warning,
+    ))
 }
 
 pub async fn put(
@@ -142,9 +214,7 @@ pub async fn put(
 ) -> Result<Response, OciError> {
     let session = uploads::find(&cx.app.db, cx.reg, repo, id, &cx.caller.sub).await?;
     let digest = required_digest(query)?;
-    let session = receive(cx, repo, session, headers, body).await?;
-    uploads::commit(&cx.app.db, cx.reg, &session, &digest).await?;
-    Ok(created(repo, &digest))
+    finish(cx, repo, session, &digest, Incoming::of(headers)?, body).await
 }
 
 pub async fn status(cx: &Authorized<'_>, repo: &RepoName, id: &UploadId) -> Result<Response, OciError> {

@@ -18,11 +18,13 @@ pub struct RegistryRow {
     /// Overrides of the SKU's concurrency limits.
     pub pull_limit: Option<i64>,
     pub push_limit: Option<i64>,
+    /// Override of the SKU's storage quota, in bytes.
+    pub storage_quota_bytes: Option<i64>,
     /// Moves each time the admin user is disabled or enabled: admin tokens of an earlier epoch are dead.
     pub admin_epoch: i64,
 }
 
-const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2, pull_limit, push_limit, admin_epoch";
+const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2, pull_limit, push_limit, storage_quota_bytes, admin_epoch";
 
 /// A registry to create.
 pub struct NewRegistry<'a> {
@@ -77,15 +79,17 @@ pub struct Settings<'a> {
     pub tags: &'a str,
     pub pull_limit: Option<i64>,
     pub push_limit: Option<i64>,
+    pub storage_quota_bytes: Option<i64>,
 }
 
 /// Changes a registry's settings; switching the admin user off or on moves its epoch, so every admin token
 /// issued before is refused.
 pub async fn update(db: &Db, id: i64, s: &Settings<'_>) -> sqlx::Result<()> {
     const SQL: &str = "UPDATE registries SET sku = $1, admin_enabled = $2, tags = $3, pull_limit = $4, push_limit = $5, \
-                       admin_epoch = admin_epoch + CASE WHEN admin_enabled = $2 THEN 0 ELSE 1 END WHERE id = $6";
+                       storage_quota_bytes = $6, \
+                       admin_epoch = admin_epoch + CASE WHEN admin_enabled = $2 THEN 0 ELSE 1 END WHERE id = $7";
     on_writer!(db, Touches::Registry(id), p => sqlx::query(SQL).bind(s.sku).bind(s.admin_enabled).bind(s.tags).bind(s.pull_limit)
-        .bind(s.push_limit).bind(id).execute(p).await.map(|_| ()))
+        .bind(s.push_limit).bind(s.storage_quota_bytes).bind(id).execute(p).await.map(|_| ()))
 }
 
 /// Replaces admin password 1 or 2 with a sealed new one.

@@ -44,6 +44,12 @@ pub async fn of_registry(db: &Db, registry_id: i64) -> sqlx::Result<RegistryUsag
     on_db!(db, p => sqlx::query_as(&sql).bind(registry_id).fetch_one(p).await)
 }
 
+/// Bytes of registry `registry_id`'s blobs, each counted once: what its storage quota limits.
+pub async fn stored_bytes(db: &Db, registry_id: i64) -> sqlx::Result<i64> {
+    const SQL: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs WHERE registry_id = $1";
+    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).fetch_one(p).await)
+}
+
 /// The usage of repository `repository_id` of registry `registry_id`.
 pub async fn of_repository(db: &Db, registry_id: i64, repository_id: i64) -> sqlx::Result<RepositoryUsage> {
     const SQL: &str = "SELECT \

@@ -7,6 +7,7 @@ pub mod gc;
 pub mod listings;
 pub mod manifests;
 pub mod principals;
+pub mod quota;
 pub mod registries;
 pub mod repositories;
 pub mod roles;

@@ -135,7 +135,8 @@ pub async fn list(db: &Db) -> Result<Vec<RegistryRow>, OciError> {
     Ok(metadata::registries::list(db).await?)
 }
 
-/// What to change of a registry; `None` keeps the current value. A limit of 0 returns to the SKU default.
+/// What to change of a registry; `None` keeps the current value. A limit or quota of 0 returns to the SKU
+/// default.
 #[derive(Default)]
 pub struct Changes<'a> {
     pub sku: Option<&'a str>,
@@ -143,6 +144,8 @@ pub struct Changes<'a> {
     pub tags: Option<&'a serde_json::Map<String, serde_json::Value>>,
     pub pull_limit: Option<u32>,
     pub push_limit: Option<u32>,
+    /// Bytes.
+    pub storage_quota: Option<u64>,
 }
 
 /// Applies `changes`; disabling the admin user revokes its refresh tokens at once.
@@ -165,6 +168,13 @@ pub async fn update(db: &Db, reg: &RegistryRow, changes: &Changes<'_>) -> Result
         tags: &tags,
         pull_limit: limit(changes.pull_limit, reg.pull_limit),
         push_limit: limit(changes.push_limit, reg.push_limit),
+        storage_quota_bytes: match changes.storage_quota {
+            Some(0) => None,
+            Some(bytes) => {
+                Some(i64::try_from(bytes).map_err(|_| OciError::Invalid("the storage quota is too large".into()))?)
+            }
+            None => reg.storage_quota_bytes,
+        },
     };
     metadata::registries::update(db, reg.id, &settings).await?;
     if !admin_enabled {

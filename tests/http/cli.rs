@@ -143,7 +143,11 @@ async fn registries_are_created_listed_shown_updated_and_deleted() {
     )
     .await
     .json();
-    assert_eq!(limited["limits"], json!({ "pulls": 3, "pushes": 2 }));
+    assert_eq!(
+        limited["limits"],
+        json!({ "pulls": 3, "pushes": 2, "storageBytes": 10u64 << 30 }),
+        "Basic's quota"
+    );
 
     // Without a terminal, deleting takes --yes.
     let refused = berth(&server, &["registry", "delete", "-n", "CliReg01"]).await;
@@ -698,18 +702,36 @@ async fn every_role_reads_what_it_may_pull_and_contributors_delete() {
     }
 }
 
-/// `registry show-usage` prints the cloud CLI's usage list (a table of name, limit, value and unit), and
-/// `repository show` a repository's counts and size.
+/// `registry show-usage` prints the cloud CLI's usage list (a table of name, limit, value and unit) with
+/// the storage quota `registry update --storage-quota` set, and `repository show` a repository's counts
+/// and size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_of_a_registry_and_a_repository() {
     let server = TestServer::start().await;
     server.push_image("cli/app", "v1", b"0123456789").await;
     let config_len = r#"{"architecture":"amd64","os":"linux"}"#.len();
+    let bad = berth(
+        &server,
+        &["registry", "update", "-n", "default", "--storage-quota", "lots"],
+    )
+    .await;
+    assert!(
+        !bad.ok && bad.stderr.starts_with("error: invalid value 'lots'"),
+        "{}",
+        bad.stderr
+    );
+    assert!(bad.stderr.contains("is not a size: write e.g. 50GiB"), "{}", bad.stderr);
+    let quota = berth(
+        &server,
+        &["registry", "update", "-n", "default", "--storage-quota", "1.5MiB"],
+    )
+    .await;
+    assert_eq!(quota.json()["limits"]["storageBytes"], 1_572_864);
     let usage = berth(&server, &["registry", "show-usage", "-n", "default", "-o", "table"]).await;
     let size = (config_len + 10).to_string();
     let expected = [
         ["NAME", "LIMIT", "CURRENT VALUE", "UNIT"].as_slice(),
-        &["Size", "", &size, "Bytes"],
+        &["Size", "1572864", &size, "Bytes"],
         &["UnreferencedSize", "", "0", "Bytes"],
         &["Repositories", "", "1", "Count"],
         &["Manifests", "", "1", "Count"],

@@ -231,7 +231,7 @@ async fn manifests_with_keys_differing_only_in_case_are_refused() {
 }
 
 #[tokio::test]
-async fn an_owner_changes_its_registry_but_not_its_sku_or_limits() {
+async fn an_owner_changes_its_registry_but_not_its_sku_limits_or_quota() {
     let server = TestServer::start().await;
     let (app_id, password) = principal(&server, "/registries/default", "Owner").await;
     let patch = |body: Value| {
@@ -245,6 +245,7 @@ async fn an_owner_changes_its_registry_but_not_its_sku_or_limits() {
         json!({ "sku": "Premium" }),
         json!({ "pullLimit": 1000 }),
         json!({ "pushLimit": 1000 }),
+        json!({ "storageQuotaBytes": 1u64 << 40 }),
     ] {
         let resp = patch(body.clone()).await.unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{body}");
@@ -253,6 +254,7 @@ async fn an_owner_changes_its_registry_but_not_its_sku_or_limits() {
     let shown = server.api_get("/registries/default").await;
     assert_eq!(shown["sku"]["name"], "Basic");
     assert_eq!(shown["limits"]["pulls"], 10);
+    assert_eq!(shown["limits"]["storageBytes"], 10u64 << 30);
     let resp = patch(json!({ "tags": { "team": "web" } })).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "an Owner still changes the rest");
 }

@@ -320,7 +320,8 @@ async fn one_registry_saturated_does_not_slow_or_refuse_another() {
 async fn a_raised_limit_applies_at_once_and_a_lowered_one_counts_the_pulls_in_flight() {
     let server = Arc::new(TestServer::start_with(|c| c.limits.queue_timeout_ms = 300).await);
     let shown: Value = server.api_get("/registries/default").await;
-    assert_eq!(shown["limits"], json!({ "pulls": 10, "pushes": 5 }), "Basic's defaults");
+    let basic = json!({ "pulls": 10, "pushes": 5, "storageBytes": 10u64 << 30 });
+    assert_eq!(shown["limits"], basic, "Basic's defaults");
     let updated: Value = server
         .api(Method::PATCH, "/registries/default")
         .json(&json!({ "pullLimit": 2 }))

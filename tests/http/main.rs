@@ -18,6 +18,7 @@ mod names;
 mod nodes;
 mod object_storage;
 mod process;
+mod quota;
 mod serve;
 mod skopeo;
 mod slow_clients;

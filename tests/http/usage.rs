@@ -6,11 +6,15 @@ use serde_json::{Value, json};
 
 use crate::common::{TestServer, bytes, sha256};
 
-/// `{name: currentValue}` of the registry's usage items, each with no limit.
+/// `{name: currentValue}` of the registry's usage items, each with no limit but the size (the quota).
 pub async fn usage(server: &TestServer) -> Value {
     let answer = server.api_get("/registries/default/usage").await;
     let items = answer["value"].as_array().unwrap();
-    assert!(items.iter().all(|i| i["limit"].is_null()), "{answer}");
+    let quota = server.api_get("/registries/default").await["limits"]["storageBytes"].clone();
+    for item in items {
+        let limit = if item["name"] == "Size" { &quota } else { &Value::Null };
+        assert_eq!(&item["limit"], limit, "{answer}");
+    }
     let pairs = items
         .iter()
         .map(|i| (i["name"].as_str().unwrap().to_owned(), i["currentValue"].clone()));

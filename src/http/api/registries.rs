@@ -49,7 +49,7 @@ pub fn view(app: &App, headers: &HeaderMap, reg: &RegistryRow) -> Value {
         "storageAccount": { "name": storage },
         "tags": tags,
         "type": "Berth/registries",
-        "limits": { "pulls": limits.pulls, "pushes": limits.pushes },
+        "limits": { "pulls": limits.pulls, "pushes": limits.pushes, "storageBytes": limits.storage_bytes },
     })
 }
 
@@ -128,13 +128,13 @@ pub async fn usage(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     let u = usage::of_registry(&app.db, reg.id).await?;
-    let item = |name: &str, value: i64, unit: &str| json!({ "name": name, "currentValue": value, "limit": null, "unit": unit });
+    let item = |name: &str, value: i64, limit: Option<u64>, unit: &str| json!({ "name": name, "currentValue": value, "limit": limit, "unit": unit });
     let value = vec![
-        item("Size", u.stored_bytes, "Bytes"),
-        item("UnreferencedSize", u.unreferenced_bytes, "Bytes"),
-        item("Repositories", u.repositories, "Count"),
-        item("Manifests", u.manifests, "Count"),
-        item("Tags", u.tags, "Count"),
+        item("Size", u.stored_bytes, app.limits_of(&reg).storage_bytes, "Bytes"),
+        item("UnreferencedSize", u.unreferenced_bytes, None, "Bytes"),
+        item("Repositories", u.repositories, None, "Count"),
+        item("Manifests", u.manifests, None, "Count"),
+        item("Tags", u.tags, None, "Count"),
     ];
     Ok(Json(json!({ "value": value })).into_response())
 }
@@ -147,6 +147,7 @@ pub struct UpdateRegistry {
     tags: Option<Map<String, Value>>,
     pull_limit: Option<u32>,
     push_limit: Option<u32>,
+    storage_quota_bytes: Option<u64>,
 }
 
 pub async fn update(
@@ -158,11 +159,17 @@ pub async fn update(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     let body: UpdateRegistry = json_body(body)?;
-    // The SKU and the limits are what the installation grants a registry: the operator's to change.
-    if body.sku.is_some() || body.pull_limit.is_some() || body.push_limit.is_some() {
+    // The SKU, the limits and the quota are what the installation grants a registry: the operator's to
+    // change.
+    let grants = [
+        body.pull_limit.is_some(),
+        body.push_limit.is_some(),
+        body.storage_quota_bytes.is_some(),
+    ];
+    if body.sku.is_some() || grants.contains(&true) {
         caller.require_operator().map_err(|_| {
             OciError::Forbidden(
-                "only the operator may change a registry's SKU and limits; an Owner may change its other settings"
+                "only the operator may change a registry's SKU, limits and storage quota; an Owner may change its other settings"
                     .into(),
             )
         })?;
@@ -173,6 +180,7 @@ pub async fn update(
         tags: body.tags.as_ref(),
         pull_limit: body.pull_limit,
         push_limit: body.push_limit,
+        storage_quota: body.storage_quota_bytes,
     };
     let reg = registries::update(&app.db, &reg, &changes).await?;
     Ok(Json(view(&app, &headers, &reg)).into_response())
