@@ -15,7 +15,8 @@
 #        BERTH_BENCH_KEEP=FILE   also copy the raw JSON lines there
 #
 # Berth runs with BERTH_LOG_LEVEL=warn, its default registry's admin user enabled and that registry's
-# concurrency limits raised to 1000 pulls / 1000 pushes (the Basic SKU's 10 / 5 would queue c=32). Berth
+# concurrency limits raised to 1000 pulls / 1000 pushes (the Basic SKU's 10 / 5 would queue c=32) and its
+# storage quota to 1 TiB (Basic's 10 GiB would refuse the later rounds; every push still checks it). Berth
 # has no anonymous access: every Berth row uses one token per repository scope, fetched on the first 401
 # and reused. Distribution runs twice on one storage folder, access log off, log level warn: without auth
 # for every row, and with token auth (`auth.token`, tokens from `berth-bench token-server`, ES256 with the
@@ -97,7 +98,7 @@ BERTH_HTTP_BIND=127.0.0.1:$BERTH_PORT BERTH_DATA_DIR=$WORK/berth BERTH_OPERATOR_
 BERTH_PID=$!
 wait_for "$BERTH_URL/healthz" "$BERTH_PID"
 api() { curl -fsS -H "Authorization: Bearer $OPERATOR_TOKEN" -H 'Content-Type: application/json' "$@"; }
-api -X PATCH -d '{"adminUserEnabled":true,"pullLimit":1000,"pushLimit":1000}' \
+api -X PATCH -d '{"adminUserEnabled":true,"pullLimit":1000,"pushLimit":1000,"storageQuotaBytes":1099511627776}' \
   "$BERTH_URL/api/registries/default" >/dev/null
 CREDS=$(api "$BERTH_URL/api/registries/default/credentials")
 BERTH_USER=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["username"])' <<<"$CREDS")

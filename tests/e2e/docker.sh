@@ -8,7 +8,8 @@
 # prefix; a Reader pulls and is denied a push; a wrong password makes docker login fail, and so do a login
 # with no role on the registry and one at a login server that names no registry (each saying why); after
 # docker logout a pull is refused. On the way, the sequence of Distribution issue 3254: the image is
-# deleted, its blobs collected, and it is pushed, pulled and run again.
+# deleted, its blobs collected, and it is pushed, pulled and run again; and a storage quota refuses a push
+# that does not fit, then admits it once a deleted image was collected.
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
 # Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
@@ -145,6 +146,32 @@ pull_run "$IMAGE:v1"
 STATUS=$(BERTH_SERVER=http://$ADDR BERTH_TOKEN=$OPERATOR_TOKEN "$BERTH_BIN" gc status -n default)
 say "berth gc status:"$'\n'"$STATUS"
 
+# A storage quota: a push that does not fit is refused with a message a person understands (DENIED, so
+# docker shows it at once and does not retry), and fits once a deleted image has been collected.
+step "a storage quota refuses a push that does not fit, and admits it after a delete and a collection"
+cli() { BERTH_SERVER=http://$ADDR BERTH_TOKEN=$OPERATOR_TOKEN "$BERTH_BIN" "$@"; }
+for name in a b; do
+  mkdir -p "$E2E/quota-$name"
+  head -c $((3 * 1024 * 1024)) /dev/urandom >"$E2E/quota-$name/fill.bin"
+  printf 'FROM scratch\nCOPY fill.bin /fill.bin\n' >"$E2E/quota-$name/Dockerfile"
+  run docker build -q -t "$ADDR/samples/quota:$name" "$E2E/quota-$name" >/dev/null
+done
+USED=$(cli registry show-usage -n default -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["value"][0]["currentValue"])')
+cli registry update -n default --storage-quota $((USED + 4 * 1024 * 1024)) >/dev/null
+say "the registry stores $USED bytes; its quota is now 4 MiB more"
+run docker push -q "$ADDR/samples/quota:a" >/dev/null
+refused quota-push 'denied: storage quota exceeded: registry default stores .* quota and this push needs' \
+  timeout 120 docker push "$ADDR/samples/quota:b"
+QUOTA_A=$(curl_as repository:samples/quota:pull -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$ADDR/v2/samples/quota/manifests/a" | tr -d '\r' | grep -i '^docker-content-digest:' | cut -d' ' -f2)
+curl_as repository:samples/quota:delete -X DELETE "http://$ADDR/v2/samples/quota/manifests/$QUOTA_A" >/dev/null
+sleep 3
+cli gc run -n default >/dev/null
+run docker push -q "$ADDR/samples/quota:b" >/dev/null
+tags samples/quota '["b"]'
+cli registry update -n default --storage-quota 0 >/dev/null
+say "after deleting samples/quota:a and a collection, samples/quota:b was pushed"
+
 # Two admin passwords exist so that one can be rotated while clients use the other. docker keeps the
 # refresh token it got at login; renewing a password revokes only what that password gave out.
 step "rotating the admin passwords: a docker client logged in with password 2 keeps pulling"
@@ -219,5 +246,6 @@ step "summary"
 say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT) as samples/hello:v1,v2 (admin) and $MULTI:v1 (Contributor)"
 say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
 say "rotated admin password 1 under a client of password 2, then password 2 (that client had to log in again)"
+say "refused a push past the storage quota (admitted after a delete and a collection)"
 say "refused Contributor pull outside its prefix, Reader push, wrong passwords, a login without a role, a"
 say "        login server that names no registry, pulls after logout"
