@@ -30,6 +30,14 @@ impl Direction {
             Direction::Push => "push",
         }
     }
+
+    /// What the limit counts: "pulls" or "pushes".
+    fn plural(self) -> &'static str {
+        match self {
+            Direction::Pull => "pulls",
+            Direction::Push => "pushes",
+        }
+    }
 }
 
 struct Gate {
@@ -149,8 +157,8 @@ impl Limits {
                 Err(OciError::TooManyRequests {
                     retry_after_secs: self.queue_timeout.as_secs().clamp(1, 60),
                     reason: format!(
-                        "registry {registry} allows {limit} concurrent {}s and all were busy for {waited} ms",
-                        direction.as_str()
+                        "registry {registry} allows {limit} concurrent {} and all were busy for {waited} ms",
+                        direction.plural()
                     ),
                 })
             }

@@ -277,6 +277,7 @@ fn too_slow(doing: &str) -> Box<dyn std::error::Error + Send + Sync> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use std::future::poll_fn;
 
     const RATE: MinRate = MinRate {
@@ -309,6 +310,40 @@ mod tests {
         );
         let stalled = tokio::time::timeout(Duration::from_secs(2), poll_fn(|cx| pace.poll_stalled(cx))).await;
         assert!(stalled.is_ok(), "then nothing for a whole window fails");
+    }
+
+    /// Waits on `pace` for five minutes of a peer that moves `bytes` every `every`; whether it stalled.
+    async fn stalls(pace: &mut Pace, bytes: usize, every: Duration) -> bool {
+        let end = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < end {
+            if tokio::time::timeout(every, poll_fn(|cx| pace.poll_stalled(cx)))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            pace.moved(bytes);
+        }
+        false
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_rate_passes_a_slow_real_link_and_fails_a_trickle() {
+        let config = Config::from_overrides(None).unwrap();
+        let rate = MinRate::from_config(&config.http).unwrap();
+        assert_eq!(
+            rate,
+            MinRate {
+                bytes_per_sec: 4096,
+                window: Duration::from_secs(30)
+            }
+        );
+        // 64 kbit/s (a poor mobile link), in 1 KiB pieces: five minutes without a stall.
+        assert!(!stalls(&mut Pace::new(rate), 1024, Duration::from_millis(125)).await);
+        // curl --limit-rate 1K: cut within the first window.
+        let start = Instant::now();
+        assert!(stalls(&mut Pace::new(rate), 1024, Duration::from_secs(1)).await);
+        assert!(start.elapsed() <= Duration::from_secs(31), "{:?}", start.elapsed());
     }
 
     #[tokio::test(start_paused = true)]

@@ -181,6 +181,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever parses prints back to text that parses to the same value: a reference, a repository
+        /// name (strings drawn from the grammar's alphabet, so many are accepted and many refused).
+        #[test]
+        fn what_parses_prints_back_to_the_same_value(
+            reference in "[a-zA-Z0-9_.:-]{1,130}|sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}",
+            name in "[a-z0-9._/-]{1,40}",
+        ) {
+            if let Ok(parsed) = reference.parse::<Reference>() {
+                let printed = parsed.to_string();
+                proptest::prop_assert_eq!(printed.parse::<Reference>().ok(), Some(parsed));
+                proptest::prop_assert_eq!(printed, reference);
+            }
+            if let Ok(parsed) = name.parse::<RepoName>() {
+                proptest::prop_assert_eq!(parsed.to_string().parse::<RepoName>().ok(), Some(parsed));
+            }
+        }
+    }
+
     #[test]
     fn references_are_tags_or_digests() {
         assert!(matches!("v1".parse::<Reference>(), Ok(Reference::Tag(_))));

@@ -287,11 +287,7 @@ fn chunk_write_failed(e: std::io::Error) -> OciError {
         return OciError::BlobUploadInvalid(e.to_string());
     }
     tracing::error!(error = %e, "writing an upload chunk failed");
-    if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded {
-        OciError::InsufficientStorage
-    } else {
-        OciError::Internal(e.into())
-    }
+    StorageError::Io(e).into()
 }
 
 #[cfg(test)]

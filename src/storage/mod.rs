@@ -54,13 +54,23 @@ pub enum StorageError {
 }
 
 impl From<StorageError> for OciError {
-    /// A blob the store does not have is the client's 404; any other failure is the server's.
+    /// A blob the store does not have is the client's 404; a store without room left is 507; any other
+    /// failure is the server's.
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::NotFound => OciError::BlobUnknown,
+            StorageError::Io(io) if is_storage_full(&io) => OciError::InsufficientStorage,
             other => OciError::Internal(other.into()),
         }
     }
+}
+
+/// Whether an I/O error says the disk (or the user's disk quota) is full.
+fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Objects an upload staged that its blob does not use: chunks of requests that lost a race, or of a

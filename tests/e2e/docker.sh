@@ -42,8 +42,9 @@ say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
 
 # --- berth ---------------------------------------------------------------------------------------------
 step "starting berth"
-# A grace period of 2 s and no scheduled collection: the script runs the collector itself.
-start_berth BERTH_GC_GRACE_SECS=2 BERTH_GC_INTERVAL_SECS=0
+# A grace period of 2 s and no scheduled collection: the script runs the collector itself. Requests over a
+# registry's limit wait 3 s before 429 (the throttling step).
+start_berth BERTH_GC_GRACE_SECS=2 BERTH_GC_INTERVAL_SECS=0 BERTH_LIMITS_QUEUE_TIMEOUT_MS=3000
 BASE=http://$ADDR
 # No anonymous access: /v2/ answers 401 with a Bearer challenge. The management API (operator token) enables
 # the default registry's admin user and makes service principals.
@@ -172,6 +173,27 @@ tags samples/quota '["b"]'
 cli registry update -n default --storage-quota 0 >/dev/null
 say "after deleting samples/quota:a and a collection, samples/quota:b was pushed"
 
+# Throttling is visible: with the registry's one pull slot held by a slow download, docker's pull waits
+# its 3 s and gets 429 TOOMANYREQUESTS, which docker prints (it does not retry it); the server logs it at
+# warn with the registry and the limit, and counts it.
+step "a pull past the registry's pull limit: docker shows the 429, the server logs and counts it"
+api -X PATCH -d '{"pullLimit":1}' "$BASE/api/registries/default" >/dev/null
+BIG_LAYER=$(printf '%s' "$MANIFEST" | python3 -c 'import json,sys; print(max(json.load(sys.stdin)["layers"], key=lambda l: l["size"])["digest"])')
+curl_as repository:samples/hello:pull --limit-rate 16K -o /dev/null "http://$ADDR/v2/samples/hello/blobs/$BIG_LAYER" &
+HOLDER=$!
+sleep 1
+docker rmi -f "$ID_BUILT" >/dev/null 2>&1 || true
+refused throttled 'toomanyrequests: too many requests: registry default allows 1 concurrent pulls and all were busy for 3000 ms' \
+  timeout 120 docker pull "$IMAGE:v1"
+pkill -f -- '--limit-rate 16K' || true
+wait "$HOLDER" 2>/dev/null || true
+LOGGED=$(grep -m1 'pull limit reached: request refused with 429' "$E2E/berth.log") || die "the 429 was not logged"
+say "logged: $LOGGED"
+COUNTED=$(api "$BASE/metrics" | grep '^berth_limit_throttled_total{direction="pull",registry="default"}') ||
+  die "the 429 was not counted"
+say "counted: $COUNTED"
+api -X PATCH -d '{"pullLimit":0}' "$BASE/api/registries/default" >/dev/null
+
 # Two admin passwords exist so that one can be rotated while clients use the other. docker keeps the
 # refresh token it got at login; renewing a password revokes only what that password gave out.
 step "rotating the admin passwords: a docker client logged in with password 2 keeps pulling"
@@ -246,6 +268,7 @@ step "summary"
 say "pushed  $PUSHED ($LAYERS layers, image ID $ID_BUILT) as samples/hello:v1,v2 (admin) and $MULTI:v1 (Contributor)"
 say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
 say "rotated admin password 1 under a client of password 2, then password 2 (that client had to log in again)"
-say "refused a push past the storage quota (admitted after a delete and a collection)"
+say "refused a push past the storage quota (admitted after a delete and a collection), a pull past the pull"
+say "        limit (docker showed the 429; logged and counted)"
 say "refused Contributor pull outside its prefix, Reader push, wrong passwords, a login without a role, a"
 say "        login server that names no registry, pulls after logout"

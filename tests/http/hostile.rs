@@ -388,9 +388,16 @@ async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refu
         let request = served.req(Method::GET, "/api/registries").bearer_auth(token);
         async move { request.send().await.unwrap().status() }
     };
+    // First start without one: a token is generated, printed once, and works.
+    let generated = generated_operator_token(data).await;
     let mut served =
         crate::process::Served::start_with(&[("BERTH_DATA_DIR", data), ("BERTH_OPERATOR_TOKEN", first)]).await;
     assert_eq!(registries_status(&served, first).await, StatusCode::OK);
+    assert_eq!(
+        registries_status(&served, &generated).await,
+        StatusCode::UNAUTHORIZED,
+        "a configured token retires the generated one"
+    );
     served.child.kill().await.unwrap();
 
     let mut served =
@@ -410,6 +417,60 @@ async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refu
     assert!(!weak.status.success());
     let said = String::from_utf8_lossy(&weak.stderr);
     assert!(said.contains("too weak"), "{said}");
+}
+
+/// Starts `berth serve` on `data` without an operator token, reads the one it generates from its standard
+/// error, checks it opens the management API, and stops the server.
+async fn generated_operator_token(data: &str) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("serve")
+        .env("BERTH_HTTP_BIND", format!("127.0.0.1:{port}"))
+        .env("BERTH_DATA_DIR", data)
+        .env_remove("BERTH_OPERATOR_TOKEN")
+        .env_remove("BERTH_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut announced = false;
+    let token = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the generated token is printed");
+        match line.trim() {
+            "" => {}
+            text if text.starts_with("Berth operator token") => announced = true,
+            text if announced => break text.to_owned(),
+            _ => {}
+        }
+    };
+    let client = reqwest::Client::new();
+    let mut status = None;
+    for _ in 0..100 {
+        let sent = client
+            .get(format!("http://127.0.0.1:{port}/api/registries"))
+            .bearer_auth(&token)
+            .send()
+            .await;
+        if let Ok(resp) = sent {
+            status = Some(resp.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, Some(StatusCode::OK), "the generated token works");
+    child.kill().await.unwrap();
+    token
 }
 
 #[tokio::test]
@@ -585,6 +646,108 @@ async fn readiness_fails_when_the_data_folder_runs_out_of_space() {
     let body: Value = resp.json().await.unwrap();
     let storage = body["storage"].as_str().unwrap();
     assert!(storage.contains("MiB free in the data folder"), "{body}");
+}
+
+/// A tmpfs mounted over a folder for as long as it lives (lazily unmounted when dropped).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `1m`) over `dir`; `None` when this process may not mount (not root).
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?;
+        mounted.success().then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let resized = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(resized.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_store_answers_507_and_the_upload_resumes_once_there_is_room() {
+    let server = TestServer::start().await;
+    // Needs root (CI runs as root); elsewhere there is no disk to fill without filling the real one.
+    let Some(store) = Tmpfs::mount(&server.dir.join("registries/default"), "1m") else {
+        assert_ne!(effective_uid(), 0, "root could not mount a tmpfs");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let (first, second) = (crate::common::bytes(512 * 1024, 1), crate::common::bytes(768 * 1024, 2));
+    let started = server
+        .req(Method::POST, "/v2/full/app/blobs/uploads/")
+        .await
+        .send()
+        .await
+        .unwrap();
+    let location = header(&started, "location").to_owned();
+    let patch = |chunk: Vec<u8>| {
+        let location = location.clone();
+        let server = &server;
+        async move {
+            server
+                .req(Method::PATCH, &location)
+                .await
+                .body(chunk)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(patch(first.clone()).await.status(), StatusCode::ACCEPTED);
+    let full = patch(second.clone()).await;
+    assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+    let body: Value = full.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("storage is full"),
+        "{body}"
+    );
+    let status = server.req(Method::GET, &location).await.send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&status, "range"), "0-524287", "what was received before stays");
+
+    store.resize("4m");
+    assert_eq!(patch(second.clone()).await.status(), StatusCode::ACCEPTED);
+    let whole = [first, second].concat();
+    let digest = crate::common::sha256(&whole);
+    let committed = server
+        .req(Method::PUT, &format!("{location}?digest={digest}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(committed.status(), StatusCode::CREATED);
+    let pulled = server
+        .req(Method::GET, &format!("/v2/full/app/blobs/{digest}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), whole.as_slice());
+}
+
+/// This process's effective user id.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// A client whose connections come from `source` (an address of the loopback network).

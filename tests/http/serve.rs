@@ -288,3 +288,74 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused() {
         StatusCode::OK
     );
 }
+
+/// A request refused at its registry's limit is visible to the operator: logged at warn with the registry,
+/// the direction, the limit and how long it waited, and counted with the registry and direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_refused_at_its_limit_is_logged_and_counted_with_its_registry_and_limit() {
+    let served = Served::start_with(&[("BERTH_LIMITS_QUEUE_TIMEOUT_MS", "300")]).await;
+    let limited = served
+        .req(Method::PATCH, "/api/registries/default")
+        .bearer_auth(crate::process::OPERATOR)
+        .json(&serde_json::json!({ "pushLimit": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::OK);
+    let token = served.admin_token("repository:app:pull,push").await;
+    let start = || {
+        served
+            .req(Method::POST, "/v2/app/blobs/uploads/")
+            .bearer_auth(&token)
+            .send()
+    };
+    let location = start().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // An upload whose body keeps coming holds the one push slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let patch = served
+        .req(Method::PATCH, &location)
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )));
+    let held = tokio::spawn(async move { patch.send().await.unwrap().status() });
+    tx.send(Ok(Bytes::from_static(b"still coming"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let refused = start().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("registry default allows 1 concurrent pushes and all were busy for 300 ms"),
+        "{message}"
+    );
+    let logged = served
+        .logged(|j| j["fields"]["message"] == "push limit reached: request refused with 429")
+        .await;
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let fields = &logged[0]["fields"];
+    assert_eq!(logged[0]["level"], "WARN");
+    assert_eq!(
+        (
+            &fields["registry"],
+            &fields["direction"],
+            &fields["limit"],
+            &fields["waited_ms"]
+        ),
+        (
+            &Value::from("default"),
+            &Value::from("push"),
+            &Value::from(1),
+            &Value::from(300)
+        )
+    );
+    let counted = "berth_limit_throttled_total{direction=\"push\",registry=\"default\"} 1";
+    assert!(served.metrics().await.lines().any(|l| l == counted), "{counted}");
+    drop(tx);
+    assert_eq!(held.await.unwrap(), StatusCode::ACCEPTED);
+}

@@ -175,7 +175,7 @@ async fn reuse_after_an_early_answer(server: &TestServer, head: &str, body: &[u8
 async fn connections_answered_before_their_body_stay_usable_or_say_close() {
     let server = TestServer::start().await;
     let body = bytes(4096, 3);
-    // No token: a 401 challenge before the body is read.
+    // No token: a 401 challenge before the body is read (then 404, 416 and 400 answers, likewise).
     let head = format!(
         "POST /v2/early/app/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -191,6 +191,30 @@ async fn connections_answered_before_their_body_stay_usable_or_say_close() {
     );
     let first = reuse_after_an_early_answer(&server, &head, &body).await;
     assert!(first.starts_with("HTTP/1.1 404"), "{first}");
+    // A chunk out of order: a 416 before the body is read.
+    let started = server
+        .req(Method::POST, "/v2/early/app/blobs/uploads/")
+        .await
+        .send()
+        .await
+        .unwrap();
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Range: 100-{}\r\nContent-Length: {}\r\n\r\n",
+        99 + body.len(),
+        body.len()
+    );
+    let first = reuse_after_an_early_answer(&server, &head, &body).await;
+    assert!(first.starts_with("HTTP/1.1 416"), "{first}");
+    // A monolithic upload with a malformed digest: a 400 before the body is read.
+    let head = format!(
+        "POST /v2/early/app/blobs/uploads/?digest=sha256:nothex HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let first = reuse_after_an_early_answer(&server, &head, &body).await;
+    assert!(first.starts_with("HTTP/1.1 400"), "{first}");
 
     // A body too big to discard: the answer says the connection closes.
     let resp = server

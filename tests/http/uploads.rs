@@ -366,6 +366,59 @@ async fn an_upload_survives_a_server_restart() {
     drop(tempdir);
 }
 
+/// A crash between putting an upload's chunks in place and recording the blob (simulated: the server is
+/// stopped, and the store's half of the commit is done through the library as the dead process did it)
+/// leaves a session that the client's retried commit finishes, with nothing staged left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_cut_between_placing_the_bytes_and_recording_the_blob_is_finished_by_a_retry() {
+    let server = TestServer::start().await;
+    let data = bytes(3 * 1024 * 1024 + 17, 12);
+    let digest = sha256(&data);
+    let location = start_upload(&server, "cut/commit").await;
+    let half = data.len() / 2;
+    for (offset, chunk) in [(0, &data[..half]), (half, &data[half..])] {
+        assert_eq!(
+            patch(&server, &location, offset, chunk).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    let (dir, tempdir) = server.stop().await;
+
+    let mut config = berth::config::Config::for_tests(&dir);
+    if let Some(url) = crate::common::postgres_database_for(&dir).await {
+        config.database.url = url;
+    }
+    let db = berth::metadata::connect(&config.database_url(), 2, std::time::Duration::from_secs(30), false)
+        .await
+        .unwrap();
+    let id = location.rsplit('/').next().unwrap();
+    let row = berth::metadata::uploads::find(&db, id).await.unwrap().unwrap();
+    let chunks = berth::storage::Chunk::decode_list(&row.chunks).unwrap();
+    assert_eq!(chunks.len(), 2);
+    let store = berth::storage::registry_stores::RegistryStores::new(config.storage.clone())
+        .get("default", None)
+        .unwrap();
+    let (_placed, _leftovers) = store
+        .commit(&id.parse().unwrap(), &chunks, &digest.parse().unwrap())
+        .await
+        .unwrap();
+    drop(db);
+
+    let server = TestServer::start_in(dir.clone(), |_| {}).await;
+    assert_eq!(
+        put_digest(&server, &location, &digest).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(read_blob(&server, "cut/commit", &digest).await, data);
+    let staged: Vec<_> = crate::gc::files_below(&dir.join("registries/default"))
+        .into_iter()
+        .filter(|(path, _)| path.to_string_lossy().contains("/uploads/"))
+        .collect();
+    assert!(staged.is_empty(), "nothing of the upload is left staged: {staged:?}");
+    drop(server);
+    drop(tempdir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_pushes_of_the_same_blob_all_succeed_and_store_it_once() {
     let server = std::sync::Arc::new(TestServer::start().await);
