@@ -59,11 +59,33 @@ const VERIFIED_MAX_BYTES: usize = 16 << 20;
 /// A token weighing more than this is verified every time, never kept.
 const VERIFIED_MAX_ENTRY_BYTES: usize = 256 << 10;
 
+/// How long past its expiry a token in use may keep working at most (see [`Keys::used`]).
+const IN_USE_AT_MOST_SECS: i64 = 3600;
+
+/// A verified token: its claims, its weight in bytes, and when a request using it last ended (0: never).
+struct Entry {
+    claims: Claims,
+    weight: usize,
+    used_at: i64,
+}
+
+impl Entry {
+    /// Whether the token verifies at `now`: within its lifetime and `leeway`, or in use (a request using it
+    /// ended less than `leeway` ago) and at most [`IN_USE_AT_MOST_SECS`] past its expiry.
+    fn valid_at(&self, now: i64, leeway: i64) -> bool {
+        let claims = &self.claims;
+        let started = claims.nbf - leeway <= now;
+        let live = now < claims.exp + leeway;
+        let in_use = now < self.used_at + leeway && now < claims.exp + IN_USE_AT_MOST_SECS;
+        started && (live || in_use)
+    }
+}
+
 /// Verified tokens and the bytes they hold. Bounded in bytes, not entries: a token's size is the caller's
 /// choice.
 #[derive(Default)]
 struct Verified {
-    entries: HashMap<(String, String), (Claims, usize)>,
+    entries: HashMap<(String, String), Entry>,
     bytes: usize,
 }
 
@@ -87,15 +109,20 @@ impl Verified {
         }
         if self.bytes + weight > VERIFIED_MAX_BYTES {
             let now = crate::metadata::now();
-            self.entries.retain(|_, (c, _)| c.exp + leeway > now);
-            self.bytes = self.entries.values().map(|(_, w)| w).sum();
+            self.entries.retain(|_, entry| entry.valid_at(now, leeway));
+            self.bytes = self.entries.values().map(|entry| entry.weight).sum();
             if self.bytes + weight > VERIFIED_MAX_BYTES {
                 self.entries = HashMap::new();
                 self.bytes = 0;
             }
         }
-        if let Some((_, replaced)) = self.entries.insert(key, (claims, weight)) {
-            self.bytes -= replaced;
+        let entry = Entry {
+            claims,
+            weight,
+            used_at: 0,
+        };
+        if let Some(replaced) = self.entries.insert(key, entry) {
+            self.bytes -= replaced.weight;
         }
         self.bytes += weight;
     }
@@ -158,19 +185,35 @@ impl Keys {
         Ok(encode(&header, claims, &self.encoding)?)
     }
 
-    /// Verifies signature, issuer, audience, expiry and shape; `None` for any token that fails.
+    /// Verifies signature, issuer, audience, expiry and shape; `None` for any token that fails. A token
+    /// this node verified stays valid past its expiry while it is in use ([`Keys::used`]).
     pub async fn verify(&self, db: &Db, token: &str, audience: &str) -> Option<Claims> {
         let cache_key = (audience.to_owned(), token.to_owned());
-        if let Some((claims, _)) = self.verified.lock().ok()?.entries.get(&cache_key) {
-            let now = crate::metadata::now();
-            let window = self.leeway as i64;
-            return (claims.nbf - window <= now && now < claims.exp + window).then(|| claims.clone());
+        if let Some(entry) = self.verified.lock().ok()?.entries.get(&cache_key) {
+            let valid = entry.valid_at(crate::metadata::now(), self.leeway as i64);
+            return valid.then(|| entry.claims.clone());
         }
         let claims = self.verify_signed(db, token, audience).await?;
         if let Ok(mut verified) = self.verified.lock() {
             verified.keep(cache_key, claims.clone(), self.leeway as i64);
         }
         Some(claims)
+    }
+
+    /// Records that a request `token` (for `audience`) was verified for has just ended: for `leeway` seconds
+    /// more the token verifies even if it expired while the request ran (at most [`IN_USE_AT_MOST_SECS`]
+    /// past its expiry). A client in the middle of a push or pull so finishes it: containerd 1.6 keeps the
+    /// token it got first and cannot send a manifest again after a 401, so a push whose layer upload
+    /// outlived the token would fail. Revocation is not delayed: every request still checks the identity
+    /// and registry the token names.
+    pub fn used(&self, token: &str, audience: &str) {
+        let now = crate::metadata::now();
+        if let Ok(mut verified) = self.verified.lock()
+            && let Some(entry) = verified.entries.get_mut(&(audience.to_owned(), token.to_owned()))
+            && now < entry.claims.exp + IN_USE_AT_MOST_SECS
+        {
+            entry.used_at = now;
+        }
     }
 
     /// Checks a token's signature and claims (the expensive part of [`Keys::verify`]).
@@ -221,6 +264,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_in_use_outlives_its_expiry_by_the_leeway_after_each_use_for_an_hour_at_most() {
+        let (exp, leeway) = (1_000_000, 60);
+        let mut entry = Entry {
+            claims: claims("t", exp, 1),
+            weight: 0,
+            used_at: 0,
+        };
+        assert!(entry.valid_at(exp + 59, leeway), "within the leeway");
+        assert!(!entry.valid_at(exp + 60, leeway), "expired, never used");
+        // A request using it ended at exp + 30 (a long push): it works until exp + 90.
+        entry.used_at = exp + 30;
+        assert!(entry.valid_at(exp + 89, leeway));
+        assert!(!entry.valid_at(exp + 90, leeway), "idle for the leeway: expired");
+        // In use, but never more than an hour past its expiry.
+        entry.used_at = exp + IN_USE_AT_MOST_SECS - 10;
+        assert!(entry.valid_at(exp + IN_USE_AT_MOST_SECS - 1, leeway));
+        assert!(!entry.valid_at(exp + IN_USE_AT_MOST_SECS, leeway));
+    }
+
+    #[test]
     fn the_verified_cache_stays_within_its_bytes_whatever_the_tokens_weigh() {
         let mut verified = Verified::default();
         let live = crate::metadata::now() + 3600;
@@ -233,7 +296,7 @@ mod tests {
                 verified.bytes
             );
         }
-        let held: usize = verified.entries.values().map(|(_, w)| w).sum();
+        let held: usize = verified.entries.values().map(|entry| entry.weight).sum();
         assert_eq!(held, verified.bytes, "the count matches what is held");
         assert!(!verified.entries.is_empty());
 

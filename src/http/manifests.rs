@@ -67,9 +67,13 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
-    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES)
-        .await
-        .map_err(|_| OciError::ManifestTooLarge(MAX_MANIFEST_BYTES))?;
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES).await.map_err(|e| {
+        match e.into_inner().downcast::<http_body_util::LengthLimitError>() {
+            Ok(_) => OciError::ManifestTooLarge(MAX_MANIFEST_BYTES),
+            // The body stopped coming (containerd 1.6 sends none when it retries a manifest after a 401).
+            Err(cause) => OciError::ManifestInvalid(format!("the manifest did not arrive whole: {cause}")),
+        }
+    })?;
     let content_type = header_str(headers, &header::CONTENT_TYPE).map(|ct| ct.split(';').next().unwrap_or("").trim());
     let stored = manifests::put(&app.db, reg, repo, reference, content_type, &bytes).await?;
     let mut response_headers = vec![

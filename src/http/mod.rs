@@ -38,6 +38,7 @@ use extract::V2Query;
 use observe::RequestInfo;
 use operation::Operation;
 pub use token::MAX_FORM_BYTES as TOKEN_FORM_MAX_BYTES;
+pub use token::TokenParams;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -131,6 +132,7 @@ async fn handle_v2(
         scope.push(Access::repository(from, &["pull"]));
     }
     let challenge = edge_auth::challenge(app, headers, &reg, scope);
+    let audience = challenge.service.clone();
     let bearer = edge_auth::bearer(headers);
     let caller = auth::access::authorize(&app.auth, &app.db, &reg.row, bearer, &need, challenge).await?;
     info.principal = Some(caller.sub.clone());
@@ -187,6 +189,10 @@ async fn handle_v2(
         }
         _ => return Err(OciError::Unsupported),
     };
+    // The request's body has been read: its token counts as in use until now.
+    if let Some(token) = bearer {
+        app.auth.keys.used(token, &audience);
+    }
     Ok(match permit {
         Some(permit) => response.map(|body| Guarded::wrap(body, Some(permit), None)),
         None => response,

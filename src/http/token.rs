@@ -20,7 +20,7 @@ use crate::tenant::Tenant;
 
 /// Parameters of either form of the request (query string or form body).
 #[derive(Default)]
-struct TokenParams {
+pub struct TokenParams {
     scopes: Vec<String>,
     offline: bool,
     grant_type: Option<String>,
@@ -30,7 +30,8 @@ struct TokenParams {
 }
 
 impl TokenParams {
-    fn parse(encoded: &[u8]) -> TokenParams {
+    /// The parameters of a query string or form body; unknown ones are ignored.
+    pub fn parse(encoded: &[u8]) -> TokenParams {
         let mut params = TokenParams::default();
         for (key, value) in form_urlencoded::parse(encoded) {
             let value = value.into_owned();
@@ -49,7 +50,7 @@ impl TokenParams {
     }
 
     /// The accesses asked for; more than the cap is a client error.
-    fn requested(&self) -> Result<Vec<Access>, OciError> {
+    pub fn requested(&self) -> Result<Vec<Access>, OciError> {
         parse_scopes(self.scopes.iter().map(String::as_str)).map_err(|e| OciError::Invalid(e.to_string()))
     }
 }

@@ -628,6 +628,19 @@ async fn every_role_reads_what_it_may_pull_and_contributors_delete() {
         ])
         .await;
     assert_eq!(manifests.json().as_array().unwrap().len(), 2);
+    let shown = reader
+        .run(&["repository", "show", "-n", "default", "--repository", "team/app"])
+        .await
+        .json();
+    assert_eq!((&shown["name"], &shown["tagCount"]), (&json!("team/app"), &json!(2)));
+    let shown_outside = reader
+        .run(&["repository", "show", "-n", "default", "--repository", "other"])
+        .await;
+    assert!(
+        shown_outside.error().contains("pull on repository other refused"),
+        "{}",
+        shown_outside.stderr
+    );
     let outside = reader
         .run(&["repository", "show-tags", "-n", "default", "--repository", "other"])
         .await;
