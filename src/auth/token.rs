@@ -206,8 +206,14 @@ impl Keys {
     /// token it got first and cannot send a manifest again after a 401, so a push whose layer upload
     /// outlived the token would fail. Revocation is not delayed: every request still checks the identity
     /// and registry the token names.
-    pub fn used(&self, token: &str, audience: &str) {
+    ///
+    /// Before `claims` (the token's) expire nothing is recorded: a use within the lifetime extends nothing, and most
+    /// requests (the hot path) take no lock here.
+    pub fn used(&self, token: &str, audience: &str, claims: &Claims) {
         let now = crate::metadata::now();
+        if now <= claims.exp {
+            return;
+        }
         if let Ok(mut verified) = self.verified.lock()
             && let Some(entry) = verified.entries.get_mut(&(audience.to_owned(), token.to_owned()))
             && now < entry.claims.exp + IN_USE_AT_MOST_SECS

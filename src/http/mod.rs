@@ -191,7 +191,7 @@ async fn handle_v2(
     };
     // The request's body has been read: its token counts as in use until now.
     if let Some(token) = bearer {
-        app.auth.keys.used(token, &audience);
+        app.auth.keys.used(token, &audience, &caller);
     }
     Ok(match permit {
         Some(permit) => response.map(|body| Guarded::wrap(body, Some(permit), None)),

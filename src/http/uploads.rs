@@ -162,28 +162,33 @@ async fn finish(
     body: Body,
 ) -> Result<Response, OciError> {
     let admitted = match incoming.length() {
-        Some(length) => match admit(cx, Adding::Blob(digest, session.offset() + length)).await {
-            Ok(warning) => Some(warning),
-            Err(refused) => return cancelled(cx, &session, refused).await,
-        },
+        Some(length) => Some(admit_blob(cx, &session, digest, session.offset() + length).await?),
         None => None,
     };
     let session = receive(cx, repo, session, incoming, body).await?;
     let warning = match admitted {
         Some(warning) => warning,
-        None => match admit(cx, Adding::Blob(digest, session.offset())).await {
-            Ok(warning) => warning,
-            Err(refused) => return cancelled(cx, &session, refused).await,
-        },
+        None => admit_blob(cx, &session, digest, session.offset()).await?,
     };
     uploads::commit(&cx.app.db, cx.reg, &session, digest).await?;
     Ok(with_warning(created(repo, digest), warning))
 }
 
-/// Cancels the session, then answers `error`.
-async fn cancelled(cx: &Authorized<'_>, session: &Session, error: OciError) -> Result<Response, OciError> {
-    uploads::cancel(&cx.app.db, cx.reg, session).await?;
-    Err(error)
+/// Whether the quota admits the session's blob `digest` of `size` bytes (its warning, if any); a refusal
+/// cancels the session first.
+async fn admit_blob(
+    cx: &Authorized<'_>,
+    session: &Session,
+    digest: &Digest,
+    size: u64,
+) -> Result<Option<String>, OciError> {
+    match admit(cx, Adding::Blob(digest, size)).await {
+        Ok(warning) => Ok(warning),
+        Err(refused) => {
+            uploads::cancel(&cx.app.db, cx.reg, session).await?;
+            Err(refused)
+        }
+    }
 }
 
 pub async fn patch(

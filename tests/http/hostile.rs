@@ -423,11 +423,7 @@ async fn configuring_an_operator_token_retires_the_others_and_weak_ones_are_refu
 /// error, checks it opens the management API, and stops the server.
 async fn generated_operator_token(data: &str) -> String {
     use tokio::io::AsyncBufReadExt;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("serve")
         .env("BERTH_HTTP_BIND", format!("127.0.0.1:{port}"))
@@ -455,32 +451,41 @@ async fn generated_operator_token(data: &str) -> String {
         }
     };
     let client = reqwest::Client::new();
-    let mut status = None;
-    for _ in 0..100 {
-        let sent = client
-            .get(format!("http://127.0.0.1:{port}/api/registries"))
-            .bearer_auth(&token)
-            .send()
-            .await;
-        if let Ok(resp) = sent {
-            status = Some(resp.status());
-            break;
+    let registries = format!("http://127.0.0.1:{port}/api/registries");
+    let answer = first_answer(|| client.get(&registries).bearer_auth(&token)).await;
+    assert_eq!(
+        answer.map(|resp| resp.status()),
+        Some(StatusCode::OK),
+        "the generated token works"
+    );
+    child.kill().await.unwrap();
+    token
+}
+
+/// A port of the loopback interface that was free a moment ago, for a `berth serve` child to bind.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends what `request` builds until a starting server answers (at most 30 s); `None` if it never did.
+async fn first_answer(request: impl Fn() -> reqwest::RequestBuilder) -> Option<reqwest::Response> {
+    for _ in 0..300 {
+        if let Ok(resp) = request().send().await {
+            return Some(resp);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(status, Some(StatusCode::OK), "the generated token works");
-    child.kill().await.unwrap();
-    token
+    None
 }
 
 #[tokio::test]
 async fn a_log_that_cannot_be_written_takes_no_request_down() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let full = || std::process::Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("serve")
@@ -496,14 +501,8 @@ async fn a_log_that_cannot_be_written_takes_no_request_down() {
         .unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..300 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let healthz = format!("{base}/healthz");
+    let up = first_answer(|| client.get(&healthz)).await.is_some();
     assert!(up, "berth serve answers with its log on a full disk");
     for _ in 0..20 {
         let resp = client.get(format!("{base}/v2/")).send().await.unwrap();

@@ -12,6 +12,26 @@ use tokio::process::Command;
 
 use crate::process::Served;
 
+/// A PATCH of the upload at `location` whose body arrives only as the returned sender sends it; the task
+/// gives its status.
+fn held_patch(
+    served: &Served,
+    token: &str,
+    location: &str,
+) -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tokio::task::JoinHandle<StatusCode>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let patch = served
+        .req(Method::PATCH, location)
+        .bearer_auth(token)
+        .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )));
+    (tx, tokio::spawn(async move { patch.send().await.unwrap().status() }))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_one_json_log_line_with_its_source_client() {
     let served = Served::start().await;
@@ -131,14 +151,7 @@ async fn health_readiness_and_a_graceful_shutdown() {
         .await
         .unwrap();
     let location = started.headers()["location"].to_str().unwrap().to_string();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let patch = served
-        .req(Method::PATCH, &location)
-        .bearer_auth(&token)
-        .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        )));
-    let running = tokio::spawn(async move { patch.send().await.unwrap().status() });
+    let (tx, running) = held_patch(&served, &token, &location);
     tx.send(Ok(Bytes::from_static(b"before the signal, "))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = served.child.id().unwrap().to_string();
@@ -314,14 +327,7 @@ async fn a_request_refused_at_its_limit_is_logged_and_counted_with_its_registry_
         .unwrap()
         .to_string();
     // An upload whose body keeps coming holds the one push slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let patch = served
-        .req(Method::PATCH, &location)
-        .bearer_auth(&token)
-        .body(reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(
-            rx,
-        )));
-    let held = tokio::spawn(async move { patch.send().await.unwrap().status() });
+    let (tx, held) = held_patch(&served, &token, &location);
     tx.send(Ok(Bytes::from_static(b"still coming"))).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
