@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::errors::OciError;
 use crate::limits::Limits;
 use crate::metadata::{Db, registries::RegistryRow};
+use crate::ops::pulls::PullCounter;
 use crate::ops::quota::StorageMeter;
 use crate::storage::registry_stores::RegistryStores;
 use crate::telemetry::Metrics;
@@ -22,6 +23,8 @@ pub struct App {
     pub limits: Limits,
     /// Whether pushes fit in their registries' storage quotas.
     pub quotas: StorageMeter,
+    /// Pulls counted since they were last written.
+    pub pulls: PullCounter,
 }
 
 /// Cheap to clone; derefs to [`App`].
@@ -36,6 +39,13 @@ impl Deref for AppState {
 }
 
 impl App {
+    /// What is left to do once the server stopped serving: writing the pulls counted since the last write.
+    pub async fn finish(&self) {
+        if let Err(e) = self.pulls.flush(&self.db).await {
+            tracing::warn!(error = %e, "writing pull counts at shutdown failed");
+        }
+    }
+
     /// `row` as a tenant: with its blob store, limits and login server.
     pub fn tenant(&self, row: RegistryRow) -> Result<Tenant, OciError> {
         let blobs = self

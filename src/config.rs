@@ -23,6 +23,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub gc: GcConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -223,6 +224,16 @@ impl GcConfig {
     }
 }
 
+/// What is recorded to decide what to keep: pulls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Seconds between two writes of the pull counts and last-pulled times counted in memory.
+    pub pulls_flush_secs: u64,
+    /// Days a deleted manifest is kept to be restored.
+    pub deleted_days: u64,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -360,6 +371,10 @@ impl Config {
             (1..=100).contains(&self.limits.storage_warning_percent),
             "limits.storage_warning_percent must be 1 to 100"
         );
+        anyhow::ensure!(
+            self.retention.pulls_flush_secs >= 1,
+            "retention.pulls_flush_secs must be at least 1"
+        );
         Ok(())
     }
 
@@ -455,6 +470,8 @@ impl Config {
         for (name, target) in [
             ("BERTH_GC_GRACE_SECS", &mut self.gc.grace_secs),
             ("BERTH_GC_INTERVAL_SECS", &mut self.gc.interval_secs),
+            ("BERTH_RETENTION_PULLS_FLUSH_SECS", &mut self.retention.pulls_flush_secs),
+            ("BERTH_RETENTION_DELETED_DAYS", &mut self.retention.deleted_days),
         ] {
             if let Some(v) = var(name) {
                 *target = env_number(name, &v)?;

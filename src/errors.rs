@@ -81,6 +81,10 @@ pub enum OciError {
     /// retry it, and shows the message) with 413, not an authorization-looking 403.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A write or read a lock (a repository's, manifest's or tag's changeable attributes) refuses; the
+    /// message names the lock.
+    #[error("{0}")]
+    Locked(String),
     /// The store has no room left (a full disk or quota): the client may retry later, nothing was lost.
     #[error("insufficient storage: the registry's storage is full")]
     InsufficientStorage,
@@ -108,7 +112,7 @@ impl OciError {
             UploadRangeInvalid { .. } => ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unauthorized(_) | BadCredentials(_) => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
-            Denied | Forbidden(_) | AccessDenied(..) => ("DENIED", StatusCode::FORBIDDEN),
+            Denied | Forbidden(_) | AccessDenied(..) | Locked(_) => ("DENIED", StatusCode::FORBIDDEN),
             Unsupported => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             TooManyRequests { .. } => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
             Invalid(_) => ("INVALID", StatusCode::BAD_REQUEST),
@@ -135,6 +139,7 @@ impl OciError {
             | SizeInvalid(d)
             | PaginationInvalid(d)
             | Forbidden(d)
+            | Locked(d)
             | Unavailable(d) => json!(d),
             RangeNotSatisfiable { size } => json!({ "size": size }),
             AccessDenied(challenge, _) => challenge

@@ -38,8 +38,9 @@ use crate::config::{Config, LogFormat};
 use crate::storage::registry_stores::RegistryStores;
 
 /// Connects the database (migrating it), loads keys, prepares storage, the operator token and the default
-/// registry, and builds the router.
-pub async fn build_app(config: Config) -> anyhow::Result<Router> {
+/// registry, and builds the router; the app state comes along for what is left to do at shutdown
+/// ([`App::finish`]).
+pub async fn build_app(config: Config) -> anyhow::Result<(Router, AppState)> {
     std::fs::create_dir_all(&config.storage.data_dir)?;
     let statement_timeout = Duration::from_secs(config.database.statement_timeout_secs);
     let db = metadata::connect(
@@ -75,14 +76,32 @@ pub async fn build_app(config: Config) -> anyhow::Result<Router> {
         metrics,
         limits,
         quotas,
+        pulls: ops::pulls::PullCounter::default(),
     }));
     tokio::spawn(housekeeping(Arc::downgrade(&state.0)));
     tokio::spawn(collect_garbage(Arc::downgrade(&state.0)));
-    Ok(http::router(state))
+    tokio::spawn(write_pulls(Arc::downgrade(&state.0)));
+    Ok((http::router(state.clone()), state))
 }
 
-/// Cancels idle upload sessions and deletes expired refresh tokens now and then, for as long as the app
-/// lives.
+/// Writes the pulls counted in memory every `retention.pulls_flush_secs`, for as long as the app lives.
+async fn write_pulls(app: std::sync::Weak<App>) {
+    let Some(every) = app.upgrade().map(|a| a.config.retention.pulls_flush_secs) else {
+        return;
+    };
+    let mut every = tokio::time::interval(Duration::from_secs(every));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(app) = app.upgrade() else { return };
+        if let Err(e) = app.pulls.flush(&app.db).await {
+            tracing::warn!(error = %e, "writing pull counts failed; they are kept for the next try");
+        }
+    }
+}
+
+/// Cancels idle upload sessions, deletes expired refresh tokens and drops deleted manifests kept past
+/// their retention now and then, for as long as the app lives.
 async fn housekeeping(app: std::sync::Weak<App>) {
     let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else {
         return;
@@ -102,10 +121,19 @@ async fn housekeeping(app: std::sync::Weak<App>) {
             Ok(n) => tracing::info!(tokens = n, "deleted expired refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "deleting expired refresh tokens failed"),
         }
+        match ops::history::purge_deleted(&app.db, app.config.retention.deleted_days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                manifests = n,
+                "dropped deleted manifests kept past retention.deleted_days"
+            ),
+            Err(e) => tracing::warn!(error = %e, "dropping deleted manifests failed"),
+        }
     }
 }
 
-/// Runs the garbage collector every `gc.interval_secs` (never when 0), for as long as the app lives.
+/// Applies the registries' retention policies, then runs the garbage collector, every `gc.interval_secs`
+/// (never when 0), for as long as the app lives.
 async fn collect_garbage(app: std::sync::Weak<App>) {
     let Some(interval) = app.upgrade().map(|a| a.config.gc.interval_secs) else {
         return;
@@ -119,10 +147,44 @@ async fn collect_garbage(app: std::sync::Weak<App>) {
     loop {
         every.tick().await;
         let Some(app) = app.upgrade() else { return };
+        if let Err(e) = apply_retention(&app).await {
+            tracing::warn!(error = format!("{e:#}"), "applying retention policies failed");
+        }
         if let Err(e) = app.collector().scheduled_pass().await {
             tracing::warn!(error = format!("{e:#}"), "a garbage collection pass failed");
         }
     }
+}
+
+/// Applies every registry's retention policy once, under the collector's lease: one runner across nodes.
+async fn apply_retention(app: &App) -> Result<(), errors::OciError> {
+    let collector = app.collector();
+    let Some(lease) = collector.try_lease().await? else {
+        return Ok(());
+    };
+    let applied = async {
+        for reg in ops::registries::list(&app.db).await? {
+            let name = reg.name.clone();
+            match ops::retention::apply(&app.db, &app.tenant(reg)?, false).await {
+                Ok(None) => {}
+                Ok(Some(report)) => tracing::info!(
+                    registry = %name,
+                    deleted_tags = report.deleted_tags,
+                    deleted_manifests = report.deleted_manifests,
+                    stopped = report.stopped,
+                    "retention policy applied"
+                ),
+                Err(e) => {
+                    tracing::warn!(registry = %name, error = format!("{e:#}"), "applying a retention policy failed")
+                }
+            }
+            collector.renew(&lease).await?;
+        }
+        Ok(())
+    };
+    let result = applied.await;
+    collector.release(lease).await;
+    result
 }
 
 /// Serves `router` over plain HTTP on `listener` until `shutdown` resolves; then stops accepting and gives

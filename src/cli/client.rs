@@ -70,6 +70,11 @@ impl Client {
         self.call(self.request(Method::POST, path).query(query)).await
     }
 
+    /// PUT `/api/<path>` with a JSON body that replaces the resource (its `null` members mean "none").
+    pub async fn put(&self, path: &[&str], body: &Value) -> Result<Value, CliError> {
+        self.call(self.request(Method::PUT, path).json(body)).await
+    }
+
     /// PATCH `/api/<path>` like [`Client::post`].
     pub async fn patch(&self, path: &[&str], body: &Value) -> Result<Value, CliError> {
         self.call(self.request(Method::PATCH, path).json(&without_nulls(body)))

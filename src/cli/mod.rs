@@ -1,6 +1,7 @@
-//! The management CLI (`berth registry|credential|sp|role|repository|gc …`): parses the command line with clap,
-//! calls the REST API under `/api` through [`client::Client`] and prints the answer with [`output`]. It uses
-//! nothing of the server but its HTTP API, so it works against any Berth installation.
+//! The management CLI (`berth registry|credential|sp|role|repository|immutability|purge|retention|gc …`):
+//! parses the command line with clap, calls the REST API under `/api` through [`client::Client`] and
+//! prints the answer with [`output`]. It uses nothing of the server but its HTTP API, so it works against
+//! any Berth installation.
 //!
 //! Each command group owns its subcommands and returns an [`output::Answer`]; this module builds the client
 //! from the global options, runs the command and turns every failure into one line on stderr.
@@ -11,10 +12,13 @@ mod error;
 mod gc;
 mod globals;
 mod healthcheck;
+mod immutability;
 mod output;
 mod prompt;
+mod purge;
 mod registry;
 mod repository;
+mod retention;
 mod role;
 mod sp;
 
@@ -38,8 +42,14 @@ pub enum Command {
     Sp(sp::Args),
     /// Manage role assignments.
     Role(Group<role::Command>),
-    /// List and delete repositories, tags and manifests.
+    /// List, lock and delete repositories, tags and manifests.
     Repository(Group<repository::Command>),
+    /// Make tags write-once: a registry's tag immutability rules.
+    Immutability(Group<immutability::Command>),
+    /// Delete old tags (and the untagged manifests left behind) matching a filter, keeping the newest.
+    Purge(purge::Purge),
+    /// A registry's stored retention policy, applied on the server's schedule.
+    Retention(Group<retention::Command>),
     /// Collect garbage now, and see what collections did.
     Gc(Group<gc::Command>),
     /// Probe a server's /healthz: exit 0 when it answers 200 (the container image's HEALTHCHECK).
@@ -75,6 +85,11 @@ async fn execute(command: Command) -> Result<(), CliError> {
         Command::Sp(a) => run_group(a.command, &a.globals, None).await,
         Command::Role(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
         Command::Repository(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
+        Command::Immutability(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
+        Command::Retention(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
+        Command::Purge(purge::Purge { args, globals, login }) => {
+            run_group(args.printed_as(globals.output), &globals, Some(&login)).await
+        }
         Command::Gc(g) => run_group(g.command, &g.globals, Some(&g.login)).await,
         Command::Healthcheck(a) => healthcheck::run(a).await,
     }

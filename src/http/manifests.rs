@@ -27,6 +27,13 @@ pub async fn get(
             row.media_type
         )));
     }
+    if with_body {
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag.as_str()),
+            Reference::Digest(_) => None,
+        };
+        app.pulls.record(row.repository_id, &row.digest, tag);
+    }
     let response_headers = vec![
         (header::CONTENT_TYPE, row.media_type),
         (header::CONTENT_LENGTH, row.content.len().to_string()),
@@ -75,7 +82,8 @@ pub async fn put(
         }
     })?;
     let content_type = header_str(headers, &header::CONTENT_TYPE).map(|ct| ct.split(';').next().unwrap_or("").trim());
-    let stored = manifests::put(&app.db, reg, repo, reference, content_type, &bytes).await?;
+    let actor = cx.actor(headers);
+    let stored = manifests::put(&app.db, reg, repo, reference, content_type, &bytes, actor).await?;
     let mut response_headers = vec![
         (header::LOCATION, format!("/v2/{repo}/manifests/{}", stored.digest)),
         (docker_content_digest(), stored.digest.to_string()),
@@ -87,9 +95,14 @@ pub async fn put(
     Ok(with_headers(StatusCode::CREATED, response_headers, Body::empty()))
 }
 
-pub async fn delete(cx: &Authorized<'_>, repo: &RepoName, reference: &Reference) -> Result<Response, OciError> {
+pub async fn delete(
+    cx: &Authorized<'_>,
+    repo: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+) -> Result<Response, OciError> {
     let (app, reg) = (cx.app, cx.reg);
-    manifests::delete(&app.db, reg, repo, reference).await?;
+    manifests::delete(&app.db, reg, repo, reference, cx.actor(headers)).await?;
     Ok(with_headers(
         StatusCode::ACCEPTED,
         vec![(header::CONTENT_LENGTH, "0".into())],

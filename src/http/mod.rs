@@ -181,7 +181,7 @@ async fn handle_v2(
             manifests::put(&cx, &repo, &route::for_put(reference)?, headers, body).await?
         }
         (Operation::ManifestDelete, V2Route::Manifest { repo, reference }) => {
-            manifests::delete(&cx, &repo, &route::existing(reference)?).await?
+            manifests::delete(&cx, &repo, &route::existing(reference)?, headers).await?
         }
         (Operation::TagsList, V2Route::TagsList { repo }) => tags::list(&cx, &repo, &query).await?,
         (Operation::Referrers, V2Route::Referrers { repo, digest }) => {
@@ -204,4 +204,21 @@ pub struct Authorized<'a> {
     pub app: &'a AppState,
     pub reg: &'a Tenant,
     pub caller: &'a auth::token::Claims,
+}
+
+impl Authorized<'_> {
+    /// Who makes this request and with which client, for the tag history.
+    pub fn actor<'h>(&'h self, headers: &'h HeaderMap) -> crate::ops::history::Actor<'h> {
+        crate::ops::history::Actor {
+            who: &self.caller.sub,
+            client: user_agent(headers),
+        }
+    }
+}
+
+/// The request's `User-Agent`, if it is text.
+pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
 }

@@ -18,13 +18,15 @@ pub struct LinkedBlob {
     pub blob: BlobRow,
     /// When the link was last touched (pushed, mounted, referenced, read).
     pub touched_at: i64,
+    /// Whether the repository's read lock lets it be read.
+    pub readable: bool,
 }
 
 /// The blob `digest` if repository `repository_id` may serve it.
 pub async fn linked(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<LinkedBlob>> {
-    const SQL: &str = "SELECT b.size, b.object_key, b.parts, l.touched_at FROM repository_blobs l \
-                       JOIN blobs b ON b.registry_id = l.registry_id AND b.digest = l.digest \
-                       WHERE l.repository_id = $1 AND l.digest = $2";
+    const SQL: &str = "SELECT b.size, b.object_key, b.parts, l.touched_at, r.read_enabled AS readable \
+                       FROM repository_blobs l JOIN blobs b ON b.registry_id = l.registry_id AND b.digest = l.digest \
+                       JOIN repositories r ON r.id = l.repository_id WHERE l.repository_id = $1 AND l.digest = $2";
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(digest).fetch_optional(p).await)
 }
 

@@ -1,11 +1,19 @@
-//! How a database failure reaches a client: unavailable (503, retry) or the server's fault (500).
+//! How a database failure reaches a client: a lock's refusal (403), unavailable (503, retry) or the
+//! server's fault (500).
 
 use crate::errors::OciError;
 
 impl From<sqlx::Error> for OciError {
-    /// A database that cannot be reached, refuses connections or was shut down is 503 UNAVAILABLE (the
+    /// A write a lock refused is DENIED, naming the lock; a database that cannot be reached, refuses connections or was shut down is 503 UNAVAILABLE (the
     /// client may retry); anything else is a server fault.
     fn from(e: sqlx::Error) -> Self {
+        if let Some(lock) = super::locks::refusal(&e) {
+            return OciError::Locked(format!(
+                "refused by a lock: {} is false on the {}",
+                lock.attribute,
+                lock.level.as_str()
+            ));
+        }
         let unreachable = match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
             sqlx::Error::WorkerCrashed => true,

@@ -2,13 +2,18 @@
 
 use super::batch::Batch;
 use super::cache::Lookup;
-use super::{Db, Touches, now, on_db, on_writer};
+use super::history::{self, Actor, Place};
+use super::locks::Attributes;
+use super::{Db, Touches, now, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
+    pub repository_id: i64,
     pub digest: String,
     pub media_type: String,
     pub content: Vec<u8>,
+    /// Where a read lock refuses pulling it this way: 'repository', 'manifest' or 'tag'.
+    pub read_lock: Option<String>,
 }
 
 /// A manifest whose `subject` is some digest, as the referrers API lists it.
@@ -41,7 +46,8 @@ pub type ManifestKey = (i64, String, String);
 
 /// Manifest `digest` of repository `repo` in registry `registry_id` (one query, or none: the pull path).
 pub async fn by_digest(db: &Db, registry_id: i64, repo: &str, digest: &str) -> sqlx::Result<Option<ManifestRow>> {
-    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r \
+    const SQL: &str = "SELECT r.id AS repository_id, m.digest, m.media_type, m.content, CASE WHEN NOT r.read_enabled \
+                       THEN 'repository' WHEN NOT m.read_enabled THEN 'manifest' END AS read_lock FROM repositories r \
                        JOIN manifests m ON m.repository_id = r.id \
                        WHERE r.registry_id = $1 AND r.name = $2 AND m.digest = $3";
     cached(db, SQL, registry_id, repo, digest).await
@@ -49,8 +55,9 @@ pub async fn by_digest(db: &Db, registry_id: i64, repo: &str, digest: &str) -> s
 
 /// The manifest tag `tag` of repository `repo` in registry `registry_id` points at.
 pub async fn by_tag(db: &Db, registry_id: i64, repo: &str, tag: &str) -> sqlx::Result<Option<ManifestRow>> {
-    const SQL: &str = "SELECT m.digest, m.media_type, m.content FROM repositories r \
-                       JOIN tags t ON t.repository_id = r.id \
+    const SQL: &str = "SELECT r.id AS repository_id, m.digest, m.media_type, m.content, CASE WHEN NOT r.read_enabled \
+                       THEN 'repository' WHEN NOT m.read_enabled THEN 'manifest' WHEN NOT t.read_enabled THEN 'tag' END AS read_lock \
+                       FROM repositories r JOIN tags t ON t.repository_id = r.id \
                        JOIN manifests m ON m.repository_id = r.id AND m.digest = t.manifest_digest \
                        WHERE r.registry_id = $1 AND r.name = $2 AND t.name = $3";
     cached(db, SQL, registry_id, repo, tag).await
@@ -79,6 +86,15 @@ async fn cached(
     Ok(row)
 }
 
+/// A tag a manifest push points at it, and who pushes (for the tag history).
+pub struct TagPut<'a> {
+    pub name: &'a str,
+    /// Whether an immutability rule covers the tag: it may not move to another manifest.
+    pub write_once: bool,
+    pub repository: &'a str,
+    pub actor: Actor<'a>,
+}
+
 /// Stores a manifest in repository `repository_id` of registry `registry_id` with its references and,
 /// given one, points `tag` at it, in one transaction (one [`Batch`]); pushing the same bytes again changes
 /// nothing. A manifest's references follow from its bytes, so recording them again is harmless.
@@ -87,7 +103,7 @@ pub async fn store(
     registry_id: i64,
     repository_id: i64,
     m: &NewManifest<'_>,
-    tag: Option<&str>,
+    tag: Option<TagPut<'_>>,
 ) -> sqlx::Result<()> {
     // A manifest not found is never cached: only moving a tag changes what the cache may hold.
     let touches = if tag.is_some() {
@@ -138,8 +154,21 @@ pub async fn store(
         ));
     }
     if let Some(tag) = tag {
-        let tag = batch.arg(tag);
-        batch.push(super::tags::upsert_sql(&repository, &tag, &digest, &time));
+        let name = batch.arg(tag.name);
+        let place = Place {
+            registry_id,
+            repository: tag.repository,
+            repository_id,
+        };
+        // The history reads the tag before it moves (see `history::push_move`).
+        history::push_move(&mut batch, place, tag.actor, &name, &digest, &time);
+        batch.push(super::tags::upsert_sql(
+            &repository,
+            &name,
+            &digest,
+            &time,
+            tag.write_once,
+        ));
     }
     batch.run(db).await?;
     Ok(())
@@ -167,13 +196,22 @@ const WITH_REFERRERS: &str = "WITH RECURSIVE doomed(digest) AS (SELECT $2 UNION 
                               SELECT m.digest FROM manifests m JOIN doomed d ON m.subject_digest = d.digest \
                               WHERE m.repository_id = $1) SELECT digest FROM doomed";
 
-/// Deletes manifest `digest` of repository `repository_id` in registry `registry_id` with its tags,
-/// references and referrers, unless an index that stays names one of them as a child (the database's
-/// key on `manifest_children` refuses it; the index is then looked up to be named).
-pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str) -> sqlx::Result<Deletion> {
+/// Deletes manifest `digest` of repository `place` with its tags, references and referrers (all kept in
+/// the tag history and the deleted manifests, to be restored), unless an index that stays names one of
+/// them as a child (the database's key on `manifest_children` refuses it; the index is then looked up to
+/// be named).
+pub async fn delete(db: &Db, place: Place<'_>, actor: Actor<'_>, digest: &str) -> sqlx::Result<Deletion> {
+    let doomed = format!("m.digest IN ({WITH_REFERRERS})");
+    let tagged = format!("t.manifest_digest IN ({WITH_REFERRERS})");
     let sql = format!("DELETE FROM manifests WHERE repository_id = $1 AND digest IN ({WITH_REFERRERS})");
-    let deleted = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(&sql).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()));
-    match deleted {
+    let deleted = async {
+        let mut tx = db.begin(Touches::Manifests(place.registry_id)).await?;
+        history::record_deletions(&mut tx, place, actor, &tagged, Some(&doomed), digest).await?;
+        let deleted = on_tx!(tx, c => sqlx::query(&sql).bind(place.repository_id).bind(digest).execute(c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(deleted)
+    };
+    match deleted.await {
         Ok(0) => Ok(Deletion::Absent),
         Ok(_) => Ok(Deletion::Deleted),
         Err(e) if super::is_foreign_key_violation(&e) => {
@@ -182,8 +220,7 @@ pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, digest: &str)
                  AND r.child_digest IN ({WITH_REFERRERS}) AND r.manifest_digest NOT IN ({WITH_REFERRERS}) \
                  ORDER BY r.manifest_digest LIMIT 1"
             );
-            let parent: Option<String> =
-                on_db!(db, p => sqlx::query_scalar(&parent).bind(repository_id).bind(digest).fetch_optional(p).await)?;
+            let parent: Option<String> = on_db!(db, p => sqlx::query_scalar(&parent).bind(place.repository_id).bind(digest).fetch_optional(p).await)?;
             parent.map(Deletion::ReferencedBy).ok_or(e)
         }
         Err(e) => Err(e),
@@ -203,7 +240,7 @@ pub async fn referrers(
     on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).bind(subject).bind(artifact_type).fetch_all(p).await)
 }
 
-/// A manifest of a repository with the tags pointing at it, for listings.
+/// A manifest of a repository with the tags pointing at it and its locks, for listings.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestSummary {
     pub digest: String,
@@ -212,12 +249,33 @@ pub struct ManifestSummary {
     pub created_at: i64,
     /// Comma-separated tag names, or NULL.
     pub tags: Option<String>,
+    pub last_pulled_at: Option<i64>,
+    pub pull_count: i64,
+    /// An index of the repository that names it.
+    pub parent_index: Option<String>,
+    /// The manifest it refers to (its subject), when the repository has it.
+    pub subject: Option<String>,
+    #[sqlx(flatten)]
+    pub attributes: Attributes,
 }
+
+const SUMMARY: &str = "SELECT m.digest, m.media_type, m.size, m.created_at, \
+                       (SELECT STRING_AGG(t.name, ',') FROM tags t WHERE t.repository_id = m.repository_id \
+                       AND t.manifest_digest = m.digest) AS tags, m.last_pulled_at, m.pull_count, \
+                       (SELECT MIN(c.manifest_digest) FROM manifest_children c \
+                       WHERE c.repository_id = m.repository_id AND c.child_digest = m.digest) AS parent_index, \
+                       (SELECT s.digest FROM manifests s WHERE s.repository_id = m.repository_id \
+                       AND s.digest = m.subject_digest) AS subject, \
+                       m.write_enabled, m.delete_enabled, m.read_enabled, m.list_enabled FROM manifests m";
 
 /// Every manifest of a repository, newest first, with its tags.
 pub async fn summaries(db: &Db, repository_id: i64) -> sqlx::Result<Vec<ManifestSummary>> {
-    const SQL: &str = "SELECT m.digest, m.media_type, m.size, m.created_at, \
-                       (SELECT STRING_AGG(t.name, ',') FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest) AS tags \
-                       FROM manifests m WHERE m.repository_id = $1 ORDER BY m.created_at DESC, m.digest";
-    on_db!(db, p => sqlx::query_as(SQL).bind(repository_id).fetch_all(p).await)
+    let sql = format!("{SUMMARY} WHERE m.repository_id = $1 ORDER BY m.created_at DESC, m.digest");
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).fetch_all(p).await)
+}
+
+/// Manifest `digest` of a repository, with its tags.
+pub async fn summary(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestSummary>> {
+    let sql = format!("{SUMMARY} WHERE m.repository_id = $1 AND m.digest = $2");
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).bind(digest).fetch_optional(p).await)
 }

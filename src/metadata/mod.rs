@@ -11,10 +11,13 @@ pub mod collection;
 mod failure;
 pub mod gc_queue;
 pub mod gc_runs;
+pub mod history;
 pub mod leases;
+pub mod locks;
 pub mod manifests;
 pub mod operators;
 pub mod principals;
+pub mod pulls;
 pub mod refresh_tokens;
 pub mod registries;
 pub mod repositories;
@@ -475,6 +478,12 @@ async fn ordered_names(db: &Db, page_sql: &str, owner_id: i64, last: &str, limit
 pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
+/// Whether `e` is a write refused because it left a required column empty.
+pub fn is_not_null_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::NotNullViolation)
 }
 
 /// Seconds since the Unix epoch, the one time unit stored in metadata.

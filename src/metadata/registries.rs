@@ -22,9 +22,13 @@ pub struct RegistryRow {
     pub storage_quota_bytes: Option<i64>,
     /// Moves each time the admin user is disabled or enabled: admin tokens of an earlier epoch are dead.
     pub admin_epoch: i64,
+    /// JSON array of the registry's tag immutability rules.
+    pub immutability_rules: String,
+    /// JSON object of the registry's retention policy.
+    pub retention_policy: String,
 }
 
-const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2, pull_limit, push_limit, storage_quota_bytes, admin_epoch";
+const COLUMNS: &str = "id, name, sku, storage_url, admin_enabled, tags, created_at, admin_password1, admin_password2, pull_limit, push_limit, storage_quota_bytes, admin_epoch, immutability_rules, retention_policy";
 
 /// A registry to create.
 pub struct NewRegistry<'a> {
@@ -92,17 +96,24 @@ pub async fn update(db: &Db, id: i64, s: &Settings<'_>) -> sqlx::Result<()> {
         .bind(s.push_limit).bind(s.storage_quota_bytes).bind(id).execute(p).await.map(|_| ()))
 }
 
+/// Replaces the registry's tag immutability rules (a JSON array) if they are still `expected`; `false`
+/// when another change came first.
+pub async fn replace_immutability_rules(db: &Db, id: i64, expected: &str, rules: &str) -> sqlx::Result<bool> {
+    const SQL: &str = "UPDATE registries SET immutability_rules = $1 WHERE id = $2 AND immutability_rules = $3";
+    let done = on_writer!(db, Touches::Registry(id), p => sqlx::query(SQL).bind(rules).bind(id).bind(expected).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Replaces the registry's retention policy (a JSON object).
+pub async fn set_retention_policy(db: &Db, id: i64, policy: &str) -> sqlx::Result<()> {
+    const SQL: &str = "UPDATE registries SET retention_policy = $1 WHERE id = $2";
+    on_writer!(db, Touches::Registry(id), p => sqlx::query(SQL).bind(policy).bind(id).execute(p).await.map(|_| ()))
+}
+
 /// Replaces admin password 1 or 2 with a sealed new one.
 pub async fn set_admin_password(db: &Db, id: i64, slot: u8, sealed: &[u8]) -> sqlx::Result<()> {
     const SQL1: &str = "UPDATE registries SET admin_password1 = $1 WHERE id = $2";
     const SQL2: &str = "UPDATE registries SET admin_password2 = $1 WHERE id = $2";
     let sql = if slot == 2 { SQL2 } else { SQL1 };
     on_writer!(db, Touches::Registry(id), p => sqlx::query(sql).bind(sealed).bind(id).execute(p).await.map(|_| ()))
-}
-
-/// Deletes a registry and, through the foreign keys, everything in it.
-pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
-    const SQL: &str = "DELETE FROM registries WHERE id = $1";
-    let done = on_writer!(db, Touches::Everything(id), p => sqlx::query(SQL).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(done == 1)
 }

@@ -1,6 +1,7 @@
 //! Repositories inside a registry, created on first push; the catalog reads them from here.
 
 use super::cache::Lookup;
+use super::history::{self, Actor, Place};
 use super::{Db, Touches, Tx, now, on_db, on_tx, on_writer};
 
 /// The id of repository `name` in registry `registry_id`.
@@ -48,15 +49,37 @@ pub async fn delete_if_empty(db: &Db, registry_id: i64, id: i64) -> sqlx::Result
     Ok(done == 1)
 }
 
-/// Repository names of a registry in lexical order after `last`, at most `limit` of them.
+/// Listed repository names of a registry (not those whose list lock is set) in lexical order after
+/// `last`, at most `limit` of them. The hidden ones are one small set (a partial index), so the listing
+/// itself still reads the names' index alone.
 pub async fn list(db: &Db, registry_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
-    const PAGE: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 ORDER BY name LIMIT $3";
+    const PAGE: &str = "SELECT name FROM repositories WHERE registry_id = $1 AND name > $2 AND name NOT IN \
+                        (SELECT name FROM repositories WHERE registry_id = $1 AND NOT list_enabled) \
+                        ORDER BY name LIMIT $3";
     super::ordered_names(db, PAGE, registry_id, last.unwrap_or(""), limit).await
 }
 
-/// Deletes a repository with its manifests, tags and blob links; `false` if there was none.
-pub async fn delete(db: &Db, registry_id: i64, name: &str) -> sqlx::Result<bool> {
-    const SQL: &str = "DELETE FROM repositories WHERE registry_id = $1 AND name = $2";
-    let done = on_writer!(db, Touches::Repositories(registry_id), p => sqlx::query(SQL).bind(registry_id).bind(name).execute(p).await.map(|r| r.rows_affected()))?;
+/// Every repository of a registry, listed or not: (id, name) by name.
+pub async fn all(db: &Db, registry_id: i64) -> sqlx::Result<Vec<(i64, String)>> {
+    const SQL: &str = "SELECT id, name FROM repositories WHERE registry_id = $1 ORDER BY name";
+    on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).fetch_all(p).await)
+}
+
+/// Deletes repository `name` with its manifests, tags and blob links (its tags and manifests kept in the
+/// tag history and the deleted manifests, to be restored); `false` if there was none.
+pub async fn delete(db: &Db, registry_id: i64, name: &str, actor: Actor<'_>) -> sqlx::Result<bool> {
+    const SQL: &str = "DELETE FROM repositories WHERE id = $1";
+    let Some(repository_id) = id(db, registry_id, name).await? else {
+        return Ok(false);
+    };
+    let place = Place {
+        registry_id,
+        repository: name,
+        repository_id,
+    };
+    let mut tx = db.begin(Touches::Repositories(registry_id)).await?;
+    history::record_deletions(&mut tx, place, actor, "$2 = ''", Some("$2 = ''"), "").await?;
+    let done = on_tx!(tx, c => sqlx::query(SQL).bind(repository_id).execute(c).await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
     Ok(done == 1)
 }

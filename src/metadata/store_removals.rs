@@ -23,10 +23,22 @@ pub async fn delete_registry(
     storage_url: Option<&str>,
     claim_secs: i64,
 ) -> sqlx::Result<Option<StoreRemoval>> {
+    // A registry goes with everything in it: the delete locks (which refuse deletes, see `locks`) of its
+    // repositories, manifests and tags are lifted first, in the same transaction.
+    const UNLOCK: [&str; 3] = [
+        "UPDATE tags SET delete_enabled = TRUE WHERE NOT delete_enabled \
+         AND repository_id IN (SELECT id FROM repositories WHERE registry_id = $1)",
+        "UPDATE manifests SET delete_enabled = TRUE WHERE NOT delete_enabled \
+         AND repository_id IN (SELECT id FROM repositories WHERE registry_id = $1)",
+        "UPDATE repositories SET delete_enabled = TRUE WHERE NOT delete_enabled AND registry_id = $1",
+    ];
     const DELETE: &str = "DELETE FROM registries WHERE id = $1";
     const RECORD: &str = "INSERT INTO store_removals (name, storage_url, claimed_until, queued_at) \
                           VALUES ($1, $2, $3, $4) RETURNING id, name, storage_url";
     let mut tx = db.begin(Touches::Everything(registry_id)).await?;
+    for unlock in UNLOCK {
+        super::on_tx!(tx, c => sqlx::query(unlock).bind(registry_id).execute(c).await.map(|_| ()))?;
+    }
     let deleted =
         super::on_tx!(tx, c => sqlx::query(DELETE).bind(registry_id).execute(c).await.map(|r| r.rows_affected()))?;
     if deleted == 0 {

@@ -1,28 +1,77 @@
 //! Tags: names pointing at manifests of a repository.
 
-use super::{Db, Touches, on_writer};
+use super::history::{self, Actor, Place};
+use super::locks::Attributes;
+use super::{Db, Touches, on_db, on_tx};
+
+/// A tag with the manifest it points at and its locks, for the management API.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TagSummary {
+    pub name: String,
+    pub manifest_digest: String,
+    pub updated_at: i64,
+    pub last_pulled_at: Option<i64>,
+    pub pull_count: i64,
+    #[sqlx(flatten)]
+    pub attributes: Attributes,
+}
+
+const SUMMARY: &str = "SELECT name, manifest_digest, updated_at, last_pulled_at, pull_count, write_enabled, \
+                       delete_enabled, read_enabled, list_enabled FROM tags";
+
+/// Tag `name` of a repository.
+pub async fn summary(db: &Db, repository_id: i64, name: &str) -> sqlx::Result<Option<TagSummary>> {
+    let sql = format!("{SUMMARY} WHERE repository_id = $1 AND name = $2");
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).bind(name).fetch_optional(p).await)
+}
+
+/// The tags of a repository in lexical order: the listed ones (see [`list`]), or with `hidden` all.
+pub async fn summaries(db: &Db, repository_id: i64, hidden: bool) -> sqlx::Result<Vec<TagSummary>> {
+    let condition = if hidden { "TRUE" } else { LISTED };
+    let sql = format!("{SUMMARY} WHERE repository_id = $1 AND {condition} ORDER BY name");
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).fetch_all(p).await)
+}
+
+/// Whether a tag of repository `$1` is listed: neither the repository's list lock, nor its own, nor that of
+/// its manifest is set. The hidden tags are one small set (found through partial indexes; `CROSS JOIN`
+/// makes SQLite start from the few hidden manifests, not from every tag), so a listing with this
+/// condition still reads the tags' key index alone.
+const LISTED: &str = "NOT EXISTS (SELECT 1 FROM repositories WHERE id = $1 AND NOT list_enabled) \
+                      AND name NOT IN (SELECT h.name FROM tags h WHERE h.repository_id = $1 AND NOT h.list_enabled \
+                      UNION ALL SELECT h.name FROM manifests m CROSS JOIN tags h WHERE m.repository_id = $1 \
+                      AND NOT m.list_enabled AND h.repository_id = $1 AND h.manifest_digest = m.digest)";
 
 /// The statement pointing a tag at a manifest (moving it if it pointed elsewhere), with the parameters
-/// named for repository id, tag name, manifest digest and time.
-pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &str) -> String {
+/// named for repository id, tag name, manifest digest and time. A `write_once` tag that points elsewhere
+/// is not moved: the statement sets its digest to NULL, which the column refuses, failing the transaction
+/// (see [`super::is_not_null_violation`]); one pointing at this digest already stays as it is.
+pub(super) fn upsert_sql(repository_id: &str, tag: &str, digest: &str, time: &str, write_once: bool) -> String {
+    let update = if write_once {
+        "manifest_digest = CASE WHEN tags.manifest_digest = excluded.manifest_digest THEN tags.manifest_digest END"
+    } else {
+        "manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at"
+    };
     format!(
         "INSERT INTO tags (repository_id, name, manifest_digest, updated_at) \
          VALUES ({repository_id}, {tag}, {digest}, {time}) \
-         ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, \
-         updated_at = excluded.updated_at"
+         ON CONFLICT (repository_id, name) DO UPDATE SET {update}"
     )
 }
 
-/// Tag names in lexical order after `last`, at most `limit` of them.
+/// Listed tag names ([`LISTED`]) in lexical order after `last`, at most `limit` of them.
 pub async fn list(db: &Db, repository_id: i64, last: Option<&str>, limit: i64) -> sqlx::Result<Vec<String>> {
-    const PAGE: &str = "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3";
-    super::ordered_names(db, PAGE, repository_id, last.unwrap_or(""), limit).await
+    let page =
+        format!("SELECT name FROM tags WHERE repository_id = $1 AND name > $2 AND {LISTED} ORDER BY name LIMIT $3");
+    super::ordered_names(db, &page, repository_id, last.unwrap_or(""), limit).await
 }
 
-/// Removes a tag (not the manifest) of repository `repository_id` in registry `registry_id`; `false` if
+/// Removes a tag (not the manifest) of repository `place`, recording it in the tag history; `false` if
 /// there was no such tag.
-pub async fn delete(db: &Db, registry_id: i64, repository_id: i64, tag: &str) -> sqlx::Result<bool> {
+pub async fn delete(db: &Db, place: Place<'_>, actor: Actor<'_>, tag: &str) -> sqlx::Result<bool> {
     const SQL: &str = "DELETE FROM tags WHERE repository_id = $1 AND name = $2";
-    let done = on_writer!(db, Touches::Manifests(registry_id), p => sqlx::query(SQL).bind(repository_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
+    let mut tx = db.begin(Touches::Manifests(place.registry_id)).await?;
+    history::record_deletions(&mut tx, place, actor, "t.name = $2", None, tag).await?;
+    let done = on_tx!(tx, c => sqlx::query(SQL).bind(place.repository_id).bind(tag).execute(c).await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
     Ok(done == 1)
 }

@@ -7,6 +7,7 @@ use crate::errors::OciError;
 use crate::metadata::{self, Db, blobs::BlobRow};
 use crate::oci::digest::Digest;
 use crate::oci::reference::RepoName;
+use crate::ops::locks;
 use crate::storage::{BlobLayout, ByteStream};
 use crate::tenant::Tenant;
 
@@ -54,6 +55,12 @@ pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest, touch
     let linked = metadata::blobs::linked(db, repository_id, &digest)
         .await?
         .ok_or(OciError::BlobUnknown)?;
+    if !linked.readable {
+        return Err(locks::unreadable(
+            format_args!("pull of blob {digest} from {repo}"),
+            "repository",
+        ));
+    }
     if linked.touched_at < metadata::now() - touch_every
         && !metadata::blobs::touch_link(db, repository_id, &digest).await?
     {

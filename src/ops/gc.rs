@@ -83,7 +83,7 @@ impl Collector<'_> {
     }
 
     /// Keeps the lease; an error if another collector took it over (this one stalled past its expiry).
-    async fn renew(&self, lease: &Lease) -> Result<(), OciError> {
+    pub async fn renew(&self, lease: &Lease) -> Result<(), OciError> {
         if metadata::leases::acquire(self.db, LEASE, &lease.holder, LEASE_SECS).await? {
             Ok(())
         } else {

@@ -4,9 +4,11 @@
 
 use crate::auth::{self, token::Claims};
 use crate::errors::OciError;
-use crate::metadata::{self, Db, manifests::ManifestSummary, manifests::ReferrerRow};
+use crate::metadata::{self, Db, manifests::ReferrerRow};
+
+pub use crate::metadata::{manifests::ManifestSummary, tags::TagSummary};
 use crate::oci::digest::Digest;
-use crate::oci::reference::RepoName;
+use crate::oci::reference::{RepoName, Tag};
 use crate::tenant::Tenant;
 
 /// Repositories read per query while filtering the catalog by what the caller may pull.
@@ -81,4 +83,26 @@ pub async fn repositories(db: &Db, reg: &Tenant) -> Result<Vec<String>, OciError
 pub async fn manifests(db: &Db, reg: &Tenant, repo: &RepoName) -> Result<Vec<ManifestSummary>, OciError> {
     let repository_id = reg.repository(db, repo).await?;
     Ok(metadata::manifests::summaries(db, repository_id).await?)
+}
+
+/// Manifest `digest` of `repo` with its tags and locks; MANIFEST_UNKNOWN without it.
+pub async fn manifest(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<ManifestSummary, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    metadata::manifests::summary(db, repository_id, &digest.to_string())
+        .await?
+        .ok_or_else(|| OciError::ManifestUnknown(format!("manifest {digest} is not in repository {repo}")))
+}
+
+/// The listed tags of `repo` with their manifests, pulls and locks; NAME_UNKNOWN without the repository.
+pub async fn tag_details(db: &Db, reg: &Tenant, repo: &RepoName) -> Result<Vec<TagSummary>, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    Ok(metadata::tags::summaries(db, repository_id, false).await?)
+}
+
+/// Tag `tag` of `repo` with its manifest and locks; MANIFEST_UNKNOWN without it.
+pub async fn tag(db: &Db, reg: &Tenant, repo: &RepoName, tag: &Tag) -> Result<TagSummary, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    metadata::tags::summary(db, repository_id, tag.as_str())
+        .await?
+        .ok_or_else(|| OciError::ManifestUnknown(format!("tag {tag} is not in repository {repo}")))
 }

@@ -3,11 +3,14 @@
 use crate::errors::OciError;
 use crate::metadata::{
     self, Db,
-    manifests::{Deletion, ManifestRow, NewManifest},
+    history::{Actor, Place},
+    manifests::{Deletion, ManifestRow, NewManifest, TagPut},
 };
 use crate::oci::digest::{Algorithm, Digest};
 use crate::oci::manifest::{self, ManifestInfo};
 use crate::oci::reference::{Reference, RepoName};
+use crate::ops::immutability::{self, Rules};
+use crate::ops::locks;
 use crate::tenant::Tenant;
 
 /// A stored manifest's digest and, when it has one, its subject.
@@ -24,6 +27,7 @@ pub async fn put(
     reference: &Reference,
     content_type: Option<&str>,
     body: &[u8],
+    actor: Actor<'_>,
 ) -> Result<Stored, OciError> {
     let info = manifest::parse(content_type, body)?;
     let digest = match reference {
@@ -53,9 +57,20 @@ pub async fn put(
         blobs: texts(&info.blobs),
         children: texts(&info.children),
     };
-    let tag = match reference {
-        Reference::Tag(tag) => Some(tag.as_str()),
-        Reference::Digest(_) => None,
+    let action = format!("push of {repo}{}", at(reference));
+    let (tag, rule) = match reference {
+        Reference::Tag(tag) => {
+            let rules = Rules::of(&reg.row)?;
+            let rule = rules.covering(repo, tag).cloned();
+            let put = TagPut {
+                name: tag.as_str(),
+                write_once: rule.is_some(),
+                repository: repo.as_str(),
+                actor,
+            };
+            (Some(put), rule)
+        }
+        Reference::Digest(_) => (None, None),
     };
     if let Err(e) = metadata::manifests::store(db, reg.row.id, repository_id, &new, tag).await {
         // A blob's link or a child manifest went between the check and the store (the database refuses
@@ -63,7 +78,13 @@ pub async fn put(
         if metadata::is_foreign_key_violation(&e) {
             check_references(db, repository_id, &info).await?;
         }
-        return Err(e.into());
+        if let Some(rule) = rule.filter(|_| metadata::is_not_null_violation(&e)) {
+            return Err(immutability::refusal(
+                &format!("{action} (the tag holds another digest)"),
+                &rule,
+            ));
+        }
+        return Err(locks::naming(e, action));
     }
     Ok(Stored {
         digest,
@@ -94,6 +115,12 @@ pub async fn get(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) 
         Reference::Digest(d) => metadata::manifests::by_digest(db, registry_id, name, &d.to_string()).await?,
     };
     if let Some(row) = row {
+        if let Some(level) = &row.read_lock {
+            return Err(locks::unreadable(
+                format_args!("pull of {repo}{}", at(reference)),
+                level,
+            ));
+        }
         return Ok(row);
     }
     reg.repository(db, repo).await?;
@@ -104,15 +131,44 @@ pub async fn get(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) 
 
 /// Deletes a manifest (by digest: with its tags and its referrers, refused while an index that stays
 /// names it) or just a tag (by tag).
-pub async fn delete(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Reference) -> Result<(), OciError> {
+pub async fn delete(
+    db: &Db,
+    reg: &Tenant,
+    repo: &RepoName,
+    reference: &Reference,
+    actor: Actor<'_>,
+) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
+    let place = Place {
+        registry_id: reg.row.id,
+        repository: repo.as_str(),
+        repository_id,
+    };
     let unknown = || OciError::ManifestUnknown(format!("manifest {reference} is not in repository {repo}"));
+    let action = format!("delete of {repo}{}", at(reference));
+    let rules = Rules::of(&reg.row)?;
+    if !rules.spare(repo) {
+        match reference {
+            Reference::Tag(tag) => rules.check_tags(&action, repo, [tag.as_str()])?,
+            Reference::Digest(d) => {
+                if let Some(m) = metadata::manifests::summary(db, repository_id, &d.to_string()).await? {
+                    rules.check_tags(&action, repo, m.tags.as_deref().unwrap_or_default().split(','))?;
+                }
+            }
+        }
+    }
+    let refused = |e| locks::naming(e, &action);
     match reference {
-        Reference::Tag(tag) => match metadata::tags::delete(db, reg.row.id, repository_id, tag.as_str()).await? {
+        Reference::Tag(tag) => match metadata::tags::delete(db, place, actor, tag.as_str())
+            .await
+            .map_err(refused)?
+        {
             true => Ok(()),
             false => Err(unknown()),
         },
-        Reference::Digest(d) => match metadata::manifests::delete(db, reg.row.id, repository_id, &d.to_string()).await?
+        Reference::Digest(d) => match metadata::manifests::delete(db, place, actor, &d.to_string())
+            .await
+            .map_err(refused)?
         {
             Deletion::Deleted => Ok(()),
             Deletion::Absent => Err(unknown()),
@@ -120,5 +176,13 @@ pub async fn delete(db: &Db, reg: &Tenant, repo: &RepoName, reference: &Referenc
                 "manifest {d} is referenced by index {index} in repository {repo}: delete the index first"
             ))),
         },
+    }
+}
+
+/// How `reference` follows a repository's name in an image reference: `:tag` or `@digest`.
+fn at(reference: &Reference) -> String {
+    match reference {
+        Reference::Tag(tag) => format!(":{tag}"),
+        Reference::Digest(digest) => format!("@{digest}"),
     }
 }

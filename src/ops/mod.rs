@@ -4,12 +4,18 @@
 
 pub mod blobs;
 pub mod gc;
+pub mod history;
+pub mod immutability;
 pub mod listings;
+pub mod locks;
 pub mod manifests;
 pub mod principals;
+pub mod pulls;
+pub mod purge;
 pub mod quota;
 pub mod registries;
 pub mod repositories;
+pub mod retention;
 pub mod roles;
 pub mod tokens;
 pub mod uploads;

@@ -9,6 +9,7 @@ use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::range::ByteRange;
 use crate::oci::reference::RepoName;
 use crate::oci::route::UploadId;
+use crate::ops::locks;
 use crate::storage::registry_stores::RegistryStores;
 use crate::storage::{BlobLayout, Chunk, ObjectKey, StorageError};
 use crate::tenant::Tenant;
@@ -36,7 +37,7 @@ pub async fn start(db: &Db, reg: &Tenant, repo: &RepoName, owner: &str) -> Resul
         let repository_id = metadata::repositories::ensure(db, reg.row.id, repo.as_str()).await?;
         match metadata::uploads::create(db, id.as_str(), reg.row.id, repository_id, owner).await {
             Err(e) if attempts == 1 && metadata::is_foreign_key_violation(&e) => continue,
-            created => break created?,
+            created => break created.map_err(|e| locks::naming(e, format_args!("push to {repo}")))?,
         }
     };
     Ok(Session { id, row })
@@ -184,9 +185,10 @@ pub async fn commit(db: &Db, reg: &Tenant, session: &Session, digest: &Digest) -
     let recorded = match metadata::blobs::record_upload(db, &upload).await {
         // A collection removed the registry's copy of the blob as this one linked it (Postgres): now the
         // blob is missing, recording inserts this copy.
-        Err(e) if metadata::is_foreign_key_violation(&e) => metadata::blobs::record_upload(db, &upload).await?,
-        recorded => recorded?,
-    };
+        Err(e) if metadata::is_foreign_key_violation(&e) => metadata::blobs::record_upload(db, &upload).await,
+        recorded => recorded,
+    }
+    .map_err(|e| locks::naming(e, format_args!("push of blob {digest}")))?;
     if !recorded.ended {
         return Err(OciError::BlobUploadUnknown);
     }
@@ -234,20 +236,30 @@ pub async fn mount(db: &Db, reg: &Tenant, repo: &RepoName, from: &RepoName, dige
         return Ok(false);
     };
     let digest = digest.to_string();
-    if metadata::blobs::linked(db, from_id, &digest).await?.is_none() {
+    // A repository whose read lock is set lends none of its blobs.
+    if !metadata::blobs::linked(db, from_id, &digest)
+        .await?
+        .is_some_and(|blob| blob.readable)
+    {
         return Ok(false);
     }
+    link_into(db, reg, repo, &digest).await
+}
+
+/// Links blob `digest` of the registry into `repo` (creating the repository), as a mount does; `false`
+/// when the registry no longer has it.
+pub async fn link_into(db: &Db, reg: &Tenant, repo: &RepoName, digest: &str) -> Result<bool, OciError> {
     let linked = async {
         let mut tx = db.begin(metadata::Touches::Nothing).await?;
         let repository_id = metadata::repositories::ensure_in(&mut tx, reg.row.id, repo.as_str()).await?;
-        metadata::blobs::link(&mut tx, reg.row.id, repository_id, &digest).await?;
+        metadata::blobs::link(&mut tx, reg.row.id, repository_id, digest).await?;
         tx.commit().await
     };
     match linked.await {
         Ok(()) => Ok(true),
-        // A collection took the blob between the check and the link (Postgres): upload it instead.
+        // The registry has no such blob, or a collection took it since it was looked up.
         Err(e) if metadata::is_foreign_key_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(locks::naming(e, format_args!("mount of blob {digest} into {repo}"))),
     }
 }
 

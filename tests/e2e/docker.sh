@@ -12,7 +12,7 @@
 # that does not fit, then admits it once a deleted image was collected.
 #
 # Usage: tests/e2e/docker.sh   (as root: it runs its own dockerd)
-# Needs: docker.io (dockerd + docker CLI), busybox-static, curl.
+# Needs: docker.io (dockerd + docker CLI), busybox-static, curl, skopeo.
 # Env:   BERTH_BIN  the server binary, default the debug build (built with cargo when not given)
 #        BUSYBOX    a statically linked busybox, default /bin/busybox
 # Everything lives in /tmp/berth-e2e, removed on exit; exits non-zero on any failure.
@@ -36,7 +36,7 @@ login() {
 
 # --- preconditions -------------------------------------------------------------------------------------
 step "checking prerequisites"
-e2e_prerequisites dockerd docker curl
+e2e_prerequisites dockerd docker curl skopeo
 require_static_busybox
 say "berth: $BERTH_BIN; busybox: $BUSYBOX; $(docker --version)"
 
@@ -194,6 +194,41 @@ COUNTED=$(api "$BASE/metrics" | grep '^berth_limit_throttled_total{direction="pu
 say "counted: $COUNTED"
 api -X PATCH -d '{"pullLimit":0}' "$BASE/api/registries/default" >/dev/null
 
+# Locks and tag immutability as docker and skopeo meet them: each refusal is DENIED (docker does not retry
+# it) and names the lock or the rule that refused.
+step "locks and tag immutability refuse docker push, skopeo delete and docker pull, naming why"
+mkdir -p "$E2E/other"
+printf 'another image\n' >"$E2E/other/note.txt"
+printf 'FROM scratch\nCOPY note.txt /note.txt\n' >"$E2E/other/Dockerfile"
+run docker build -q -t "$ADDR/samples/other:v1" "$E2E/other" >/dev/null
+run docker tag "$ID_BUILT" "$ADDR/samples/locked:v1"
+push "$ADDR/samples/locked:v1"
+cli repository update -n default --image samples/locked:v1 --write-enabled false --delete-enabled false >/dev/null
+run docker tag "$ADDR/samples/other:v1" "$ADDR/samples/locked:v1"
+refused locked-push 'denied: push of samples/locked:v1 refused by a lock: writeEnabled is false on the tag' \
+  timeout 120 docker push "$ADDR/samples/locked:v1"
+refused locked-delete 'refused by a lock: deleteEnabled is false on the tag' \
+  skopeo delete --tls-verify=false --creds "$USER_NAME:$PASSWORD" "docker://$ADDR/samples/locked:v1"
+tags samples/locked '["v1"]'
+cli repository update -n default --repository samples/locked --read-enabled false >/dev/null
+docker rmi -f "$ADDR/samples/locked:v1" >/dev/null
+refused locked-pull 'denied: pull of samples/locked:v1 refused by a lock: readEnabled is false on the repository' \
+  timeout 120 docker pull "$ADDR/samples/locked:v1"
+cli repository update -n default --repository samples/locked --read-enabled true --list-enabled false >/dev/null
+CATALOG=$(curl_as registry:catalog:* "$BASE/v2/_catalog")
+case $CATALOG in *samples/locked*) die "listEnabled=false left samples/locked in the catalog: $CATALOG" ;; esac
+pull_run "$ADDR/samples/locked:v1"
+say "hidden from the catalog ($CATALOG) and still pulled by name"
+cli immutability create -n default --repositories 'samples/*' --tags 'release-*' >/dev/null
+run docker tag "$ID_BUILT" "$ADDR/samples/immutable:release-1"
+push "$ADDR/samples/immutable:release-1"
+push "$ADDR/samples/immutable:release-1"
+say "the same image pushed again to the write-once tag: accepted"
+run docker tag "$ADDR/samples/other:v1" "$ADDR/samples/immutable:release-1"
+refused immutable-push 'denied: push of samples/immutable:release-1 \(the tag holds another digest\) refused: tag immutability rule 1' \
+  timeout 120 docker push "$ADDR/samples/immutable:release-1"
+run docker tag "$ID_BUILT" "$ADDR/samples/immutable:release-1"
+
 # Two admin passwords exist so that one can be rotated while clients use the other. docker keeps the
 # refresh token it got at login; renewing a password revokes only what that password gave out.
 step "rotating the admin passwords: a docker client logged in with password 2 keeps pulling"
@@ -270,5 +305,7 @@ say "pulled  by tag and digest (admin), $MULTI:v1 (Contributor, Reader)"
 say "rotated admin password 1 under a client of password 2, then password 2 (that client had to log in again)"
 say "refused a push past the storage quota (admitted after a delete and a collection), a pull past the pull"
 say "        limit (docker showed the 429; logged and counted)"
+say "refused a push to a locked tag, its skopeo delete, a pull under a read lock, a push of another image to"
+say "        a write-once tag (the same image again was taken)"
 say "refused Contributor pull outside its prefix, Reader push, wrong passwords, a login without a role, a"
 say "        login server that names no registry, pulls after logout"

@@ -4,6 +4,7 @@
 use std::process::Stdio;
 
 use berth::config::TEST_OPERATOR_TOKEN;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -472,6 +473,268 @@ async fn repositories_tags_and_manifests_after_a_push() {
     );
 }
 
+/// `repository update` locks a repository, a tag or a manifest; `repository show` shows each with its
+/// changeableAttributes; a push the lock refuses says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_are_set_and_shown_by_repository_update_and_show() {
+    let server = TestServer::start().await;
+    let v1 = server.push_image("cli/app", "v1", b"layer one").await;
+    let image = format!("cli/app@{v1}");
+    let update = |what: &[&str], flags: &[&str]| {
+        let args = [&["repository", "update", "-n", "default"][..], what, flags].concat();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let server = &server;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            berth(server, &args).await
+        }
+    };
+    let tag = update(&["--image", "cli/app:v1"], &["--write-enabled", "false"])
+        .await
+        .json();
+    assert_eq!((&tag["name"], &tag["digest"]), (&json!("v1"), &json!(v1)));
+    assert_eq!(tag["changeableAttributes"]["writeEnabled"], false);
+    let manifest = update(
+        &["--image", &image],
+        &["--delete-enabled", "false", "--list-enabled", "false"],
+    )
+    .await;
+    assert_eq!(manifest.json()["changeableAttributes"]["deleteEnabled"], false);
+    let repository = update(&["--repository", "cli/app"], &["--read-enabled", "false"])
+        .await
+        .json();
+    assert_eq!(repository["changeableAttributes"]["readEnabled"], false);
+
+    let show = ["repository", "show", "-n", "default", "--image"];
+    let shown = berth(&server, &[&show[..], &["cli/app:v1"]].concat()).await.json();
+    assert_eq!(
+        shown["changeableAttributes"],
+        json!({ "writeEnabled": false, "deleteEnabled": true, "readEnabled": true, "listEnabled": true })
+    );
+    let shown = berth(&server, &[&show[..], &[image.as_str()]].concat()).await.json();
+    assert_eq!(shown["tags"], json!(["v1"]));
+    assert_eq!(shown["changeableAttributes"]["listEnabled"], false);
+    let table = berth(
+        &server,
+        &[
+            "repository",
+            "show",
+            "-n",
+            "default",
+            "--repository",
+            "cli/app",
+            "-o",
+            "table",
+        ],
+    )
+    .await;
+    let lines: Vec<Vec<&str>> = table.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0][4..], ["WRITE", "DELETE", "READ", "LIST"], "{}", table.stdout);
+    assert_eq!(lines[2][4..], ["true", "true", "false", "true"], "{}", table.stdout);
+
+    let detail = berth(
+        &server,
+        &[
+            "repository",
+            "show-tags",
+            "-n",
+            "default",
+            "--repository",
+            "cli/app",
+            "--detail",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(detail, json!([]), "the manifest's list lock hides its tag");
+
+    let nothing = update(&["--repository", "cli/app"], &[]).await;
+    assert!(nothing.error().contains("say what to change"), "{}", nothing.stderr);
+    let both = update(
+        &["--repository", "cli/app", "--image", "cli/app:v1"],
+        &["--write-enabled", "true"],
+    )
+    .await;
+    assert!(
+        !both.ok && both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+    let bad = update(&["--image", "cli/app@latest"], &["--write-enabled", "true"]).await;
+    assert!(
+        !bad.ok && bad.stderr.contains("is not REPOSITORY@DIGEST"),
+        "{}",
+        bad.stderr
+    );
+    let untag = berth(
+        &server,
+        &["repository", "untag", "-n", "default", "--image", "cli/app:v1"],
+    )
+    .await;
+    assert_eq!(
+        untag.error(),
+        "error: delete of cli/app:v1 refused by a lock: deleteEnabled is false on the manifest (403 DENIED)"
+    );
+
+    let rule = [
+        "immutability",
+        "create",
+        "-n",
+        "default",
+        "--repositories",
+        "cli/*",
+        "--tags",
+        "v*",
+        "--except",
+        "v*-dev",
+        "--except",
+        "v0*",
+    ];
+    let created = berth(&server, &rule).await.json();
+    assert_eq!(created["id"], 1);
+    assert_eq!(created["except"], json!(["v*-dev", "v0*"]));
+    let table = berth(&server, &["immutability", "list", "-n", "default", "-o", "table"]).await;
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("REPOSITORIES"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        lines[2].contains("cli/*") && lines[2].contains("v*-dev"),
+        "{}",
+        table.stdout
+    );
+    let bad = berth(
+        &server,
+        &[
+            "immutability",
+            "create",
+            "-n",
+            "default",
+            "--repositories",
+            "a[",
+            "--tags",
+            "v",
+        ],
+    )
+    .await;
+    assert!(bad.error().contains("is not a glob"), "{}", bad.stderr);
+    assert!(
+        berth(&server, &["immutability", "delete", "-n", "default", "--id", "1"])
+            .await
+            .ok
+    );
+    let again = berth(&server, &["immutability", "delete", "-n", "default", "--id", "1"]).await;
+    assert_eq!(
+        again.error(),
+        "error: registry default has no immutability rule 1 (404 NOT_FOUND)"
+    );
+}
+
+/// `repository show-tag-history` shows each change of a tag; `repository restore` puts a deleted tag
+/// back, and a deleted manifest with its tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_history_is_shown_and_tags_and_manifests_restored() {
+    let server = TestServer::start().await;
+    let v1 = server.push_image("cli/app", "v1", b"layer one").await;
+    let untag = ["repository", "untag", "-n", "default", "--image", "cli/app:v1"];
+    assert!(berth(&server, &untag).await.ok);
+    let history = [
+        "repository",
+        "show-tag-history",
+        "-n",
+        "default",
+        "--repository",
+        "cli/app",
+    ];
+    let shown = berth(&server, &[&history[..], &["--tag", "v1"]].concat()).await.json();
+    assert_eq!(names(&shown, "action"), ["delete", "create"]);
+    assert_eq!(shown[0]["actor"], "operator");
+    assert!(
+        shown[0]["client"].as_str().unwrap().starts_with("berth-cli/"),
+        "{shown}"
+    );
+    let table = berth(&server, &[&history[..], &["-o", "table"]].concat()).await;
+    assert!(
+        table.stdout.starts_with("TIME") && table.stdout.contains("delete"),
+        "{}",
+        table.stdout
+    );
+
+    let restored = berth(
+        &server,
+        &["repository", "restore", "-n", "default", "--image", "cli/app:v1"],
+    )
+    .await;
+    assert_eq!(restored.json(), json!({ "digest": v1, "tags": ["v1"] }));
+    let image = format!("cli/app@{v1}");
+    let delete = server
+        .req(Method::DELETE, &format!("/v2/cli/app/manifests/{v1}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::ACCEPTED);
+    let restored = berth(&server, &["repository", "restore", "-n", "default", "--image", &image]).await;
+    assert_eq!(restored.json(), json!({ "digest": v1, "tags": ["v1"] }));
+    let gone = berth(&server, &["repository", "restore", "-n", "default", "--image", &image]).await;
+    assert!(gone.error().contains("is not kept"), "{}", gone.stderr);
+}
+
+/// `berth purge` lists candidates (a table of them with `-o table`, the whole report in JSON) and deletes
+/// them; `berth retention` edits a registry's policy rule by rule and runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_and_retention_from_the_command_line() {
+    let server = TestServer::start().await;
+    server.push_image("ci/app", "build-1", b"one").await;
+    server.push_image("ci/app", "build-2", b"two").await;
+    let purge = ["purge", "-n", "default", "--filter", "ci/app:build-.*", "--keep", "1"];
+    let dry = berth(&server, &[&purge[..], &["--dry-run", "-o", "table"]].concat()).await;
+    let lines: Vec<&str> = dry.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("REPOSITORY") && lines[0].contains("REASON"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(lines.len(), 4, "{}", dry.stdout);
+    assert!(dry.stdout.contains("among the 1 newest"), "{}", dry.stdout);
+    let applied = berth(&server, &purge).await.json();
+    assert_eq!(
+        (&applied["dryRun"], &applied["deletedTags"]),
+        (&json!(false), &json!(1))
+    );
+    let bad = berth(&server, &["purge", "-n", "default", "--filter", "nocolon"]).await;
+    assert!(bad.error().contains("REPOSITORY_REGEX:TAG_REGEX"), "{}", bad.stderr);
+    let missing = berth(&server, &["purge", "-n", "default"]).await;
+    assert!(!missing.ok && missing.stderr.contains("--filter"), "{}", missing.stderr);
+
+    let retention = |args: &[&str]| {
+        let args = [&["retention"][..], args, &["-n", "default"]].concat();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let server = &server;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            berth(server, &args).await
+        }
+    };
+    let updated = retention(&["update", "--untagged-days", "7"]).await.json();
+    assert_eq!(updated["untaggedDays"], 7);
+    let ruled = retention(&["add-rule", "--filter", "ci/.*:build-.*", "--days", "30", "--keep", "2"]).await;
+    assert_eq!(
+        ruled.json()["rules"],
+        json!([{ "filter": "ci/.*:build-.*", "days": 30, "keep": 2 }])
+    );
+    assert_eq!(retention(&["show"]).await.json()["untaggedDays"], 7);
+    let run = retention(&["run", "--dry-run", "-o", "table"]).await;
+    assert!(run.stdout.starts_with("DRY RUN"), "{}", run.stdout);
+    assert!(retention(&["remove-rule", "--filter", "ci/.*:build-.*"]).await.ok);
+    let again = retention(&["remove-rule", "--filter", "ci/.*:build-.*"]).await;
+    assert!(again.error().contains("has no rule with filter"), "{}", again.stderr);
+    let off = retention(&["update", "--untagged-days", "0"]).await.json();
+    assert_eq!(off["untaggedDays"], Value::Null);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_one_clear_line_and_a_failure() {
     let server = TestServer::start().await;
@@ -769,6 +1032,9 @@ async fn usage_of_a_registry_and_a_repository() {
     .await;
     assert_eq!(
         shown.json(),
-        json!({ "registry": "default", "name": "cli/app", "manifestCount": 1, "tagCount": 1, "sizeBytes": config_len + 10 })
+        json!({
+            "registry": "default", "name": "cli/app", "manifestCount": 1, "tagCount": 1, "sizeBytes": config_len + 10,
+            "changeableAttributes": { "writeEnabled": true, "deleteEnabled": true, "readEnabled": true, "listEnabled": true },
+        })
     );
 }

@@ -59,7 +59,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let app = berth::build_app(config).await.unwrap();
+        let (app, _) = berth::build_app(config).await.unwrap();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             let stop = async {

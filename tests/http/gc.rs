@@ -18,7 +18,7 @@ pub fn quick_collector(config: &mut berth::config::Config) {
 }
 
 /// Lets everything pushed so far go stale past the grace period of [`quick_collector`].
-async fn outlive_grace() {
+pub async fn outlive_grace() {
     tokio::time::sleep(Duration::from_millis(3100)).await;
 }
 

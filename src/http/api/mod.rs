@@ -1,11 +1,15 @@
-//! The management REST API under `/api`: registries, admin credentials, repositories, service principals
-//! and role assignments. Callers are the operator (bearer operator token) or, for one registry's
-//! settings, credentials and roles, a service principal that is Owner of it (Basic appId:password).
+//! The management REST API under `/api`: registries, admin credentials, repositories and their locks, tag
+//! immutability rules, service principals and role assignments. Callers are the operator (bearer operator
+//! token) or, for one registry's settings, credentials and roles, a service principal that is Owner of it
+//! (Basic appId:password).
 
 mod gc;
+mod immutability;
 mod principals;
+mod purge;
 mod registries;
 mod repositories;
+mod retention;
 mod roles;
 
 use axum::Router;
@@ -45,10 +49,27 @@ pub fn router() -> Router<AppState> {
         .route("/registries/{name}/gc", get(gc::show).post(gc::run))
         .route("/gc", get(gc::list))
         .route("/registries/{name}/credentials/renew", post(registries::renew))
+        .route(
+            "/registries/{name}/immutability-rules",
+            get(immutability::list).post(immutability::create),
+        )
+        .route(
+            "/registries/{name}/immutability-rules/{id}",
+            axum::routing::delete(immutability::delete),
+        )
+        .route("/registries/{name}/purge", post(purge::run))
+        .route(
+            "/registries/{name}/retention",
+            get(retention::show).put(retention::update),
+        )
+        .route("/registries/{name}/retention/run", post(retention::run))
         .route("/registries/{name}/repositories", get(repositories::list))
         .route(
             "/registries/{name}/repositories/{*rest}",
-            get(repositories::get).delete(repositories::delete),
+            get(repositories::get)
+                .patch(repositories::update)
+                .post(repositories::restore)
+                .delete(repositories::delete),
         )
         .route("/service-principals", get(principals::list).post(principals::create))
         .route("/service-principals/create-for-rbac", post(principals::create_for_rbac))
@@ -103,7 +124,7 @@ impl ApiCaller {
     }
 
     /// Who this is in the request log: `operator`, or the principal's subject.
-    fn principal(&self) -> String {
+    pub fn principal(&self) -> String {
         match self {
             ApiCaller::Operator => "operator".into(),
             ApiCaller::Principal(identity) => identity.subject(),

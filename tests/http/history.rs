@@ -1,0 +1,187 @@
+//! Tag history and restore: every tag push that moves it, every delete (of the tag, its manifest or its
+//! repository) and every restore is recorded with who and which client; a tag is restored to what it
+//! pointed at before, a deleted manifest with the tags it had, until its blobs are collected.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{OCI_MANIFEST, TestServer, bytes, sha256};
+use crate::gc::{collect, outlive_grace, quick_collector};
+
+const HISTORY: &str = "/registries/default/repositories/app/_history";
+
+async fn restore(server: &TestServer, body: Value) -> reqwest::Response {
+    server
+        .api(Method::POST, "/registries/default/repositories/app/_restore")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn pulled(server: &TestServer, reference: &str) -> reqwest::Response {
+    server
+        .req(Method::GET, &format!("/v2/app/manifests/{reference}"))
+        .await
+        .send()
+        .await
+        .unwrap()
+}
+
+/// (action, old digest, new digest) of each change, newest first.
+fn actions(history: &Value) -> Vec<(String, Value, Value)> {
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_owned(),
+                c["oldDigest"].clone(),
+                c["newDigest"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tag_change_is_recorded_and_a_tag_is_restored_to_what_it_held() {
+    let server = TestServer::start().await;
+    let first = server.push_image("app", "v1", &bytes(64, 1)).await;
+    let body = server.image_manifest("app", &bytes(64, 2), "").await;
+    let second = sha256(body.as_bytes());
+    let moved = server
+        .req(Method::PUT, "/v2/app/manifests/v1")
+        .await
+        .header("content-type", OCI_MANIFEST)
+        .header("user-agent", "docker/27.5.1 go/go1.22")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::CREATED);
+    let again = server.put_manifest("app", "v1", OCI_MANIFEST, &body).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::CREATED,
+        "the same digest again is no change"
+    );
+    server.push_image("app", "other", &bytes(64, 3)).await;
+    let untag = server
+        .req(Method::DELETE, "/v2/app/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untag.status(), StatusCode::ACCEPTED);
+
+    let history = server.api_get(&format!("{HISTORY}?tag=v1")).await;
+    assert_eq!(
+        actions(&history),
+        [
+            ("delete".into(), json!(second), Value::Null),
+            ("move".into(), json!(first), json!(second)),
+            ("create".into(), Value::Null, json!(first)),
+        ]
+    );
+    assert_eq!(history[1]["actor"], "admin");
+    assert_eq!(history[1]["client"], "docker/27.5.1 go/go1.22");
+    assert!(history[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        server.api_get(HISTORY).await.as_array().unwrap().len(),
+        4,
+        "with tag other"
+    );
+
+    let restored = restore(&server, json!({ "tag": "v1" })).await;
+    assert_eq!(restored.status(), StatusCode::OK);
+    assert_eq!(
+        restored.json::<Value>().await.unwrap(),
+        json!({ "digest": second, "tags": ["v1"] })
+    );
+    assert_eq!(pulled(&server, "v1").await.text().await.unwrap(), body);
+    let history = server.api_get(&format!("{HISTORY}?tag=v1")).await;
+    assert_eq!(history[0]["actor"], "operator");
+    assert_eq!(actions(&history)[0], ("create".into(), Value::Null, json!(second)));
+    let nothing = restore(&server, json!({ "tag": "never" })).await;
+    assert_eq!(nothing.status(), StatusCode::NOT_FOUND);
+    for bad in [
+        json!({}),
+        json!({ "tag": "v1", "digest": first }),
+        json!({ "tag": "no/tag" }),
+    ] {
+        assert_eq!(
+            restore(&server, bad.clone()).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_manifest_comes_back_with_its_tags_until_its_blobs_are_collected() {
+    let server = TestServer::start_with(quick_collector).await;
+    let layer = bytes(128, 7);
+    let body = server.image_manifest("app", &layer, "").await;
+    let digest = sha256(body.as_bytes());
+    for tag in ["v1", "latest"] {
+        assert_eq!(
+            server.put_manifest("app", tag, OCI_MANIFEST, &body).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let deleted = server
+        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    assert_eq!(pulled(&server, "v1").await.status(), StatusCode::NOT_FOUND);
+
+    let restored = restore(&server, json!({ "digest": digest })).await;
+    assert_eq!(restored.status(), StatusCode::OK);
+    assert_eq!(
+        restored.json::<Value>().await.unwrap(),
+        json!({ "digest": digest, "tags": ["latest", "v1"] })
+    );
+    for reference in ["v1", "latest", digest.as_str()] {
+        assert_eq!(
+            pulled(&server, reference).await.text().await.unwrap(),
+            body,
+            "{reference}"
+        );
+    }
+    let again = restore(&server, json!({ "digest": digest })).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "restored once, no longer kept");
+
+    // A whole repository deleted: its tags come back one by one.
+    let repository = server
+        .api(Method::DELETE, "/registries/default/repositories/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repository.status(), StatusCode::NO_CONTENT);
+    let history = server.api_get(&format!("{HISTORY}?tag=latest")).await;
+    assert_eq!(actions(&history)[0], ("delete".into(), json!(digest), Value::Null));
+    assert_eq!(history[0]["actor"], "operator");
+    // Its blob links went with it; the registry still has the blobs, which the restore links again.
+    let tag = restore(&server, json!({ "tag": "latest" })).await;
+    assert_eq!(tag.status(), StatusCode::OK);
+    assert_eq!(pulled(&server, "latest").await.text().await.unwrap(), body);
+
+    // Once the collector took its blobs, a deleted manifest cannot come back, and says why.
+    let deleted = server
+        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    outlive_grace().await;
+    collect(&server, "default", false).await;
+    let late = restore(&server, json!({ "digest": digest })).await;
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+    let text = late.text().await.unwrap();
+    assert!(text.contains("was collected since; push the image again"), "{text}");
+}
