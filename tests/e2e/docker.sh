@@ -197,6 +197,7 @@ api -X PATCH -d '{"pullLimit":0}' "$BASE/api/registries/default" >/dev/null
 # Locks and tag immutability as docker and skopeo meet them: each refusal is DENIED (docker does not retry
 # it) and names the lock or the rule that refused.
 step "locks and tag immutability refuse docker push, skopeo delete and docker pull, naming why"
+pull_run "$IMAGE:v1"
 mkdir -p "$E2E/other"
 printf 'another image\n' >"$E2E/other/note.txt"
 printf 'FROM scratch\nCOPY note.txt /note.txt\n' >"$E2E/other/Dockerfile"
