@@ -157,8 +157,8 @@ pub async fn create(db: &Db, reg: &RegistryRow, spec: RuleSpec) -> Result<Rule, 
     let mut rule = None;
     change(db, reg, |rules| {
         if rules.len() >= MAX_RULES {
-            return Err(OciError::Invalid(format!(
-                "a registry has at most {MAX_RULES} immutability rules"
+            return Err(OciError::Conflict(format!(
+                "a registry has at most {MAX_RULES} immutability rules; delete one first"
             )));
         }
         let id = rules.iter().map(|r| r.id).max().unwrap_or(0) + 1;
@@ -220,7 +220,7 @@ fn validate(spec: &RuleSpec) -> Result<(), OciError> {
     }
     let patterns = [&spec.repositories, &spec.tags].into_iter().chain(&spec.except);
     for pattern in patterns {
-        if pattern.is_empty() || pattern.len() > MAX_PATTERN {
+        if pattern.is_empty() || pattern.chars().count() > MAX_PATTERN {
             return Err(OciError::Invalid(format!(
                 "patterns are 1 to {MAX_PATTERN} characters: {pattern:?}"
             )));

@@ -65,6 +65,19 @@ impl FromStr for Filter {
     }
 }
 
+/// The most deletions one run may be allowed, and the most digests it may keep: bounds of the API.
+pub const MAX_COUNT: usize = 1_000_000;
+
+/// Refuses a maximum of deletions or a number to keep beyond [`MAX_COUNT`].
+pub fn check_counts(keep: usize, max_deletions: Option<usize>) -> Result<(), OciError> {
+    if keep > MAX_COUNT || max_deletions.is_some_and(|m| m > MAX_COUNT) {
+        return Err(OciError::Invalid(format!(
+            "keep and maxDeletions are at most {MAX_COUNT}"
+        )));
+    }
+    Ok(())
+}
+
 /// What to purge.
 pub struct Spec {
     pub filters: Vec<Filter>,

@@ -62,8 +62,10 @@ pub async fn set(db: &Db, reg: &RegistryRow, policy: &Policy) -> Result<(), OciE
     if policy.rules.len() > MAX_RULES {
         return Err(OciError::Invalid(format!("a policy has at most {MAX_RULES} rules")));
     }
+    purge::check_counts(0, policy.max_deletions)?;
     for rule in &policy.rules {
         rule.filter.parse::<Filter>().map_err(OciError::Invalid)?;
+        purge::check_counts(rule.keep, None)?;
     }
     let json = serde_json::to_string(policy).map_err(|e| OciError::Internal(e.into()))?;
     metadata::registries::set_retention_policy(db, reg.id, &json).await?;

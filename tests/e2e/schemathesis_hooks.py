@@ -6,7 +6,12 @@
    schema allows is replaced by a fresh folder under $BERTH_ST_SANDBOX; locations the schema forbids are
    sent as generated, for the server to refuse.
 
-2. When $BERTH_ST_FOREIGN_REGISTRY is set (the run as an Owner of $BERTH_ST_OWN_REGISTRY), some requests
+2. Patterns: whether a regex (purge filters, retention rules) or a glob (immutability rules) compiles, or
+   a duration (a purge's age) parses, is more than a schema's pattern can say. Generated ones of cases meant to be accepted are replaced by valid
+   patterns naming a repository nothing else uses (so a fuzzed purge or rule never touches the fixtures);
+   cases meant to be refused are sent as generated.
+
+3. When $BERTH_ST_FOREIGN_REGISTRY is set (the run as an Owner of $BERTH_ST_OWN_REGISTRY), some requests
    are steered at the foreign registry (its name in paths and scopes, its role assignments' ids), and the
    check `foreign_registry_untouched` fails the run if any of them, or any other request, gets a 2xx
    answer that concerns the foreign registry, except reads of the repositories below
@@ -63,6 +68,29 @@ def _sandbox_location(body):
     with _lock:
         _sandboxed += 1
         body["storageLocation"] = f"file://{SANDBOX}/location-{_sandboxed}"
+
+
+# Valid patterns for what the hook replaces: regex filters and globs of a repository no fixture uses.
+FILTER = "st-fuzz/.*:.*"
+GLOBS = {"repositories": "st-fuzz/*", "tags": "v*", "except": ["v*-rc*"]}
+
+
+def _valid_patterns(case):
+    body = case.body if isinstance(case.body, dict) else None
+    if body is None or _negative(case):
+        return
+    if isinstance(body.get("filters"), list):
+        body["filters"] = [FILTER for _ in body["filters"]] or [FILTER]
+    if isinstance(body.get("ago"), str):
+        body["ago"] = "30d"
+    if isinstance(body.get("rules"), list):
+        for rule in body["rules"]:
+            if isinstance(rule, dict) and "filter" in rule:
+                rule["filter"] = FILTER
+    if case.path.endswith("/immutability-rules"):
+        for key, value in GLOBS.items():
+            if key in body:
+                body[key] = value
 
 
 def _negative(case):
@@ -134,6 +162,7 @@ def _steer(case):
 def before_call(context, case, **kwargs):
     if isinstance(case.body, dict):
         _sandbox_location(case.body)
+    _valid_patterns(case)
     if FOREIGN:
         _steer(case)
 

@@ -333,6 +333,10 @@ async fn bad_purges_are_refused_clearly() {
         (json!({ "filters": ["a:("] }), "is not a regex"),
         (json!({ "filters": ["a:b"], "ago": "soon" }), "is not a duration"),
         (json!({ "filters": ["a:b"], "olderThan": "1d" }), "unknown field"),
+        (
+            json!({ "filters": ["a:b"], "maxDeletions": 2_000_000 }),
+            "at most 1000000",
+        ),
     ] {
         let resp = server
             .api(Method::POST, "/registries/default/purge")

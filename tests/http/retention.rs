@@ -55,6 +55,10 @@ async fn policies_are_checked_and_shown() {
         (json!({ "rules": [{ "filter": "a:(", "days": 1 }] }), "is not a regex"),
         (json!({ "untaggedDays": -1 }), "invalid"),
         (json!({ "keepForever": true }), "unknown field"),
+        (
+            json!({ "rules": [{ "filter": "a:b", "days": 1, "keep": 2_000_000 }] }),
+            "at most 1000000",
+        ),
     ] {
         let resp = set_policy(&server, bad.clone()).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");

@@ -44,6 +44,7 @@ pub async fn run(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     let request: PurgeRequest = json_body(body)?;
+    purge::check_counts(request.keep, request.max_deletions)?;
     if request.filters.is_empty() {
         return Err(OciError::Invalid(
             "give at least one filter, REPOSITORY_REGEX:TAG_REGEX".into(),
