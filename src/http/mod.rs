@@ -209,16 +209,15 @@ pub struct Authorized<'a> {
 impl Authorized<'_> {
     /// Who makes this request and with which client, for the tag history.
     pub fn actor<'h>(&'h self, headers: &'h HeaderMap) -> crate::ops::history::Actor<'h> {
-        crate::ops::history::Actor {
-            who: &self.caller.sub,
-            client: user_agent(headers),
-        }
+        actor(&self.caller.sub, headers)
     }
 }
 
-/// The request's `User-Agent`, if it is text.
-pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers
+/// `who` (a token subject, or the management API's caller) and the client of a request (its
+/// `User-Agent`, if it is text), as the tag history records them.
+pub fn actor<'a>(who: &'a str, headers: &'a HeaderMap) -> crate::ops::history::Actor<'a> {
+    let client = headers
         .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.to_str().ok());
+    crate::ops::history::Actor { who, client }
 }

@@ -20,3 +20,9 @@ pub mod roles;
 pub mod tokens;
 pub mod uploads;
 pub mod usage;
+
+/// Unix seconds, the time unit metadata stores, as RFC 3339 (for answers and for the reasons workflows give).
+pub fn rfc3339(secs: i64) -> String {
+    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}

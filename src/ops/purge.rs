@@ -21,7 +21,7 @@ use crate::metadata::{self, Db};
 use crate::oci::reference::{Reference, RepoName, Tag};
 use crate::ops::history::Actor;
 use crate::ops::immutability::Rules;
-use crate::ops::manifests;
+use crate::ops::{manifests, rfc3339};
 use crate::tenant::Tenant;
 
 /// `REPOSITORY_REGEX:TAG_REGEX`, each matching a whole name.
@@ -64,6 +64,9 @@ impl FromStr for Filter {
         })
     }
 }
+
+/// Deletions one run makes at most unless it says otherwise.
+pub const DEFAULT_MAX_DELETIONS: usize = 1000;
 
 /// The most deletions one run may be allowed, and the most digests it may keep: bounds of the API.
 pub const MAX_COUNT: usize = 1_000_000;
@@ -250,10 +253,10 @@ impl Run<'_> {
     fn recent(&self, pushed: i64, pulled: Option<i64>) -> Option<String> {
         let cutoff = self.cutoff?;
         if pushed >= cutoff {
-            return Some(format!("pushed {}, within the age", time(pushed)));
+            return Some(format!("pushed {}, within the age", rfc3339(pushed)));
         }
         match pulled {
-            Some(pulled) if pulled >= cutoff => Some(format!("pulled {}, within the age", time(pulled))),
+            Some(pulled) if pulled >= cutoff => Some(format!("pulled {}, within the age", rfc3339(pulled))),
             _ => None,
         }
     }
@@ -301,7 +304,7 @@ impl Run<'_> {
 
     fn old(&self, what: &str) -> String {
         match self.cutoff {
-            Some(cutoff) => format!("{what} and last pulled before {}", time(cutoff)),
+            Some(cutoff) => format!("{what} and last pulled before {}", rfc3339(cutoff)),
             None => "matches the filter".into(),
         }
     }
@@ -387,11 +390,6 @@ fn tag_of(name: &str) -> Result<Tag, OciError> {
 fn digest_of(text: &str) -> Result<crate::oci::digest::Digest, OciError> {
     text.parse()
         .map_err(|e| OciError::Internal(anyhow::anyhow!("stored digest {text:?}: {e}")))
-}
-
-fn time(secs: i64) -> String {
-    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 #[cfg(test)]

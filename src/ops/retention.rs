@@ -16,8 +16,6 @@ use crate::tenant::Tenant;
 
 /// Rules one policy may have.
 const MAX_RULES: usize = 20;
-/// Deletions one run of a policy makes at most, unless it says otherwise.
-const DEFAULT_MAX_DELETIONS: usize = 1000;
 
 /// A registry's retention policy; the empty one deletes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +81,7 @@ pub async fn apply(db: &Db, reg: &Tenant, dry_run: bool) -> Result<Option<purge:
         who: "retention",
         client: None,
     };
-    let mut budget = policy.max_deletions.unwrap_or(DEFAULT_MAX_DELETIONS);
+    let mut budget = policy.max_deletions.unwrap_or(purge::DEFAULT_MAX_DELETIONS);
     let mut total = purge::Report {
         dry_run,
         ..purge::Report::default()

@@ -9,21 +9,14 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{OCI_INDEX, OCI_MANIFEST, TestServer, bytes, execute_on_server_db, sha256};
+use crate::common::{OCI_INDEX, OCI_MANIFEST, TestServer, bytes, execute_on_server_db, sha256, unix_now};
 
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// Makes tag `tag` of `repo` and the manifest it points at look pushed `days` days ago (less an hour, so
 /// that an age of exactly the purge's is within it).
 async fn age(server: &TestServer, repo: &str, tag: &str, days: i64) {
-    let at = now() - days * DAY + 3600;
+    let at = unix_now() - days * DAY + 3600;
     let tags = format!(
         "UPDATE tags SET updated_at = {at} WHERE name = $1 \
          AND repository_id = (SELECT id FROM repositories WHERE name = '{repo}')"
@@ -41,7 +34,7 @@ async fn age(server: &TestServer, repo: &str, tag: &str, days: i64) {
 async fn age_manifest(server: &TestServer, digest: &str, days: i64) {
     let sql = format!(
         "UPDATE manifests SET created_at = {} WHERE digest = $1",
-        now() - days * DAY
+        unix_now() - days * DAY
     );
     assert!(execute_on_server_db(server, &sql, digest).await.unwrap() >= 1);
 }

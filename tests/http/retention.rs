@@ -7,16 +7,9 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{OCI_MANIFEST, TestServer, bytes, execute_on_server_db, sha256};
+use crate::common::{OCI_MANIFEST, TestServer, bytes, execute_on_server_db, sha256, unix_now};
 
 const POLICY: &str = "/registries/default/retention";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 async fn set_policy(server: &TestServer, policy: Value) -> reqwest::Response {
     server.api(Method::PUT, POLICY).json(&policy).send().await.unwrap()
@@ -24,7 +17,7 @@ async fn set_policy(server: &TestServer, policy: Value) -> reqwest::Response {
 
 /// Makes manifest `digest` and the tags pointing at it look pushed `days` days ago.
 async fn age(server: &TestServer, digest: &str, days: i64) {
-    let at = now() - days * 86_400;
+    let at = unix_now() - days * 86_400;
     let manifests = format!("UPDATE manifests SET created_at = {at} WHERE digest = $1");
     assert_eq!(execute_on_server_db(server, &manifests, digest).await.unwrap(), 1);
     let tags = format!("UPDATE tags SET updated_at = {at} WHERE manifest_digest = $1");

@@ -203,8 +203,4 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// Seconds since the epoch as RFC 3339.
-pub fn rfc3339(secs: i64) -> String {
-    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
-}
+pub use crate::ops::rfc3339;

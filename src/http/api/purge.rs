@@ -13,12 +13,8 @@ use super::registries::managed;
 use super::{ApiCaller, ApiPath, json_body};
 use crate::app::AppState;
 use crate::errors::OciError;
-use crate::http::user_agent;
-use crate::ops::history::Actor;
+use crate::http::actor;
 use crate::ops::purge::{self, Filter, Spec};
-
-/// Deletions one run makes at most unless it says otherwise.
-const DEFAULT_MAX_DELETIONS: usize = 1000;
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -70,14 +66,11 @@ pub async fn run(
         keep: request.keep,
         untagged: request.untagged,
         dry_run: request.dry_run,
-        max_deletions: request.max_deletions.unwrap_or(DEFAULT_MAX_DELETIONS),
+        max_deletions: request.max_deletions.unwrap_or(purge::DEFAULT_MAX_DELETIONS),
         removed_before: Default::default(),
     };
     let who = caller.principal();
-    let actor = Actor {
-        who: &who,
-        client: user_agent(&headers),
-    };
+    let actor = actor(&who, &headers);
     let report = purge::run(&app.db, &app.tenant(reg)?, &spec, actor).await?;
     Ok(Json(report).into_response())
 }

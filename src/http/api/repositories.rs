@@ -19,11 +19,11 @@ use super::{ApiCaller, ApiPath, ApiQuery, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::auth::Permissions;
 use crate::errors::OciError;
-use crate::http::user_agent;
+use crate::http::actor;
 use crate::oci::GrammarError;
 use crate::oci::digest::Digest;
 use crate::oci::reference::{Reference, RepoName, Tag};
-use crate::ops::history::{self, Actor};
+use crate::ops::history;
 use crate::ops::locks::{self, Subject};
 use crate::ops::{listings, manifests, repositories, usage};
 use crate::tenant::Tenant;
@@ -314,10 +314,7 @@ pub async fn delete(
     ApiPath((name, rest)): ApiPath<(String, String)>,
 ) -> Result<Response, OciError> {
     let who = caller.principal();
-    let actor = Actor {
-        who: &who,
-        client: user_agent(&headers),
-    };
+    let actor = actor(&who, &headers);
     let (reg, rights) = Rights::of(&app, caller, &name).await?;
     let path = parse(&rest)?;
     rights.require(&reg, path.repository(), "delete")?;
@@ -357,10 +354,7 @@ pub async fn restore(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     let who = caller.principal();
-    let actor = Actor {
-        who: &who,
-        client: user_agent(&headers),
-    };
+    let actor = actor(&who, &headers);
     let (reg, rights) = Rights::of(&app, caller, &name).await?;
     let RepoPath::Restore(repo) = parse(&rest)? else {
         return Err(OciError::Unsupported);
