@@ -155,6 +155,8 @@ pub struct AuthConfig {
     /// Clock skew tolerated on an access token's `exp` and `nbf` (nodes' clocks differ).
     pub clock_leeway_secs: u64,
     pub refresh_token_ttl_secs: i64,
+    /// How long a web portal sign-in lasts.
+    pub portal_session_secs: i64,
     /// Failed logins a minute (also the burst) one source address may make before it gets 429; 0: off.
     pub failed_logins_per_source: u32,
     /// Failed logins a minute one identity may take from sources that have not logged in as it; 0: off.
@@ -169,6 +171,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("clock_leeway_secs", &self.clock_leeway_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("portal_session_secs", &self.portal_session_secs)
             .field("failed_logins_per_source", &self.failed_logins_per_source)
             .field("failed_logins_per_identity", &self.failed_logins_per_identity)
             .finish()
@@ -375,6 +378,10 @@ impl Config {
             self.retention.pulls_flush_secs >= 1,
             "retention.pulls_flush_secs must be at least 1"
         );
+        anyhow::ensure!(
+            self.auth.portal_session_secs >= 60,
+            "auth.portal_session_secs must be at least 60"
+        );
         Ok(())
     }
 
@@ -426,6 +433,9 @@ impl Config {
             self.auth.refresh_token_ttl_secs = v
                 .parse()
                 .with_context(|| format!("BERTH_REFRESH_TOKEN_TTL_SECS={v:?}"))?;
+        }
+        if let Some(v) = var("BERTH_PORTAL_SESSION_SECS") {
+            self.auth.portal_session_secs = v.parse().with_context(|| format!("BERTH_PORTAL_SESSION_SECS={v:?}"))?;
         }
         if let Some(v) = var("BERTH_FAILED_LOGINS_PER_SOURCE") {
             self.auth.failed_logins_per_source = v

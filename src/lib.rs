@@ -121,6 +121,11 @@ async fn housekeeping(app: std::sync::Weak<App>) {
             Ok(n) => tracing::info!(tokens = n, "deleted expired refresh tokens"),
             Err(e) => tracing::warn!(error = %e, "deleting expired refresh tokens failed"),
         }
+        match ops::portal_sessions::purge_expired(&app.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "deleted expired portal sessions"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired portal sessions failed"),
+        }
         match ops::history::purge_deleted(&app.db, app.config.retention.deleted_days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -124,6 +124,37 @@ fn password_fingerprint(reg: &RegistryRow, slot: u8) -> Option<String> {
     Some(hex::encode(&Sha256::digest(sealed)[..8]))
 }
 
+/// What the credentials `identity` signed in with stand on, for a session that must end when they change:
+/// the admin user's revocation epoch and the fingerprint of its password, a principal's revocation epoch.
+pub fn credential_stamp(reg: &RegistryRow, identity: &Identity) -> String {
+    match identity {
+        Identity::Admin { password } => {
+            let fingerprint = password.and_then(|slot| password_fingerprint(reg, slot));
+            format!("{}:{}", reg.admin_epoch, fingerprint.unwrap_or_default())
+        }
+        Identity::Principal { epoch, .. } => epoch.to_string(),
+    }
+}
+
+/// The identity behind a sign-in of `subject` whose credentials had `stamp` ([`credential_stamp`]), if
+/// those credentials still stand in `reg`.
+pub async fn identity_with_stamp(
+    db: &Db,
+    reg: &RegistryRow,
+    subject: &str,
+    stamp: &str,
+) -> Result<Option<Identity>, OciError> {
+    if subject == ADMIN_SUBJECT {
+        let signed_in_with = [1, 2]
+            .map(|slot| Identity::Admin { password: Some(slot) })
+            .into_iter()
+            .find(|identity| credential_stamp(reg, identity) == stamp);
+        return Ok(signed_in_with.filter(|_| reg.admin_enabled));
+    }
+    let current = identity_of(db, reg, subject, None).await?;
+    Ok(current.filter(|identity| credential_stamp(reg, identity) == stamp))
+}
+
 /// Whether an access token verified for `reg`'s login server is still good: issued for this very registry
 /// (not an earlier one of the same name) to an identity that still exists, may still log in, and has not
 /// been revoked since (its epoch is current; for the admin user, the password it came from is unchanged).

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::app::App;
 use crate::errors::Challenge;
 use crate::oci::scope::Access;
+use crate::ops::registries::RegistryRow;
 use crate::tenant::Tenant;
 
 use super::extract::header_str;
@@ -68,6 +69,15 @@ pub fn public_port(app: &App, headers: &HeaderMap) -> Option<u16> {
     let port: u16 = after_host.rsplit_once(':')?.1.parse().ok()?;
     let default = if base.starts_with("https://") { 443 } else { 80 };
     (port != default).then_some(port)
+}
+
+/// The login server of `reg` as a client that reached this server with `headers` must name it: with the
+/// port it used when that is not the scheme's default, since `docker login` needs it.
+pub fn login_server_seen_from(app: &App, headers: &HeaderMap, reg: &RegistryRow) -> String {
+    match public_port(app, headers) {
+        Some(port) => format!("{}:{port}", app.login_server(reg)),
+        None => app.login_server(reg),
+    }
 }
 
 /// Whether a `Host` or `X-Forwarded-Host` value looks like `name[:port]` or `[v6]:port`; anything else

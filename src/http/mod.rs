@@ -12,6 +12,7 @@ mod manifests;
 mod observe;
 mod operation;
 mod ops_endpoints;
+mod portal;
 mod referrers;
 mod request_body;
 mod tags;
@@ -56,6 +57,9 @@ pub fn router(state: AppState) -> Router {
                 .layer(throttled()),
         )
         .nest("/api", api::router().layer(throttled()))
+        .nest("/portal", portal::router(state.clone()))
+        .route("/", get(portal::home))
+        .route("/portal/", get(portal::home))
         .route("/metrics", get(ops_endpoints::metrics).layer(throttled()))
         .route("/healthz", get(ops_endpoints::healthz))
         .route("/readyz", get(ops_endpoints::readyz))

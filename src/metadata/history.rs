@@ -96,6 +96,21 @@ pub async fn changes(db: &Db, registry_id: i64, repository: &str, tag: Option<&s
     on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(repository).bind(tag).fetch_all(p).await)
 }
 
+/// A change in some repository of a registry.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RegistryChange {
+    pub repository: String,
+    #[sqlx(flatten)]
+    pub change: TagChange,
+}
+
+/// The latest `limit` changes in every repository of a registry, newest first.
+pub async fn recent(db: &Db, registry_id: i64, limit: i64) -> sqlx::Result<Vec<RegistryChange>> {
+    const SQL: &str = "SELECT repository, tag, old_digest, new_digest, actor, client, at FROM tag_history \
+                       WHERE registry_id = $1 ORDER BY id DESC LIMIT $2";
+    on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(limit).fetch_all(p).await)
+}
+
 /// A deleted manifest kept to be restored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeletedManifest {

@@ -16,6 +16,7 @@ pub mod leases;
 pub mod locks;
 pub mod manifests;
 pub mod operators;
+pub mod portal_sessions;
 pub mod principals;
 pub mod pulls;
 pub mod refresh_tokens;

@@ -219,6 +219,27 @@ pub fn is_manifest_type(media_type: &str) -> bool {
     )
 }
 
+/// The platforms an index lists (`os/architecture[/variant]`, in its order); none for anything else.
+pub fn platforms(content: &[u8]) -> Vec<String> {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(content) else {
+        return Vec::new();
+    };
+    let entries = doc.get("manifests").and_then(serde_json::Value::as_array);
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let platform = entry.get("platform")?;
+            let part = |key: &str| platform.get(key).and_then(serde_json::Value::as_str);
+            let mut name = format!("{}/{}", part("os")?, part("architecture")?);
+            if let Some(variant) = part("variant") {
+                name = format!("{name}/{variant}");
+            }
+            Some(name)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,17 @@ use crate::oci::reference::{Reference, RepoName, Tag};
 use crate::ops::{manifests, uploads};
 use crate::tenant::Tenant;
 
-pub use crate::metadata::history::{Actor, TagChange};
+pub use crate::metadata::history::{Actor, RegistryChange, TagChange};
 
 /// The changes of `repo` (of one tag, when given), newest first. The history outlives the repository.
 pub async fn changes(db: &Db, reg: &Tenant, repo: &RepoName, tag: Option<&Tag>) -> Result<Vec<TagChange>, OciError> {
     let tag = tag.map(Tag::as_str);
     Ok(metadata::history::changes(db, reg.row.id, repo.as_str(), tag).await?)
+}
+
+/// The latest `limit` changes in every repository of the registry, newest first.
+pub async fn recent(db: &Db, reg: &Tenant, limit: u32) -> Result<Vec<RegistryChange>, OciError> {
+    Ok(metadata::history::recent(db, reg.row.id, i64::from(limit)).await?)
 }
 
 /// What to restore.

@@ -8,7 +8,7 @@ use crate::metadata::{self, Db, manifests::ReferrerRow};
 
 pub use crate::metadata::{manifests::ManifestSummary, tags::TagSummary};
 use crate::oci::digest::Digest;
-use crate::oci::reference::{RepoName, Tag};
+use crate::oci::reference::{Reference, RepoName, Tag};
 use crate::tenant::Tenant;
 
 /// Repositories read per query while filtering the catalog by what the caller may pull.
@@ -105,4 +105,10 @@ pub async fn tag(db: &Db, reg: &Tenant, repo: &RepoName, tag: &Tag) -> Result<Ta
     metadata::tags::summary(db, repository_id, tag.as_str())
         .await?
         .ok_or_else(|| OciError::ManifestUnknown(format!("tag {tag} is not in repository {repo}")))
+}
+
+/// The platforms of index `digest` of `repo` (`os/architecture[/variant]`); none for an image manifest.
+pub async fn platforms(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<Vec<String>, OciError> {
+    let row = crate::ops::manifests::get(db, reg, repo, &Reference::Digest(digest.clone())).await?;
+    Ok(crate::oci::manifest::platforms(&row.content))
 }

@@ -9,6 +9,7 @@ pub mod immutability;
 pub mod listings;
 pub mod locks;
 pub mod manifests;
+pub mod portal_sessions;
 pub mod principals;
 pub mod pulls;
 pub mod purge;

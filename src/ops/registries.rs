@@ -203,6 +203,24 @@ pub fn admin_passwords(auth: &Auth, reg: &RegistryRow) -> Result<[String; 2], Oc
     Ok([open(&reg.admin_password1)?, open(&reg.admin_password2)?])
 }
 
+/// Where the registry's blobs live, as shown: its own storage location, or its folder of the local store.
+pub fn storage_location(reg: &RegistryRow) -> String {
+    reg.storage_url
+        .clone()
+        .unwrap_or_else(|| format!("local:registries/{}", reg.name.to_ascii_lowercase()))
+}
+
+/// The slot (1 or 2) of the admin password named `name` (`password` or `password2`).
+pub fn password_slot(name: &str) -> Result<u8, OciError> {
+    match name {
+        "password" => Ok(1),
+        "password2" => Ok(2),
+        other => Err(OciError::Invalid(format!(
+            "passwordName {other:?} must be password or password2"
+        ))),
+    }
+}
+
 /// Replaces admin password 1 or 2 and revokes what was obtained with it: its refresh tokens now, its
 /// access tokens as they are next used (their password fingerprint no longer matches). Clients logged in
 /// with the other password keep working.

@@ -20,6 +20,7 @@ mod manifests;
 mod names;
 mod nodes;
 mod object_storage;
+mod portal;
 mod process;
 mod pulls;
 mod purge;

@@ -147,6 +147,9 @@ pub(crate) struct Setup {
     /// For a server speaking HTTPS: a folder with the CA certificate (`ca.crt`) that skopeo is to trust
     /// (`--cert-dir`). `None`: plain HTTP (`--tls-verify=false`).
     cert_dir: Option<PathBuf>,
+    /// Where skopeo sends its requests when `host` is a registry's login server that does not resolve
+    /// here (`<name>.localhost`): the server itself, as an HTTP proxy, which keeps `Host` as named.
+    proxy: Option<String>,
 }
 
 impl Setup {
@@ -156,11 +159,26 @@ impl Setup {
 
     /// Skopeo against `server`, trusting the CA certificates in `cert_dir` when it serves HTTPS.
     pub(crate) fn with_server(server: TestServer, cert_dir: Option<PathBuf>) -> Self {
+        let host = server.base.split_once("://").unwrap().1.to_string();
+        let setup = Self::build(server, host, cert_dir, None);
+        // skopeo follows the registry's Bearer challenge and logs in at the token endpoint with these.
+        setup.login("default", &setup.server.admin_password);
+        setup
+    }
+
+    /// Skopeo against registry `name` of `server` (plain HTTP) by its login server `<name>.localhost:port`,
+    /// with no credentials yet.
+    pub(crate) fn for_registry(server: TestServer, name: &str) -> Self {
+        let port = server.base.rsplit_once(':').unwrap().1.to_string();
+        let proxy = Some(server.base.clone());
+        Self::build(server, format!("{name}.localhost:{port}"), None, proxy)
+    }
+
+    fn build(server: TestServer, host: String, cert_dir: Option<PathBuf>, proxy: Option<String>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let policy = tmp.path().join("policy.json");
         std::fs::write(&policy, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#).unwrap();
         let auth_file = tmp.path().join("auth.json");
-        let host = server.base.split_once("://").unwrap().1.to_string();
         let setup = Setup {
             server,
             tmp,
@@ -168,14 +186,14 @@ impl Setup {
             auth_file,
             host,
             cert_dir,
+            proxy,
         };
-        // skopeo follows the registry's Bearer challenge and logs in at the token endpoint with these.
-        setup.login("default", &setup.server.admin_password);
+        setup.logout();
         setup
     }
 
     /// Makes every later skopeo command use these credentials for the server (as `skopeo login` would).
-    fn login(&self, username: &str, password: &str) {
+    pub(crate) fn login(&self, username: &str, password: &str) {
         let auth = base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
             format!("{username}:{password}"),
@@ -201,6 +219,9 @@ impl Setup {
     /// Runs skopeo: `Ok(stdout)` on success, `Err(message)` when it exits with an error.
     pub(crate) async fn skopeo_result(&self, args: &[&str]) -> Result<Vec<u8>, String> {
         let mut command = tokio::process::Command::new("skopeo");
+        if let Some(proxy) = &self.proxy {
+            command.env("HTTP_PROXY", proxy).env("NO_PROXY", "");
+        }
         command
             .arg("--policy")
             .arg(&self.policy)

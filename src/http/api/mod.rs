@@ -7,7 +7,7 @@ mod gc;
 mod immutability;
 mod principals;
 mod purge;
-mod registries;
+pub(super) mod registries;
 mod repositories;
 mod retention;
 mod roles;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{ApiCaller, ApiPath, json_body, rfc3339};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
-use crate::http::edge_auth::public_port;
+use crate::http::edge_auth::login_server_seen_from;
 use crate::ops::registries::{self, RegistryRow, RegistrySpec};
 use crate::ops::{gc, usage};
 
@@ -31,18 +31,12 @@ pub fn view(app: &App, headers: &HeaderMap, reg: &RegistryRow) -> Value {
         })
         .collect();
     let limits = app.limits_of(reg);
-    let storage = reg
-        .storage_url
-        .clone()
-        .unwrap_or_else(|| format!("local:registries/{}", reg.name.to_ascii_lowercase()));
+    let storage = registries::storage_location(reg);
     json!({
         "adminUserEnabled": reg.admin_enabled,
         "creationDate": rfc3339(reg.created_at),
         "id": format!("/registries/{}", reg.name),
-        "loginServer": match public_port(app, headers) {
-            Some(port) => format!("{}:{port}", app.login_server(reg)),
-            None => app.login_server(reg),
-        },
+        "loginServer": login_server_seen_from(app, headers, reg),
         "name": reg.name,
         "provisioningState": "Succeeded",
         "sku": { "name": reg.sku, "tier": reg.sku },
@@ -193,10 +187,16 @@ pub async fn delete(
 ) -> Result<Response, OciError> {
     caller.require_operator()?;
     let reg = registries::find(&app.db, &name).await?;
-    if let Some(removal) = registries::delete(&app.db, &reg).await? {
-        // Emptied in a task of its own, which a client hanging up does not stop; a small store is empty
-        // by the time the answer goes, a large one goes on in the background (the collector takes over
-        // if this process dies first).
+    delete_registry(&app, &reg).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes `reg`, then empties its store in a task of its own, which a client hanging up does not stop:
+/// a small store is empty by the time this returns, a large one goes on in the background (the collector
+/// takes over if this process dies first).
+pub async fn delete_registry(app: &AppState, reg: &RegistryRow) -> Result<(), OciError> {
+    if let Some(removal) = registries::delete(&app.db, reg).await? {
+        let app = app.clone();
         let emptying = tokio::spawn(async move {
             if let Err(e) = gc::empty_store(&app.db, &app.stores, &removal).await {
                 tracing::warn!(registry = %removal.name, error = format!("{e:#}"), "emptying a deleted registry's store failed; the collector retries");
@@ -204,7 +204,7 @@ pub async fn delete(
         });
         let _ = tokio::time::timeout(STORE_EMPTYING_WAIT, emptying).await;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// `az acr credential show`'s shape.
@@ -244,15 +244,7 @@ pub async fn renew(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
-    let slot = match json_body::<Renew>(body)?.password_name.as_str() {
-        "password" => 1,
-        "password2" => 2,
-        other => {
-            return Err(OciError::Invalid(format!(
-                "passwordName {other:?} must be password or password2"
-            )));
-        }
-    };
+    let slot = registries::password_slot(&json_body::<Renew>(body)?.password_name)?;
     credentials_view(&app, &reg)?;
     let reg = registries::renew_password(&app.db, &app.auth, &reg, slot).await?;
     Ok(Json(credentials_view(&app, &reg)?).into_response())
