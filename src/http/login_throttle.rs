@@ -1,7 +1,8 @@
 //! The per-source half of the failed-login throttle, around every endpoint that checks credentials
-//! (`/oauth2/token`, `/api`, `/metrics`): a source that spent its budget gets 429 before any check runs,
-//! and a 401 to a request that offered credentials spends one failure. The per-identity half runs where
-//! identities are checked (`auth::authenticate*`), with the source made known to it here.
+//! (`/oauth2/token`, `/api`, `/metrics`, the portal's sign-in): a source that spent its budget gets 429
+//! before any check runs, and a 401 to a request that offered credentials spends one failure. The
+//! per-identity half runs where identities are checked (`auth::authenticate*`), with the source made known
+//! to it here.
 
 use std::net::SocketAddr;
 

@@ -104,11 +104,24 @@ pub struct RegistryChange {
     pub change: TagChange,
 }
 
-/// The latest `limit` changes in every repository of a registry, newest first.
-pub async fn recent(db: &Db, registry_id: i64, limit: i64) -> sqlx::Result<Vec<RegistryChange>> {
-    const SQL: &str = "SELECT repository, tag, old_digest, new_digest, actor, client, at FROM tag_history \
-                       WHERE registry_id = $1 ORDER BY id DESC LIMIT $2";
-    on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(limit).fetch_all(p).await)
+/// The latest `limit` changes in a registry (in one repository, when given), newest first.
+pub async fn recent(
+    db: &Db,
+    registry_id: i64,
+    repository: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<RegistryChange>> {
+    const COLUMNS: &str = "SELECT repository, tag, old_digest, new_digest, actor, client, at FROM tag_history";
+    match repository {
+        Some(repository) => {
+            let sql = format!("{COLUMNS} WHERE registry_id = $1 AND repository = $2 ORDER BY id DESC LIMIT $3");
+            on_db!(db, p => sqlx::query_as(&sql).bind(registry_id).bind(repository).bind(limit).fetch_all(p).await)
+        }
+        None => {
+            let sql = format!("{COLUMNS} WHERE registry_id = $1 ORDER BY id DESC LIMIT $2");
+            on_db!(db, p => sqlx::query_as(&sql).bind(registry_id).bind(limit).fetch_all(p).await)
+        }
+    }
 }
 
 /// A deleted manifest kept to be restored.

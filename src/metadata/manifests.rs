@@ -274,6 +274,17 @@ pub async fn summaries(db: &Db, repository_id: i64) -> sqlx::Result<Vec<Manifest
     on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).fetch_all(p).await)
 }
 
+/// The newest `limit` manifests of a repository that no tag and no index names.
+pub async fn untagged_summaries(db: &Db, repository_id: i64, limit: i64) -> sqlx::Result<Vec<ManifestSummary>> {
+    let sql = format!(
+        "{SUMMARY} WHERE m.repository_id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest) \
+         AND NOT EXISTS (SELECT 1 FROM manifest_children c WHERE c.repository_id = m.repository_id \
+         AND c.child_digest = m.digest) ORDER BY m.created_at DESC, m.digest LIMIT $2"
+    );
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).bind(limit).fetch_all(p).await)
+}
+
 /// Manifest `digest` of a repository, with its tags.
 pub async fn summary(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<Option<ManifestSummary>> {
     let sql = format!("{SUMMARY} WHERE m.repository_id = $1 AND m.digest = $2");

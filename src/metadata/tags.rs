@@ -32,6 +32,18 @@ pub async fn summaries(db: &Db, repository_id: i64, hidden: bool) -> sqlx::Resul
     on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).fetch_all(p).await)
 }
 
+/// The listed tags of a repository in name order, `limit` of them after the first `offset`.
+pub async fn summaries_page(db: &Db, repository_id: i64, offset: i64, limit: i64) -> sqlx::Result<Vec<TagSummary>> {
+    let sql = format!("{SUMMARY} WHERE repository_id = $1 AND {LISTED} ORDER BY name LIMIT $2 OFFSET $3");
+    on_db!(db, p => sqlx::query_as(&sql).bind(repository_id).bind(limit).bind(offset).fetch_all(p).await)
+}
+
+/// How many tags of a repository are listed.
+pub async fn count_listed(db: &Db, repository_id: i64) -> sqlx::Result<i64> {
+    let sql = format!("SELECT COUNT(*) FROM tags WHERE repository_id = $1 AND {LISTED}");
+    on_db!(db, p => sqlx::query_scalar(&sql).bind(repository_id).fetch_one(p).await)
+}
+
 /// Whether a tag of repository `$1` is listed: neither the repository's list lock, nor its own, nor that of
 /// its manifest is set. The hidden tags are one small set (found through partial indexes; `CROSS JOIN`
 /// makes SQLite start from the few hidden manifests, not from every tag), so a listing with this

@@ -17,9 +17,15 @@ pub async fn changes(db: &Db, reg: &Tenant, repo: &RepoName, tag: Option<&Tag>) 
     Ok(metadata::history::changes(db, reg.row.id, repo.as_str(), tag).await?)
 }
 
-/// The latest `limit` changes in every repository of the registry, newest first.
-pub async fn recent(db: &Db, reg: &Tenant, limit: u32) -> Result<Vec<RegistryChange>, OciError> {
-    Ok(metadata::history::recent(db, reg.row.id, i64::from(limit)).await?)
+/// The latest `limit` changes in the registry (in repository `repo`, when given), newest first.
+pub async fn recent(
+    db: &Db,
+    reg: &Tenant,
+    repo: Option<&RepoName>,
+    limit: u32,
+) -> Result<Vec<RegistryChange>, OciError> {
+    let repo = repo.map(RepoName::as_str);
+    Ok(metadata::history::recent(db, reg.row.id, repo, i64::from(limit)).await?)
 }
 
 /// What to restore.

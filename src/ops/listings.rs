@@ -85,6 +85,14 @@ pub async fn manifests(db: &Db, reg: &Tenant, repo: &RepoName) -> Result<Vec<Man
     Ok(metadata::manifests::summaries(db, repository_id).await?)
 }
 
+/// The newest `limit` manifests of `repo` that no tag and no index names; NAME_UNKNOWN without the
+/// repository.
+pub async fn untagged(db: &Db, reg: &Tenant, repo: &RepoName, limit: usize) -> Result<Vec<ManifestSummary>, OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(metadata::manifests::untagged_summaries(db, repository_id, limit).await?)
+}
+
 /// Manifest `digest` of `repo` with its tags and locks; MANIFEST_UNKNOWN without it.
 pub async fn manifest(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<ManifestSummary, OciError> {
     let repository_id = reg.repository(db, repo).await?;
@@ -97,6 +105,23 @@ pub async fn manifest(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -
 pub async fn tag_details(db: &Db, reg: &Tenant, repo: &RepoName) -> Result<Vec<TagSummary>, OciError> {
     let repository_id = reg.repository(db, repo).await?;
     Ok(metadata::tags::summaries(db, repository_id, false).await?)
+}
+
+/// How many listed tags `repo` has, and those of them on page `page` (from 0) of `per_page`, in name
+/// order; NAME_UNKNOWN without the repository.
+pub async fn tag_details_page(
+    db: &Db,
+    reg: &Tenant,
+    repo: &RepoName,
+    page: usize,
+    per_page: usize,
+) -> Result<(usize, Vec<TagSummary>), OciError> {
+    let repository_id = reg.repository(db, repo).await?;
+    let total = metadata::tags::count_listed(db, repository_id).await?;
+    let (offset, limit) = (page.saturating_mul(per_page), per_page);
+    let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let rows = metadata::tags::summaries_page(db, repository_id, as_i64(offset), as_i64(limit)).await?;
+    Ok((usize::try_from(total).unwrap_or(0), rows))
 }
 
 /// Tag `tag` of `repo` with its manifest and locks; MANIFEST_UNKNOWN without it.

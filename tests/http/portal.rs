@@ -764,3 +764,232 @@ async fn the_repository_list_is_searched_and_paginated() {
     assert!(searched.contains("1 repositories match") && searched.contains(">other/tool<"));
     assert!(!searched.contains("team/svc"));
 }
+
+/// A signed-in operator posting the portal's forms as its pages do (with the session's form token).
+struct FormPoster<'a> {
+    server: &'a TestServer,
+    cookie: String,
+    csrf: String,
+}
+
+impl<'a> FormPoster<'a> {
+    async fn operator(server: &'a TestServer) -> FormPoster<'a> {
+        let cookie = operator_cookie(server).await;
+        let page = page_text(server, &cookie, "/portal/registries").await;
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        FormPoster { server, cookie, csrf }
+    }
+
+    /// Posts `fields` to `path`, expecting `status`; returns the page.
+    async fn expect(&self, status: StatusCode, path: &str, fields: &[(&str, &str)]) -> String {
+        let (got, html) = self.post(path, fields).await;
+        assert_eq!(got, status, "POST {path} {fields:?}: {html}");
+        html
+    }
+
+    /// Posts `fields` to `path`; returns the status and the page.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &self.csrf));
+        let response = no_redirects()
+            .post(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+}
+
+/// The repository page's locks form with the boxes of `enabled` (write, delete, read, list) ticked.
+fn locks_form(enabled: &[&str]) -> Vec<(&'static str, &'static str)> {
+    let mut form = vec![("action", "locks")];
+    for (attribute, field) in [
+        ("write", "write_enabled"),
+        ("delete", "delete_enabled"),
+        ("read", "read_enabled"),
+        ("list", "list_enabled"),
+    ] {
+        if enabled.contains(&attribute) {
+            form.push((field, "true"));
+        }
+    }
+    form
+}
+
+#[tokio::test]
+async fn locks_immutability_and_retention_are_changed_from_their_pages() {
+    let server = TestServer::start().await;
+    server.push_image("team/app", "v1", b"layer one").await;
+    server.push_image("team/app", "old", b"layer two").await;
+    let poster = FormPoster::operator(&server).await;
+    let repo_page = "/portal/registries/default/repositories/team/app";
+
+    // Locks: unticking "Write enabled" locks the repository against pushes.
+    let html = poster
+        .expect(StatusCode::OK, repo_page, &locks_form(&["delete", "read", "list"]))
+        .await;
+    assert!(html.contains("Locks saved."));
+    let shown = server.api_get("/registries/default/repositories/team/app").await;
+    assert_eq!(shown["changeableAttributes"]["writeEnabled"], false, "{shown}");
+    let v1 = server
+        .req(Method::GET, "/v2/team/app/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    let v1 = v1.text().await.unwrap();
+    let refused = server.put_manifest("team/app", "v2", OCI_MANIFEST, &v1).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "a retag is refused by the write lock"
+    );
+    // A delete refused by a lock is shown beside the form, as the API words it.
+    poster
+        .expect(StatusCode::OK, repo_page, &locks_form(&["write", "read", "list"]))
+        .await;
+    let html = poster
+        .expect(StatusCode::OK, repo_page, &[("action", "delete-tag"), ("target", "v1")])
+        .await;
+    assert!(
+        html.contains("class=\"error\"") && html.contains("deleteEnabled is false"),
+        "{html}"
+    );
+    let all = locks_form(&["write", "delete", "read", "list"]);
+    poster.expect(StatusCode::OK, repo_page, &all).await;
+
+    // Tag immutability: a rule added and deleted from its page; a bad glob answered beside the form.
+    let rules_page = "/portal/registries/default/immutability";
+    poster
+        .expect(
+            StatusCode::SEE_OTHER,
+            rules_page,
+            &[
+                ("action", "create"),
+                ("repositories", "team/**"),
+                ("tags", "v*"),
+                ("except", "latest, dev"),
+            ],
+        )
+        .await;
+    let rules = server.api_get("/registries/default/immutability-rules").await;
+    assert_eq!(rules[0]["repositories"], "team/**", "{rules}");
+    assert_eq!(rules[0]["except"], json!(["latest", "dev"]));
+    let html = poster
+        .expect(
+            StatusCode::BAD_REQUEST,
+            rules_page,
+            &[("action", "create"), ("repositories", "team/[**"), ("tags", "v*")],
+        )
+        .await;
+    assert!(html.contains("class=\"error\""), "{html}");
+    poster
+        .expect(StatusCode::SEE_OTHER, rules_page, &[("action", "delete"), ("id", "1")])
+        .await;
+    assert_eq!(
+        server.api_get("/registries/default/immutability-rules").await,
+        json!([])
+    );
+
+    // Retention: a rule and the untagged setting saved, then a dry run listing what would go.
+    let retention_page = "/portal/registries/default/retention";
+    poster
+        .expect(
+            StatusCode::SEE_OTHER,
+            retention_page,
+            &[
+                ("action", "add-rule"),
+                ("filter", "team/.*:old"),
+                ("days", "0"),
+                ("keep", "0"),
+            ],
+        )
+        .await;
+    poster
+        .expect(
+            StatusCode::SEE_OTHER,
+            retention_page,
+            &[("action", "untagged"), ("days", "30")],
+        )
+        .await;
+    let policy = server.api_get("/registries/default/retention").await;
+    assert_eq!(policy["untaggedDays"], 30, "{policy}");
+    assert_eq!(policy["rules"][0]["filter"], "team/.*:old");
+    // Ages count in whole seconds: one passes, so "older than 0 days" holds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let html = poster
+        .expect(
+            StatusCode::OK,
+            retention_page,
+            &[("action", "run"), ("dry_run", "true")],
+        )
+        .await;
+    assert!(
+        html.contains("would delete 1 tags") && html.contains("team/app:old"),
+        "{html}"
+    );
+    let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
+    assert_eq!(tags, json!(["old", "v1"]), "a dry run deletes nothing");
+    let html = poster
+        .expect(
+            StatusCode::BAD_REQUEST,
+            retention_page,
+            &[("action", "add-rule"), ("filter", "no-colon"), ("days", "1")],
+        )
+        .await;
+    assert!(html.contains("class=\"error\""), "{html}");
+}
+
+#[tokio::test]
+async fn a_registry_is_deleted_only_once_its_name_is_typed() {
+    let server = TestServer::start().await;
+    let created = server
+        .api(Method::POST, "/registries")
+        .json(&json!({"name": "doomed1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let poster = FormPoster::operator(&server).await;
+    let html = poster
+        .expect(
+            StatusCode::BAD_REQUEST,
+            "/portal/registries/doomed1/delete",
+            &[("confirm", "doomed")],
+        )
+        .await;
+    assert!(html.contains("Type doomed1 exactly"), "{html}");
+    assert_eq!(
+        server
+            .api(Method::GET, "/registries/doomed1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    poster
+        .expect(
+            StatusCode::SEE_OTHER,
+            "/portal/registries/doomed1/delete",
+            &[("confirm", "doomed1")],
+        )
+        .await;
+    assert_eq!(
+        server
+            .api(Method::GET, "/registries/doomed1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

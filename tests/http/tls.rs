@@ -408,3 +408,23 @@ async fn skopeo_copies_in_and_out_over_https_trusting_the_ca_with_cert_dir() {
         .expect_err("wrong credentials must be refused");
     assert!(err.to_lowercase().contains("unauthorized"), "{err}");
 }
+
+#[tokio::test]
+async fn the_portal_s_session_cookie_is_secure_over_https() {
+    let pki = Pki::new();
+    let server = pki.server().await;
+    let client = pki
+        .client()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .post(server.url("/portal/sign-in"))
+        .form(&[("kind", "operator"), ("token", berth::config::TEST_OPERATOR_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+}

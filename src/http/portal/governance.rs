@@ -265,7 +265,7 @@ pub async fn activity(
 ) -> Result<Response, PortalError> {
     let place = Place::of(&app, &viewer, &name).await?;
     let reg = app.tenant(place.reg.clone())?;
-    let changes = history::recent(&app.db, &reg, ACTIVITY_SHOWN).await?;
+    let changes = history::recent(&app.db, &reg, None, ACTIVITY_SHOWN).await?;
     let history = changes
         .iter()
         .filter(|c| place.may(&c.repository, "pull"))

@@ -2,8 +2,6 @@
 //! of an index, times, referrers), its untagged manifests, deleting either after a confirmation, its locks
 //! and its tag history.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -19,7 +17,7 @@ use crate::http::edge_auth::login_server_seen_from;
 use crate::oci::digest::Digest;
 use crate::oci::manifest::{DOCKER_MANIFEST_LIST, OCI_INDEX};
 use crate::oci::reference::{Reference, RepoName, Tag};
-use crate::ops::listings::{self, ManifestSummary};
+use crate::ops::listings::{self, TagSummary};
 use crate::ops::locks::{self, Attributes, Changes, Subject};
 use crate::ops::{history, manifests, rfc3339};
 use crate::tenant::Tenant;
@@ -29,7 +27,9 @@ const REPOSITORIES_PER_PAGE: usize = 50;
 /// Tags on one page of a repository.
 const TAGS_PER_PAGE: usize = 50;
 /// Tag changes a repository page shows.
-const HISTORY_SHOWN: usize = 50;
+const HISTORY_SHOWN: u32 = 50;
+/// Untagged manifests a repository page shows.
+const UNTAGGED_SHOWN: usize = 100;
 
 /// A page number from the query (1-based), and the pages `total` items make.
 struct Pager {
@@ -237,61 +237,37 @@ impl<'a> Opened<'a> {
             }
             other => PortalError::from(other),
         };
-        let tags = listings::tag_details(db, reg, repo).await.map_err(unknown)?;
-        let summaries = listings::manifests(db, reg, repo).await?;
-        let by_digest: HashMap<&str, &ManifestSummary> = summaries.iter().map(|m| (m.digest.as_str(), m)).collect();
-        let mut referrers: HashMap<&str, Vec<String>> = HashMap::new();
-        for m in &summaries {
-            if let Some(subject) = &m.subject {
-                referrers
-                    .entry(subject.as_str())
-                    .or_default()
-                    .push(format!("{} ({})", m.digest, m.media_type));
-            }
+        let requested = query.page.unwrap_or(1).max(1);
+        let (total, mut tags) = listings::tag_details_page(db, reg, repo, requested - 1, TAGS_PER_PAGE)
+            .await
+            .map_err(unknown)?;
+        let pager = Pager::new(Some(requested), total, TAGS_PER_PAGE);
+        if pager.number != requested {
+            // Past the last page: show the last.
+            tags = listings::tag_details_page(db, reg, repo, pager.number - 1, TAGS_PER_PAGE)
+                .await?
+                .1;
         }
-        let pager = Pager::new(query.page, tags.len(), TAGS_PER_PAGE);
         let mut rows = Vec::new();
-        for tag in &tags[pager.range(TAGS_PER_PAGE, tags.len())] {
-            let manifest = by_digest.get(tag.manifest_digest.as_str());
-            let media_type = manifest.map(|m| m.media_type.clone()).unwrap_or_default();
-            let platforms = if matches!(media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST)
-                && let Ok(digest) = tag.manifest_digest.parse::<Digest>()
-            {
-                listings::platforms(db, reg, repo, &digest)
-                    .await
-                    .unwrap_or_default()
-                    .join(", ")
-            } else {
-                String::new()
-            };
-            rows.push(TagRow {
-                name: tag.name.clone(),
-                digest: tag.manifest_digest.clone(),
-                size: manifest.map_or_else(String::new, |m| ByteSize::b(m.size.max(0) as u64).to_string()),
-                media_type,
-                platforms,
-                created: manifest.map_or_else(String::new, |m| rfc3339(m.created_at)),
-                updated: rfc3339(tag.updated_at),
-                referrers: referrers.get(tag.manifest_digest.as_str()).cloned().unwrap_or_default(),
-            });
+        for tag in &tags {
+            rows.push(self.tag_row(tag).await?);
         }
-        let untagged = summaries
-            .iter()
-            .filter(|m| m.tags.is_none() && m.parent_index.is_none())
+        let untagged = listings::untagged(db, reg, repo, UNTAGGED_SHOWN)
+            .await?
+            .into_iter()
             .map(|m| ManifestRow {
-                digest: m.digest.clone(),
-                media_type: m.media_type.clone(),
                 size: ByteSize::b(m.size.max(0) as u64).to_string(),
-                subject: m.subject.clone().unwrap_or_default(),
+                subject: m.subject.unwrap_or_default(),
+                digest: m.digest,
+                media_type: m.media_type,
             })
             .collect();
         let can_delete = self.place.may(repo.as_str(), "delete");
         let confirm = if can_delete { self.confirmation(&query) } else { None };
-        let changes = history::changes(db, reg, repo, None).await?;
+        let changes = history::recent(db, reg, Some(repo), HISTORY_SHOWN).await?;
         let history = changes
             .iter()
-            .take(HISTORY_SHOWN)
-            .map(|c| HistoryRow::of(repo.as_str(), c))
+            .map(|c| HistoryRow::of(&c.repository, &c.change))
             .collect();
         let login_server = login_server_seen_from(self.app, self.headers, &reg.row);
         let first_tag = tags.first().map_or("latest", |t| t.name.as_str());
@@ -300,7 +276,7 @@ impl<'a> Opened<'a> {
             name: reg.row.name.clone(),
             repo: repo.to_string(),
             pull_command: format!("docker pull {login_server}/{repo}:{first_tag}"),
-            tag_total: tags.len(),
+            tag_total: total,
             tags: rows,
             number: pager.number,
             pages: pager.pages,
@@ -315,6 +291,36 @@ impl<'a> Opened<'a> {
             show_repository: false,
             error,
             notice,
+        })
+    }
+
+    /// One row of the tags table: the tag with its manifest's facts, an index's platforms and what
+    /// refers to the manifest.
+    async fn tag_row(&self, tag: &TagSummary) -> Result<TagRow, PortalError> {
+        let (db, reg, repo) = (&self.app.db, &self.reg, &self.repo);
+        let digest: Digest = tag.manifest_digest.parse().map_err(|e: crate::oci::GrammarError| {
+            PortalError::Internal(crate::errors::OciError::Internal(e.into()))
+        })?;
+        let manifest = listings::manifest(db, reg, repo, &digest).await?;
+        let platforms = if matches!(manifest.media_type.as_str(), OCI_INDEX | DOCKER_MANIFEST_LIST) {
+            listings::platforms(db, reg, repo, &digest).await?.join(", ")
+        } else {
+            String::new()
+        };
+        let referrers = listings::referrers(db, reg, repo, &digest, None)
+            .await?
+            .into_iter()
+            .map(|r| format!("{} ({})", r.digest, r.artifact_type.unwrap_or(r.media_type)))
+            .collect();
+        Ok(TagRow {
+            name: tag.name.clone(),
+            digest: tag.manifest_digest.clone(),
+            media_type: manifest.media_type,
+            size: ByteSize::b(manifest.size.max(0) as u64).to_string(),
+            platforms,
+            created: rfc3339(manifest.created_at),
+            updated: rfc3339(tag.updated_at),
+            referrers,
         })
     }
 
