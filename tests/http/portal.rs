@@ -314,7 +314,7 @@ async fn the_seed_flows_work_in_a_real_browser() {
     browser.screenshot("repository").await;
 
     // Delete a tag, after a confirmation.
-    browser.follow("#tag-v1 a").await;
+    browser.follow("#tag-v1 a.delete-tag").await;
     assert!(browser.text("#confirm-delete h2").await.contains("hello/app:v1"));
     browser.follow("#confirm-delete-button").await;
     assert!(browser.source().await.contains("Deleted v1."));
@@ -441,7 +441,10 @@ async fn the_seed_flows_work_in_a_real_browser() {
     sign_in_to_registry(&browser, &base, "walkreg", &reader_app_id, &reader_password).await;
     assert!(browser.url().await.ends_with("/portal/registries/walkreg/repositories"));
     browser.click_link("hello/app").await;
-    assert!(!browser.source().await.contains("Delete…"), "a Reader deletes nothing");
+    assert!(
+        !browser.source().await.contains("Delete tag…"),
+        "a Reader deletes nothing"
+    );
     browser
         .goto(&format!("{base}/portal/registries/walkreg/access-keys"))
         .await;
@@ -946,6 +949,20 @@ async fn locks_immutability_and_retention_are_changed_from_their_pages() {
         )
         .await;
     assert!(html.contains("class=\"error\""), "{html}");
+
+    // A manifest deleted by digest, after its confirmation, goes with its tags.
+    let old = server
+        .api_get("/registries/default/repositories/team/app/_tags/old")
+        .await;
+    let digest = old["digest"].as_str().unwrap();
+    let confirm = format!("{repo_page}?delete_manifest={digest}");
+    let html = page_text(&server, &poster.cookie, &confirm).await;
+    assert!(html.contains(&format!("Delete manifest {digest}?")), "{html}");
+    let fields = [("action", "delete-manifest"), ("target", digest)];
+    let html = poster.expect(StatusCode::OK, repo_page, &fields).await;
+    assert!(html.contains(&format!("Deleted {digest}.")), "{html}");
+    let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
+    assert_eq!(tags, json!(["v1"]));
 }
 
 #[tokio::test]
