@@ -869,6 +869,22 @@ async fn locks_immutability_and_retention_are_changed_from_their_pages() {
     let all = locks_form(&["write", "delete", "read", "list"]);
     poster.expect(StatusCode::OK, repo_page, &all).await;
 
+    // A tag's own locks, from its row's "Locks…".
+    let html = page_text(&server, &poster.cookie, &format!("{repo_page}?locks_tag=v1")).await;
+    assert!(html.contains("Locks of tag team/app:v1"), "{html}");
+    let mut tag_locks = locks_form(&["delete", "read", "list"]);
+    tag_locks.extend([("subject", "tag"), ("target", "v1")]);
+    poster.expect(StatusCode::OK, repo_page, &tag_locks).await;
+    let v1 = server
+        .api_get("/registries/default/repositories/team/app/_tags/v1")
+        .await;
+    assert_eq!(v1["changeableAttributes"]["writeEnabled"], false, "{v1}");
+    let repository = server.api_get("/registries/default/repositories/team/app").await;
+    assert_eq!(
+        repository["changeableAttributes"]["writeEnabled"], true,
+        "only the tag is locked"
+    );
+
     // Tag immutability: a rule added and deleted from its page; a bad glob answered beside the form.
     let rules_page = "/portal/registries/default/immutability";
     poster

@@ -1,6 +1,6 @@
 //! Repositories: the searchable, paginated list; a repository's tags (digest, media type, size, platforms
-//! of an index, times, referrers), its untagged manifests, deleting either after a confirmation, its locks
-//! and its tag history.
+//! of an index, times, referrers), its untagged manifests, deleting either after a confirmation, the locks
+//! of the repository, a tag or a manifest//! and its tag history.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -172,7 +172,7 @@ struct RepositoryPage {
     previous: Option<usize>,
     next: Option<usize>,
     untagged: Vec<ManifestRow>,
-    locks: Attributes,
+    locks: LocksOf,
     can_manage: bool,
     can_delete: bool,
     confirm: Option<Confirm>,
@@ -187,6 +187,17 @@ pub struct ShowQuery {
     page: Option<usize>,
     delete_tag: Option<String>,
     delete_manifest: Option<String>,
+    /// The locks form is for this tag (or manifest) instead of the repository.
+    locks_tag: Option<String>,
+    locks_manifest: Option<String>,
+}
+
+/// What the locks form is about: the repository, one tag or one manifest.
+pub struct LocksOf {
+    label: String,
+    subject: &'static str,
+    target: String,
+    attributes: Attributes,
 }
 
 /// What is open on a repository page.
@@ -283,7 +294,7 @@ impl<'a> Opened<'a> {
             previous: pager.previous(),
             next: pager.next(),
             untagged,
-            locks: locks::of_repository(db, reg, repo).await?,
+            locks: self.locks_of(&query).await?,
             can_manage: self.place.manages(),
             can_delete,
             confirm,
@@ -324,6 +335,36 @@ impl<'a> Opened<'a> {
         })
     }
 
+    /// The locks the page's form shows: of the tag or manifest the query names, else of the repository.
+    async fn locks_of(&self, query: &ShowQuery) -> Result<LocksOf, PortalError> {
+        let (db, reg, repo) = (&self.app.db, &self.reg, &self.repo);
+        let invalid = |e: crate::oci::GrammarError| PortalError::Invalid(e.to_string());
+        if let Some(tag) = &query.locks_tag {
+            let tag: Tag = tag.parse().map_err(invalid)?;
+            return Ok(LocksOf {
+                label: format!("tag {repo}:{tag}"),
+                subject: "tag",
+                attributes: listings::tag(db, reg, repo, &tag).await?.attributes,
+                target: tag.to_string(),
+            });
+        }
+        if let Some(digest) = &query.locks_manifest {
+            let digest: Digest = digest.parse().map_err(invalid)?;
+            return Ok(LocksOf {
+                label: format!("manifest {digest}"),
+                subject: "manifest",
+                attributes: listings::manifest(db, reg, repo, &digest).await?.attributes,
+                target: digest.to_string(),
+            });
+        }
+        Ok(LocksOf {
+            label: format!("repository {repo}"),
+            subject: "repository",
+            target: String::new(),
+            attributes: locks::of_repository(db, reg, repo).await?,
+        })
+    }
+
     fn confirmation(&self, query: &ShowQuery) -> Option<Confirm> {
         if let Some(tag) = &query.delete_tag {
             return Some(Confirm {
@@ -359,6 +400,9 @@ pub struct ChangeForm {
     action: String,
     #[serde(default)]
     target: String,
+    /// What the locks form changes: `repository` (the default), `tag` or `manifest` (named by `target`).
+    #[serde(default)]
+    subject: String,
     #[serde(default)]
     write_enabled: bool,
     #[serde(default)]
@@ -369,7 +413,7 @@ pub struct ChangeForm {
     list_enabled: bool,
 }
 
-/// Deletes a tag or a manifest (confirmed), or saves the repository's locks.
+/// Deletes a tag or a manifest (confirmed), or saves the locks of the repository, a tag or a manifest.
 pub async fn change(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -404,7 +448,18 @@ pub async fn change(
                 read_enabled: Some(form.read_enabled),
                 list_enabled: Some(form.list_enabled),
             };
-            locks::update(&app.db, reg, repo, Subject::Repository, changes)
+            let invalid = |e: crate::oci::GrammarError| PortalError::Invalid(e.to_string());
+            let (tag, digest): (Option<Tag>, Option<Digest>) = match form.subject.as_str() {
+                "tag" => (Some(form.target.parse().map_err(invalid)?), None),
+                "manifest" => (None, Some(form.target.parse().map_err(invalid)?)),
+                _ => (None, None),
+            };
+            let subject = match (&tag, &digest) {
+                (Some(tag), _) => Subject::Tag(tag),
+                (_, Some(digest)) => Subject::Manifest(digest),
+                _ => Subject::Repository,
+            };
+            locks::update(&app.db, reg, repo, subject, changes)
                 .await
                 .map(|_| "Locks saved.".to_string())
         }
