@@ -221,10 +221,23 @@ pub fn password_slot(name: &str) -> Result<u8, OciError> {
     }
 }
 
-/// Replaces admin password 1 or 2 and revokes what was obtained with it: its refresh tokens now, its
-/// access tokens as they are next used (their password fingerprint no longer matches). Clients logged in
-/// with the other password keep working.
+/// `Conflict` (saying how to enable it) unless the admin user of `reg` is enabled: its credentials are
+/// neither shown nor renewed while it is off.
+pub fn require_admin_enabled(reg: &RegistryRow) -> Result<(), OciError> {
+    if reg.admin_enabled {
+        return Ok(());
+    }
+    Err(OciError::Conflict(format!(
+        "the admin user of {} is disabled; enable it first (berth registry update -n {} --admin-enabled true)",
+        reg.name, reg.name
+    )))
+}
+
+/// Replaces admin password 1 or 2 of an enabled admin user and revokes what was obtained with it: its
+/// refresh tokens now, its access tokens as they are next used (their password fingerprint no longer
+/// matches). Clients logged in with the other password keep working.
 pub async fn renew_password(db: &Db, auth: &Auth, reg: &RegistryRow, slot: u8) -> Result<RegistryRow, OciError> {
+    require_admin_enabled(reg)?;
     let sealed = auth.secrets().seal(random_password().as_bytes());
     metadata::registries::set_admin_password(db, reg.id, slot, &sealed).await?;
     metadata::refresh_tokens::revoke_password(db, reg.id, crate::auth::ADMIN_SUBJECT, slot).await?;

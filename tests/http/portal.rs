@@ -380,18 +380,16 @@ async fn the_seed_flows_work_in_a_real_browser() {
     // Sign out: the session ends on the server, not only in the browser.
     let cookie = browser.client.get_named_cookie("berth_portal").await.unwrap();
     let cookie = format!("berth_portal={}", cookie.value());
-    let signed_in_page = |cookie: String| {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let url = format!("{base}/portal/registries");
-        async move { client.get(url).header("cookie", cookie).send().await.unwrap().status() }
-    };
-    assert_eq!(signed_in_page(cookie.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&skopeo.server, &cookie, "/portal/registries").await,
+        StatusCode::OK
+    );
     browser.follow("header form button").await;
     assert!(browser.url().await.ends_with("/portal/sign-in"));
-    assert_eq!(signed_in_page(cookie).await, StatusCode::SEE_OTHER);
+    assert_eq!(
+        status_of(&skopeo.server, &cookie, "/portal/registries").await,
+        StatusCode::SEE_OTHER
+    );
     browser.goto(&format!("{base}/portal/registries/walkreg")).await;
     assert!(browser.url().await.ends_with("/portal/sign-in"));
 
@@ -608,23 +606,7 @@ async fn failed_sign_ins_are_throttled_like_the_token_endpoint() {
 #[tokio::test]
 async fn changes_need_the_form_token_and_the_same_origin() {
     let server = TestServer::start().await;
-    let (cookie, _) = sign_in(&server, &[("kind", "operator"), ("token", TEST_OPERATOR_TOKEN)]).await;
-    let cookie = cookie.unwrap();
-    let page = no_redirects()
-        .get(server.url("/portal/registries"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let FormPoster { cookie, csrf, .. } = FormPoster::operator(&server).await;
     let create = |fields: Vec<(&'static str, String)>, origin: Option<&'static str>| {
         let mut request = no_redirects()
             .post(server.url("/portal/registries"))

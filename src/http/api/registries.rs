@@ -209,12 +209,7 @@ pub async fn delete_registry(app: &AppState, reg: &RegistryRow) -> Result<(), Oc
 
 /// `az acr credential show`'s shape.
 fn credentials_view(app: &App, reg: &RegistryRow) -> Result<Value, OciError> {
-    if !reg.admin_enabled {
-        return Err(OciError::Conflict(format!(
-            "the admin user of {} is disabled; enable it first (berth registry update -n {} --admin-enabled true)",
-            reg.name, reg.name
-        )));
-    }
+    registries::require_admin_enabled(reg)?;
     let [p1, p2] = registries::admin_passwords(&app.auth, reg)?;
     Ok(json!({
         "passwords": [{ "name": "password", "value": p1 }, { "name": "password2", "value": p2 }],
@@ -245,7 +240,6 @@ pub async fn renew(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     let slot = registries::password_slot(&json_body::<Renew>(body)?.password_name)?;
-    credentials_view(&app, &reg)?;
     let reg = registries::renew_password(&app.db, &app.auth, &reg, slot).await?;
     Ok(Json(credentials_view(&app, &reg)?).into_response())
 }

@@ -4,12 +4,11 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, page};
+use super::{Chrome, Place, PortalError, form_error, form_page};
 use crate::app::{App, AppState};
 use crate::auth::roles::{Role, Scope};
 use crate::errors::OciError;
@@ -67,19 +66,17 @@ async fn render(
             role: a.role,
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    let body = page(&AccessControlPage {
-        chrome: place.chrome("access-control"),
-        name: place.reg.name.clone(),
-        assignments,
-        shown_once,
-        error,
-    })?;
-    Ok((status, body).into_response())
+    let failed = error.is_some();
+    form_page(
+        &AccessControlPage {
+            chrome: place.chrome("access-control"),
+            name: place.reg.name.clone(),
+            assignments,
+            shown_once,
+            error,
+        },
+        failed,
+    )
 }
 
 #[derive(Deserialize)]

@@ -117,11 +117,6 @@ pub async fn regenerate(
     place.require_manager()?;
     let renewed = async {
         let slot = registries::password_slot(&form.password_name)?;
-        if !place.reg.admin_enabled {
-            return Err(crate::errors::OciError::Conflict(
-                "Enable the admin user before regenerating its passwords.".into(),
-            ));
-        }
         registries::renew_password(&app.db, &app.auth, &place.reg, slot).await
     };
     match renewed.await {

@@ -3,13 +3,12 @@
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use super::repositories::HistoryRow;
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, page, see_other};
+use super::{Chrome, Place, PortalError, form_error, form_page, page, see_other};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
 use crate::ops::immutability::{self, Rule, RuleSpec};
@@ -17,16 +16,6 @@ use crate::ops::{history, retention};
 
 /// Tag changes the activity log shows.
 const ACTIVITY_SHOWN: u32 = 200;
-
-/// A page with a form error answers 400; otherwise 200.
-fn with_status(error: &Option<String>, body: Response) -> Response {
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    (status, body).into_response()
-}
 
 #[derive(Template)]
 #[template(path = "immutability.html", config = "src/http/portal/askama.toml")]
@@ -48,13 +37,14 @@ pub async fn immutability(
 }
 
 fn render_immutability(place: &Place, error: Option<String>) -> Result<Response, PortalError> {
-    let body = page(&ImmutabilityPage {
+    let failed = error.is_some();
+    let rules = ImmutabilityPage {
         chrome: place.chrome("immutability"),
         name: place.reg.name.clone(),
         rules: immutability::list(&place.reg)?,
-        error: error.clone(),
-    })?;
-    Ok(with_status(&error, body))
+        error,
+    };
+    form_page(&rules, failed)
 }
 
 #[derive(Deserialize)]
@@ -141,16 +131,17 @@ fn render_retention(
     notice: Option<String>,
 ) -> Result<Response, PortalError> {
     let policy = retention::of(&place.reg)?;
-    let body = page(&RetentionPage {
+    let failed = error.is_some();
+    let retention = RetentionPage {
         chrome: place.chrome("retention"),
         name: place.reg.name.clone(),
         untagged_days: policy.untagged_days.map(|d| d.to_string()).unwrap_or_default(),
         rules: policy.rules,
         report,
-        error: error.clone(),
+        error,
         notice,
-    })?;
-    Ok(with_status(&error, body))
+    };
+    form_page(&retention, failed)
 }
 
 #[derive(Deserialize)]

@@ -246,6 +246,16 @@ pub fn page(template: &impl Template) -> Result<Response, PortalError> {
     Ok(Html(html).into_response())
 }
 
+/// Renders a page that may show a form's error: 400 when it does (the change was refused), else 200.
+pub fn form_page(template: &impl Template, failed: bool) -> Result<Response, PortalError> {
+    let status = if failed {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, page(template)?).into_response())
+}
+
 /// Goes to `to` after a change (post, redirect, get).
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()

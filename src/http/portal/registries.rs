@@ -2,14 +2,14 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use bytesize::ByteSize;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, page, see_other};
+use super::{Chrome, Place, PortalError, form_error, form_page, see_other};
 use crate::app::{App, AppState};
 use crate::http::api::registries::delete_registry;
 use crate::http::edge_auth::login_server_seen_from;
@@ -82,24 +82,20 @@ async fn render_list(
         });
     }
     let can_create = matches!(viewer.session.signed_in, SignedIn::Operator);
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let failed = error.is_some();
     let form = CreateForm {
         sku: if form.sku.is_empty() { SKUS[0].into() } else { form.sku },
         ..form
     };
-    let body = page(&ListPage {
+    let list = ListPage {
         chrome: Chrome::top(&viewer.session),
         registries: rows,
         can_create,
         skus: SKUS.to_vec(),
         form,
         error,
-    })?;
-    Ok((status, body).into_response())
+    };
+    form_page(&list, failed)
 }
 
 /// Resource tags typed one `key=value` a line.
@@ -198,12 +194,8 @@ async fn render_overview(
     let reg = &place.reg;
     let limits = app.limits_of(reg);
     let used = usage::of_registry(&app.db, reg.id).await?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    let body = page(&OverviewPage {
+    let failed = error.is_some();
+    let overview = OverviewPage {
         chrome: place.chrome("overview"),
         name: reg.name.clone(),
         login_server: login_server_seen_from(app, headers, reg),
@@ -221,8 +213,8 @@ async fn render_overview(
         storage: registries::storage_location(reg),
         can_delete: place.is_operator(),
         error,
-    })?;
-    Ok((status, body).into_response())
+    };
+    form_page(&overview, failed)
 }
 
 #[derive(Deserialize)]

@@ -73,9 +73,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Submitted<T> {
                 "The form's security token is missing or stale: reload the page and submit it again.".into(),
             ));
         }
-        let form = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|e| PortalError::Invalid(format!("The form could not be read: {e}.")))?;
-        Ok(Submitted { viewer, form })
+        Ok(Submitted {
+            viewer,
+            form: parse_form(&bytes)?,
+        })
     }
 }
 
@@ -83,6 +84,10 @@ async fn read_form(body: axum::body::Body) -> Result<Bytes, PortalError> {
     axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
         .map_err(|_| PortalError::Invalid(format!("A form is at most {MAX_FORM_BYTES} bytes.")))
+}
+
+fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PortalError> {
+    serde_urlencoded::from_bytes(bytes).map_err(|e| PortalError::Invalid(format!("The form could not be read: {e}.")))
 }
 
 /// A browser names where a request comes from (`Sec-Fetch-Site`, `Origin`); one from another site is
@@ -138,8 +143,7 @@ pub async fn sign_in(State(app): State<AppState>, request: Request) -> Result<Re
     let (parts, body) = request.into_parts();
     refuse_cross_site(&parts.headers)?;
     let bytes = read_form(body).await?;
-    let form: SignInForm = serde_urlencoded::from_bytes(&bytes)
-        .map_err(|e| PortalError::Invalid(format!("The form could not be read: {e}.")))?;
+    let form: SignInForm = parse_form(&bytes)?;
     let ttl = app.config.auth.portal_session_secs;
     let opened = match form.kind.as_str() {
         "operator" => portal_sessions::sign_in_operator(&app.db, ttl, form.token.trim()).await?,
