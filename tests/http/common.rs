@@ -17,7 +17,7 @@ pub struct TestServer {
     /// Password of the default registry's admin user, which the server's helpers log in as.
     pub admin_password: String,
     tokens: Mutex<HashMap<String, String>>,
-    _tempdir: Option<tempfile::TempDir>,
+    _tempdir: Option<DataDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -34,7 +34,7 @@ impl TestServer {
     /// Starts a server whose helpers use `client`: with `http.tls_cert_file` set by `tweak` it serves
     /// HTTPS, and `client` must trust its certificate.
     pub async fn start_with_client(client: reqwest::Client, tweak: impl FnOnce(&mut Config)) -> Self {
-        let tempdir = tempfile::tempdir().unwrap();
+        let tempdir = DataDir::create();
         let mut server = Self::launch(tempdir.path().to_path_buf(), client, tweak).await;
         server._tempdir = Some(tempdir);
         server
@@ -150,7 +150,7 @@ impl TestServer {
     }
 
     /// Stops the server and waits until it has closed, keeping the data folder.
-    pub async fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+    pub async fn stop(mut self) -> (PathBuf, Option<DataDir>) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -260,11 +260,55 @@ pub async fn execute_on_server_db(server: &TestServer, sql: &str, digest: &str) 
     }
 }
 
-/// With `TEST_POSTGRES_URL` set (a Postgres URL whose user may create databases), every test server runs
-/// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
-pub async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
-    use sqlx::{Connection, Executor};
-    let admin_url = std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())?;
+/// A test's data folder, removed when dropped, and with `TEST_POSTGRES_URL` set, the Postgres database
+/// named after it dropped too (test databases would otherwise pile up run after run).
+pub struct DataDir(tempfile::TempDir);
+
+impl DataDir {
+    pub fn create() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let Some(admin_url) = postgres_admin_url() else {
+            return;
+        };
+        let name = postgres_database_name(self.path());
+        // Drop may run inside the test's runtime, which cannot be blocked on: a thread of its own does it.
+        let dropped = std::thread::spawn(move || {
+            use sqlx::{Connection, Executor};
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .join()
+        .unwrap();
+        if let Err(e) = dropped {
+            eprintln!("dropping a test database: {e}");
+        }
+    }
+}
+
+fn postgres_admin_url() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The test database of a data folder: `berth_test_` and the folder's name in lower-case alphanumerics.
+fn postgres_database_name(dir: &std::path::Path) -> String {
     let suffix: String = dir
         .file_name()
         .unwrap()
@@ -272,7 +316,15 @@ pub async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    let name = format!("berth_test_{}", suffix.to_ascii_lowercase());
+    format!("berth_test_{}", suffix.to_ascii_lowercase())
+}
+
+/// With `TEST_POSTGRES_URL` set (a Postgres URL whose user may create databases), every test server runs
+/// on Postgres: a database of its own, named after its data folder so a restarted server finds it again.
+pub async fn postgres_database_for(dir: &std::path::Path) -> Option<String> {
+    use sqlx::{Connection, Executor};
+    let admin_url = postgres_admin_url()?;
+    let name = postgres_database_name(dir);
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
         .expect("TEST_POSTGRES_URL reachable");

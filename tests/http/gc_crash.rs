@@ -8,7 +8,7 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::common::{OCI_MANIFEST, bytes, postgres_database_for, sha256};
+use crate::common::{DataDir, OCI_MANIFEST, bytes, postgres_database_for, sha256};
 use crate::gc::files_below;
 use crate::process::{OPERATOR, Served};
 
@@ -38,7 +38,7 @@ async fn api(node: &Served, method: Method, path: &str) -> reqwest::Response {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_collecting_converges_after_a_restart() {
-    let data = tempfile::tempdir().unwrap();
+    let data = DataDir::create();
     let database = postgres_database_for(data.path()).await;
     let mut env = vec![
         ("BERTH_DATA_DIR", data.path().to_str().unwrap().to_owned()),

@@ -8,17 +8,17 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{bytes, postgres_database_for, sha256};
+use crate::common::{DataDir, bytes, postgres_database_for, sha256};
 use crate::process::{OPERATOR, Served};
 
 /// Two nodes on one fresh Postgres database, one blob folder and one secret key; `None` without Postgres.
-async fn two_nodes() -> Option<(Served, Served, tempfile::TempDir)> {
+async fn two_nodes() -> Option<(Served, Served, DataDir)> {
     two_nodes_with(&[]).await
 }
 
 /// [`two_nodes`] with more environment.
-async fn two_nodes_with(extra: &[(&str, &str)]) -> Option<(Served, Served, tempfile::TempDir)> {
-    let shared = tempfile::tempdir().unwrap();
+async fn two_nodes_with(extra: &[(&str, &str)]) -> Option<(Served, Served, DataDir)> {
+    let shared = DataDir::create();
     let Some(database) = postgres_database_for(shared.path()).await else {
         eprintln!("multi-node tests need TEST_POSTGRES_URL (CI's Postgres pass sets it); not run on SQLite");
         return None;
