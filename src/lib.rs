@@ -81,36 +81,60 @@ pub async fn build_app(config: Config) -> anyhow::Result<(Router, AppState)> {
     tokio::spawn(housekeeping(Arc::downgrade(&state.0)));
     tokio::spawn(collect_garbage(Arc::downgrade(&state.0)));
     tokio::spawn(write_pulls(Arc::downgrade(&state.0)));
+    tokio::spawn(empty_idle_log(Arc::downgrade(&state.0)));
     Ok((http::router(state.clone()), state))
 }
 
-/// Writes the pulls counted in memory every `retention.pulls_flush_secs`, for as long as the app lives.
-async fn write_pulls(app: std::sync::Weak<App>) {
-    let Some(every) = app.upgrade().map(|a| a.config.retention.pulls_flush_secs) else {
-        return;
-    };
-    let mut every = tokio::time::interval(Duration::from_secs(every));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Runs `task` now and then every `period`, for as long as the app lives.
+async fn every<F, Fut>(app: std::sync::Weak<App>, period: Duration, task: F)
+where
+    F: Fn(Arc<App>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        every.tick().await;
+        ticks.tick().await;
         let Some(app) = app.upgrade() else { return };
-        if let Err(e) = app.pulls.flush(&app.db).await {
-            tracing::warn!(error = %e, "writing pull counts failed; they are kept for the next try");
-        }
+        task(app).await;
     }
 }
 
+/// Writes the pulls counted in memory every `retention.pulls_flush_secs`.
+async fn write_pulls(app: std::sync::Weak<App>) {
+    let Some(period) = app.upgrade().map(|a| a.config.retention.pulls_flush_secs) else {
+        return;
+    };
+    every(app, Duration::from_secs(period), |app| async move {
+        if let Err(e) = app.pulls.flush(&app.db).await {
+            tracing::warn!(error = %e, "writing pull counts failed; they are kept for the next try");
+        }
+    })
+    .await
+}
+
+/// Empties SQLite's write-ahead log once writes have paused, looking every [`IDLE_LOG_LOOK`].
+async fn empty_idle_log(app: std::sync::Weak<App>) {
+    every(app, IDLE_LOG_LOOK, |app| async move {
+        if let Err(e) = app.db.empty_log_if_idle().await {
+            tracing::warn!(error = %e, "emptying the idle SQLite write-ahead log failed");
+        }
+    })
+    .await
+}
+
+/// How often the writer is looked at for [`empty_idle_log`]: a log is emptied one to two looks after
+/// the last write.
+const IDLE_LOG_LOOK: Duration = Duration::from_secs(1);
+
 /// Cancels idle upload sessions, deletes expired refresh tokens and drops deleted manifests kept past
-/// their retention now and then, for as long as the app lives.
+/// their retention now and then.
 async fn housekeeping(app: std::sync::Weak<App>) {
     let Some(max_idle) = app.upgrade().map(|a| a.config.storage.upload_max_idle_secs) else {
         return;
     };
-    let mut every = tokio::time::interval(std::time::Duration::from_secs((max_idle / 2).clamp(1, 3600)));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let Some(app) = app.upgrade() else { return };
+    let period = Duration::from_secs((max_idle / 2).clamp(1, 3600));
+    every(app, period, |app| async move {
         match ops::uploads::purge_stale(&app.db, &app.stores, max_idle).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "cancelled idle upload sessions"),
@@ -134,7 +158,8 @@ async fn housekeeping(app: std::sync::Weak<App>) {
             ),
             Err(e) => tracing::warn!(error = %e, "dropping deleted manifests failed"),
         }
-    }
+    })
+    .await
 }
 
 /// Applies the registries' retention policies, then runs the garbage collector, every `gc.interval_secs`

@@ -285,6 +285,17 @@ impl Db {
         rows
     }
 
+    /// On SQLite, empties the write-ahead log once writes have paused (see [`sqlite_writer`]); `true` when
+    /// it did. Called every few seconds.
+    pub async fn empty_log_if_idle(&self) -> sqlx::Result<bool> {
+        match &self.writer {
+            Writer::Sqlite(writer) if self.file_still_open().is_ok() => {
+                writer.empty_log_if_idle(SQLITE_LOCK_WAIT).await
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Whether the SQLite file this process opened is still the one at its path (always, on Postgres).
     fn file_still_open(&self) -> sqlx::Result<()> {
         self.file.as_ref().map_or(Ok(()), |f| f.check())
@@ -378,7 +389,7 @@ pub async fn connect(
             .await?;
         Ok(Db {
             pool: Pool::Sqlite(readers),
-            writer: Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(writer))),
+            writer: Writer::Sqlite(sqlite_writer::Writer::new(writer)),
             caches: Caches::new(true),
             _owner: owner.map(Arc::new),
             file: OpenedFile::open(&opened_path)?.map(Arc::new),
