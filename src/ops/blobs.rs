@@ -70,9 +70,15 @@ pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest, touch
 }
 
 /// Removes blob `digest` from `repo` (other repositories that link it keep it); refused while a manifest
-/// of `repo` references it.
+/// of `repo` references it, or while the repository's delete lock is set.
 pub async fn unlink(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
+    let locks = metadata::locks::get(db, metadata::locks::Target::Repository(repository_id)).await?;
+    if locks.is_some_and(|l| !l.delete_enabled) {
+        return Err(OciError::Locked(format!(
+            "delete of blob {digest} from {repo} refused by a lock: deleteEnabled is false on the repository"
+        )));
+    }
     match metadata::blobs::unlink(db, repository_id, &digest.to_string()).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(OciError::BlobUnknown),

@@ -233,11 +233,25 @@ async fn a_locked_repository_takes_no_push_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(repository.status(), StatusCode::FORBIDDEN);
+    let loose = bytes(70, 5);
+    server.push_blob("app", &loose).await;
+    let loose_path = format!("/v2/app/blobs/{}", sha256(&loose));
+    let unlinked = send(&server, Method::DELETE, &loose_path).await;
+    assert_eq!(
+        refused(unlinked).await,
+        format!(
+            "delete of blob {} from app refused by a lock: deleteEnabled is false on the repository",
+            sha256(&loose)
+        )
+    );
+    assert_eq!(send(&server, Method::GET, &loose_path).await.status(), StatusCode::OK);
     // Pushing is open again.
     let put = server.put_manifest("app", "v2", OCI_MANIFEST, &v1_body).await;
     assert_eq!(put.status(), StatusCode::CREATED);
 
     lock(&server, "app", json!({ "deleteEnabled": true })).await;
+    let unlinked = send(&server, Method::DELETE, &loose_path).await;
+    assert_eq!(unlinked.status(), StatusCode::ACCEPTED);
     let repository = server
         .api(Method::DELETE, "/registries/default/repositories/app")
         .send()
