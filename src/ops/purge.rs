@@ -98,6 +98,54 @@ pub struct Spec {
     pub removed_before: HashSet<(String, String)>,
 }
 
+/// A one-off run as the API and the portal ask for it, in their words.
+pub struct Asked<'a> {
+    /// `REPOSITORY_REGEX:TAG_REGEX`, at least one.
+    pub filters: &'a [String],
+    /// A duration (`30d`, `12h`, `1d6h`); `None`: any age.
+    pub ago: Option<&'a str>,
+    pub keep: usize,
+    pub untagged: bool,
+    pub dry_run: bool,
+    /// `None`: [`DEFAULT_MAX_DELETIONS`].
+    pub max_deletions: Option<usize>,
+}
+
+impl Spec {
+    /// The run `asked` describes, or why it cannot be made.
+    pub fn from_asked(asked: Asked<'_>) -> Result<Spec, OciError> {
+        check_counts(asked.keep, asked.max_deletions)?;
+        if asked.filters.is_empty() {
+            return Err(OciError::Invalid(
+                "give at least one filter, REPOSITORY_REGEX:TAG_REGEX".into(),
+            ));
+        }
+        let filters = asked
+            .filters
+            .iter()
+            .map(|f| f.parse::<Filter>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OciError::Invalid)?;
+        let older_than_secs = match asked.ago {
+            None => None,
+            Some(ago) => Some(
+                humantime::parse_duration(ago)
+                    .map_err(|e| OciError::Invalid(format!("ago {ago:?} is not a duration like 30d or 12h: {e}")))?
+                    .as_secs(),
+            ),
+        };
+        Ok(Spec {
+            filters,
+            older_than_secs,
+            keep: asked.keep,
+            untagged: asked.untagged,
+            dry_run: asked.dry_run,
+            max_deletions: asked.max_deletions.unwrap_or(DEFAULT_MAX_DELETIONS),
+            removed_before: HashSet::new(),
+        })
+    }
+}
+
 /// One tag or untagged manifest judged, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -2,8 +2,8 @@
 //! its security properties over plain HTTP. The browser walk follows the seed's flows: sign in as the
 //! operator, create a registry, enable its admin user, read and regenerate a password (skopeo login works
 //! with the new one and fails with the old), push with skopeo and find the image under Repositories,
-//! delete a tag, create a Reader principal and see its password once, sign out, sign in as the registry's
-//! Owner and find no other registry anywhere. Screenshots of the main pages land in
+//! delete a tag, create a Reader principal and see its password once, restore the tag from the activity
+//! log, sign out, sign in as the registry's Owner and find no other registry anywhere. Screenshots of the main pages land in
 //! `target/portal-screenshots/` (the README shows copies from `tests/screenshots/`).
 //!
 //! chromium and chromium-driver must be installed (`apt-get install chromium chromium-driver`); without
@@ -359,6 +359,20 @@ async fn the_seed_flows_work_in_a_real_browser() {
     }
     assert!(browser.text(".history").await.contains("hello/app"));
 
+    // The deleted tag comes back from the activity log, and pulls again.
+    browser
+        .follow("form.restore-tag button[aria-label^='Restore hello/app:v1 to']")
+        .await;
+    let notice = browser.text("p.notice").await;
+    assert!(
+        notice.contains(&format!("Restored {pushed_digest} in hello/app, with tags v1.")),
+        "{notice}"
+    );
+    skopeo
+        .skopeo_result(&["inspect", "--tls-verify=false", &skopeo.docker_ref("hello/app", "v1")])
+        .await
+        .unwrap();
+
     // A forged POST (no form token) from the page's own origin is refused; with the token it works.
     let csrf = browser.value("input[name=csrf]").await;
     let admin_path = "/portal/registries/walkreg/access-keys/admin-user";
@@ -443,6 +457,8 @@ async fn the_seed_flows_work_in_a_real_browser() {
         !browser.source().await.contains("Delete tag…"),
         "a Reader deletes nothing"
     );
+    browser.click_link("Activity log").await;
+    assert!(!browser.source().await.contains("Restore"), "a Reader restores nothing");
     browser
         .goto(&format!("{base}/portal/registries/walkreg/access-keys"))
         .await;
@@ -750,7 +766,7 @@ async fn the_repository_list_is_searched_and_paginated() {
     assert!(!searched.contains("team/svc"));
 }
 
-/// A signed-in operator posting the portal's forms as its pages do (with the session's form token).
+/// A signed-in viewer posting the portal's forms as its pages do (with the session's form token).
 struct FormPoster<'a> {
     server: &'a TestServer,
     cookie: String,
@@ -759,8 +775,12 @@ struct FormPoster<'a> {
 
 impl<'a> FormPoster<'a> {
     async fn operator(server: &'a TestServer) -> FormPoster<'a> {
-        let cookie = operator_cookie(server).await;
-        let page = page_text(server, &cookie, "/portal/registries").await;
+        FormPoster::signed_in(server, operator_cookie(server).await, "/portal/registries").await
+    }
+
+    /// The viewer of session `cookie`, with the form token read from `page`.
+    async fn signed_in(server: &'a TestServer, cookie: String, page: &str) -> FormPoster<'a> {
+        let page = page_text(server, &cookie, page).await;
         let csrf = page
             .split("name=\"csrf\" value=\"")
             .nth(1)
@@ -842,7 +862,11 @@ async fn locks_immutability_and_retention_are_changed_from_their_pages() {
         .expect(StatusCode::OK, repo_page, &locks_form(&["write", "read", "list"]))
         .await;
     let html = poster
-        .expect(StatusCode::OK, repo_page, &[("action", "delete-tag"), ("target", "v1")])
+        .expect(
+            StatusCode::BAD_REQUEST,
+            repo_page,
+            &[("action", "delete-tag"), ("target", "v1")],
+        )
         .await;
     assert!(
         html.contains("class=\"error\"") && html.contains("deleteEnabled is false"),
@@ -1006,5 +1030,194 @@ async fn a_registry_is_deleted_only_once_its_name_is_typed() {
             .unwrap()
             .status(),
         StatusCode::NOT_FOUND
+    );
+}
+
+/// The `aria-label` of a history row's restore button for `repo:tag`.
+fn restore_button(repo: &str, tag: &str) -> String {
+    format!("aria-label=\"Restore {repo}:{tag} to sha256:")
+}
+
+#[tokio::test]
+async fn a_tag_or_a_deleted_manifest_is_restored_from_the_history() {
+    let server = TestServer::start().await;
+    let v1 = server.push_image("team/app", "v1", b"layer one").await;
+    let v2 = server.push_image("team/app", "v2", b"layer two").await;
+    let poster = FormPoster::operator(&server).await;
+    let repo_page = "/portal/registries/default/repositories/team/app";
+    let activity = "/portal/registries/default/activity";
+    poster
+        .expect(StatusCode::OK, repo_page, &[("action", "delete-tag"), ("target", "v1")])
+        .await;
+
+    // The delete is the tag's latest change and took a digest away: both histories offer its restore;
+    // v2's push took nothing away.
+    for path in [activity, repo_page] {
+        let html = page_text(&server, &poster.cookie, path).await;
+        assert!(html.contains(&restore_button("team/app", "v1")), "{path}: {html}");
+        assert!(!html.contains(&restore_button("team/app", "v2")), "{path}: {html}");
+    }
+    let fields = [("repository", "team/app"), ("reference", "v1")];
+    let html = poster.expect(StatusCode::OK, activity, &fields).await;
+    assert!(
+        html.contains(&format!("Restored {v1} in team/app, with tags v1.")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&restore_button("team/app", "v1")),
+        "the restore is now the latest change"
+    );
+    let pulled = server
+        .req(Method::GET, "/v2/team/app/manifests/v1")
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), StatusCode::OK);
+    assert_eq!(pulled.headers()["docker-content-digest"], v1.as_str());
+
+    // A manifest deleted by digest comes back by digest, with the tag deleted with it.
+    let fields = [("action", "delete-manifest"), ("target", v2.as_str())];
+    poster.expect(StatusCode::OK, repo_page, &fields).await;
+    let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
+    assert_eq!(tags, json!(["v1"]));
+    let fields = [("repository", "team/app"), ("reference", v2.as_str())];
+    let html = poster.expect(StatusCode::OK, activity, &fields).await;
+    assert!(
+        html.contains(&format!("Restored {v2} in team/app, with tags v2.")),
+        "{html}"
+    );
+    let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
+    assert_eq!(tags, json!(["v1", "v2"]));
+
+    // What cannot be restored is said beside the form.
+    for (repository, reference, said) in [
+        ("team/app", "never", "never pointed elsewhere"),
+        ("team/app", v2.as_str(), "is not kept"),
+        ("Team//App", "v1", "repository"),
+        ("team/app", "bad tag!", "tag"),
+    ] {
+        let fields = [("repository", repository), ("reference", reference)];
+        let html = poster.expect(StatusCode::BAD_REQUEST, activity, &fields).await;
+        let error = html.split("class=\"error\"").nth(1).unwrap_or_default();
+        assert!(error.contains(said), "{fields:?}: {html}");
+    }
+
+    // A Reader sees the history and restores nothing.
+    let created = server
+        .api(Method::POST, "/service-principals/create-for-rbac")
+        .json(&json!({"scopes": ["/registries/default"], "role": "Reader"}))
+        .send()
+        .await
+        .unwrap();
+    let reader: Value = created.json().await.unwrap();
+    let fields = [
+        ("kind", "registry"),
+        ("registry", "default"),
+        ("username", reader["appId"].as_str().unwrap()),
+        ("password", reader["password"].as_str().unwrap()),
+    ];
+    let (cookie, _) = sign_in(&server, &fields).await;
+    let reader = FormPoster::signed_in(&server, cookie.unwrap(), activity).await;
+    poster
+        .expect(StatusCode::OK, repo_page, &[("action", "delete-tag"), ("target", "v2")])
+        .await;
+    let html = page_text(&server, &reader.cookie, activity).await;
+    assert!(html.contains("team/app"), "{html}");
+    assert!(!html.contains("Restore"), "{html}");
+    let fields = [("repository", "team/app"), ("reference", "v2")];
+    reader.expect(StatusCode::FORBIDDEN, activity, &fields).await;
+    let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
+    assert_eq!(tags, json!(["v1"]));
+}
+
+#[tokio::test]
+async fn a_refused_password_regeneration_answers_400_beside_its_form() {
+    let server = TestServer::start().await;
+    let poster = FormPoster::operator(&server).await;
+    let html = poster
+        .expect(
+            StatusCode::BAD_REQUEST,
+            "/portal/registries/default/access-keys/regenerate",
+            &[("password_name", "password3")],
+        )
+        .await;
+    assert!(html.contains("class=\"error\""), "{html}");
+    assert!(html.contains("password3"), "{html}");
+}
+
+#[tokio::test]
+async fn a_one_off_purge_runs_from_the_retention_page() {
+    let server = TestServer::start().await;
+    for n in 1..=4 {
+        let tag = format!("build-{n}");
+        server.push_image("team/app", &tag, tag.as_bytes()).await;
+    }
+    server.push_image("other/tool", "build-1", b"other").await;
+    let poster = FormPoster::operator(&server).await;
+    let retention_page = "/portal/registries/default/retention";
+    let tags = || async { server.api_get("/registries/default/repositories/team/app/_tags").await };
+    let purge = |filters: &'static str, max: &'static str, dry_run: bool| {
+        let mut form = vec![("action", "purge"), ("filters", filters), ("max_deletions", max)];
+        if dry_run {
+            form.push(("dry_run", "true"));
+        }
+        form
+    };
+
+    let html = poster
+        .expect(StatusCode::OK, retention_page, &purge("team/.*:build-[12]", "", true))
+        .await;
+    assert!(html.contains("The purge would delete 2 tags"), "{html}");
+    assert!(
+        html.contains("team/app:build-1") && html.contains("team/app:build-2"),
+        "{html}"
+    );
+    assert_eq!(tags().await, json!(["build-1", "build-2", "build-3", "build-4"]));
+
+    let html = poster
+        .expect(StatusCode::OK, retention_page, &purge("team/.*:build-[12]", "", false))
+        .await;
+    assert!(html.contains("The purge deleted 2 tags"), "{html}");
+    assert_eq!(tags().await, json!(["build-3", "build-4"]));
+    let tool = server
+        .api_get("/registries/default/repositories/other/tool/_tags")
+        .await;
+    assert_eq!(tool, json!(["build-1"]), "the filter named team/ alone");
+    let activity = page_text(&server, &poster.cookie, "/portal/registries/default/activity").await;
+    assert!(activity.contains(&restore_button("team/app", "build-1")), "{activity}");
+
+    // Two filters on two lines, and a run that stops at its maximum.
+    let html = poster
+        .expect(
+            StatusCode::OK,
+            retention_page,
+            &purge("team/.*:build-3\r\n\r\nteam/.*:build-4", "1", false),
+        )
+        .await;
+    assert!(
+        html.contains("The purge deleted 1 tags and 0 manifests. It stopped at its maximum"),
+        "{html}"
+    );
+    assert_eq!(tags().await.as_array().unwrap().len(), 1);
+
+    for (field, value, said) in [
+        ("filters", "no-colon", "is not REPOSITORY_REGEX:TAG_REGEX"),
+        ("filters", "", "give at least one filter"),
+        ("ago", "soon", "is not a duration"),
+        ("keep", "x", "Keep must be a whole number"),
+        ("max_deletions", "-1", "Maximum deletions must be a whole number"),
+    ] {
+        let mut form = vec![("action", "purge"), ("filters", "team/.*:.*"), (field, value)];
+        form.retain(|(name, _)| *name != field);
+        form.push((field, value));
+        let html = poster.expect(StatusCode::BAD_REQUEST, retention_page, &form).await;
+        let error = html.split("class=\"error\"").nth(1).unwrap_or_default();
+        assert!(error.contains(said), "{field}={value:?}: {html}");
+    }
+    assert_eq!(
+        tags().await.as_array().unwrap().len(),
+        1,
+        "a refused purge deletes nothing"
     );
 }

@@ -14,7 +14,7 @@ use super::{ApiCaller, ApiPath, json_body};
 use crate::app::AppState;
 use crate::errors::OciError;
 use crate::http::actor;
-use crate::ops::purge::{self, Filter, Spec};
+use crate::ops::purge::{self, Asked, Spec};
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -40,35 +40,14 @@ pub async fn run(
 ) -> Result<Response, OciError> {
     let reg = managed(&app, &caller, &name).await?;
     let request: PurgeRequest = json_body(body)?;
-    purge::check_counts(request.keep, request.max_deletions)?;
-    if request.filters.is_empty() {
-        return Err(OciError::Invalid(
-            "give at least one filter, REPOSITORY_REGEX:TAG_REGEX".into(),
-        ));
-    }
-    let filters = request
-        .filters
-        .iter()
-        .map(|f| f.parse::<Filter>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(OciError::Invalid)?;
-    let older_than_secs = match request.ago.as_deref() {
-        None => None,
-        Some(ago) => Some(
-            humantime::parse_duration(ago)
-                .map_err(|e| OciError::Invalid(format!("ago {ago:?} is not a duration like 30d or 12h: {e}")))?
-                .as_secs(),
-        ),
-    };
-    let spec = Spec {
-        filters,
-        older_than_secs,
+    let spec = Spec::from_asked(Asked {
+        filters: &request.filters,
+        ago: request.ago.as_deref(),
         keep: request.keep,
         untagged: request.untagged,
         dry_run: request.dry_run,
-        max_deletions: request.max_deletions.unwrap_or(purge::DEFAULT_MAX_DELETIONS),
-        removed_before: Default::default(),
-    };
+        max_deletions: request.max_deletions,
+    })?;
     let who = caller.principal();
     let actor = actor(&who, &headers);
     let report = purge::run(&app.db, &app.tenant(reg)?, &spec, actor).await?;

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, page, see_other};
+use super::{Chrome, Place, PortalError, form_error, form_page, see_other};
 use crate::app::{App, AppState};
 use crate::http::edge_auth::login_server_seen_from;
 use crate::ops::registries;
@@ -64,7 +64,8 @@ fn render(
     } else {
         Vec::new()
     };
-    page(&AccessKeysPage {
+    let failed = error.is_some();
+    let keys = AccessKeysPage {
         chrome: place.chrome("access-keys"),
         name: reg.name.clone(),
         login_server: login_server_seen_from(app, headers, reg),
@@ -72,7 +73,8 @@ fn render(
         passwords,
         error,
         notice,
-    })
+    };
+    form_page(&keys, failed)
 }
 
 #[derive(Deserialize)]

@@ -1,21 +1,20 @@
-//! What a registry keeps: its tag immutability rules, its retention policy (and running it now), and its
-//! activity log (the latest tag changes of every repository).
+//! What a registry keeps: its tag immutability rules, its retention policy (and running it now), and a
+//! one-off purge (`acr purge`).
 
 use askama::Template;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::repositories::HistoryRow;
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, form_page, page, see_other};
+use super::{Chrome, Place, PortalError, form_error, form_page, see_other};
 use crate::app::{App, AppState};
 use crate::errors::OciError;
+use crate::http::actor;
 use crate::ops::immutability::{self, Rule, RuleSpec};
-use crate::ops::{history, retention};
-
-/// Tag changes the activity log shows.
-const ACTIVITY_SHOWN: u32 = 200;
+use crate::ops::purge::{self, Asked, Spec};
+use crate::ops::retention;
 
 #[derive(Template)]
 #[template(path = "immutability.html", config = "src/http/portal/askama.toml")]
@@ -155,17 +154,30 @@ pub struct RetentionForm {
     keep: String,
     #[serde(default)]
     dry_run: bool,
+    /// A purge's filters, one per line.
+    #[serde(default)]
+    filters: String,
+    /// A purge's age, a duration such as `30d`; empty: any age.
+    #[serde(default)]
+    ago: String,
+    #[serde(default)]
+    untagged: bool,
+    #[serde(default)]
+    max_deletions: String,
 }
 
 pub async fn change_retention(
     State(app): State<AppState>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Submitted { viewer, form }: Submitted<RetentionForm>,
 ) -> Result<Response, PortalError> {
     let place = Place::of(&app, &viewer, &name).await?;
     place.require_manager()?;
-    if form.action == "run" {
-        return run_retention(&app, &place, form.dry_run).await;
+    match form.action.as_str() {
+        "run" => return run_retention(&app, &place, form.dry_run).await,
+        "purge" => return purge_now(&app, &place, &form, &headers).await,
+        _ => {}
     }
     let mut policy = retention::of(&place.reg)?;
     let number = |text: &str, what: &str| -> Result<u32, OciError> {
@@ -212,15 +224,63 @@ pub async fn change_retention(
 
 /// Applies the policy now (or lists what it would delete) and shows what it did.
 async fn run_retention(app: &App, place: &Place, dry_run: bool) -> Result<Response, PortalError> {
-    let report = retention::apply(&app.db, &app.tenant(place.reg.clone())?, dry_run).await;
-    let report = match report {
-        Ok(report) => report,
-        Err(e) => return render_retention(place, Vec::new(), Some(form_error(e)?), None),
+    match retention::apply(&app.db, &app.tenant(place.reg.clone())?, dry_run).await {
+        Ok(Some(report)) => show_report(place, "The policy", &report),
+        Ok(None) => {
+            let notice = "The registry has no retention policy: nothing to do.".to_string();
+            render_retention(place, Vec::new(), None, Some(notice))
+        }
+        Err(e) => render_retention(place, Vec::new(), Some(form_error(e)?), None),
+    }
+}
+
+/// Purges what the form's filters match (or lists what it would), as `POST …/purge` does.
+async fn purge_now(
+    app: &App,
+    place: &Place,
+    form: &RetentionForm,
+    headers: &HeaderMap,
+) -> Result<Response, PortalError> {
+    let filters: Vec<String> = form
+        .filters
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let count = |text: &str, what: &str| -> Result<Option<usize>, OciError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let number = text
+            .parse()
+            .map_err(|_| OciError::Invalid(format!("{what} must be a whole number")))?;
+        Ok(Some(number))
     };
-    let Some(report) = report else {
-        let notice = "The registry has no retention policy: nothing to do.".to_string();
-        return render_retention(place, Vec::new(), None, Some(notice));
+    let spec = count(&form.keep, "Keep").and_then(|keep| {
+        Spec::from_asked(Asked {
+            filters: &filters,
+            ago: Some(form.ago.trim()).filter(|ago| !ago.is_empty()),
+            keep: keep.unwrap_or(0),
+            untagged: form.untagged,
+            dry_run: form.dry_run,
+            max_deletions: count(&form.max_deletions, "Maximum deletions")?,
+        })
+    });
+    let who = place.actor_name();
+    let report = match spec {
+        Ok(spec) => purge::run(&app.db, &app.tenant(place.reg.clone())?, &spec, actor(&who, headers)).await,
+        Err(e) => Err(e),
     };
+    match report {
+        Ok(report) => show_report(place, "The purge", &report),
+        Err(e) => render_retention(place, Vec::new(), Some(form_error(e)?), None),
+    }
+}
+
+/// The retention page with what a run (`who`: the policy or the purge) deleted or would delete.
+fn show_report(place: &Place, who: &str, report: &purge::Report) -> Result<Response, PortalError> {
     let lines = report
         .candidates
         .iter()
@@ -232,40 +292,15 @@ async fn run_retention(app: &App, place: &Place, dry_run: bool) -> Result<Respon
             format!("{}: {what} ({})", c.action, c.reason)
         })
         .collect();
-    let verb = if dry_run { "would delete" } else { "deleted" };
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    let stopped = if report.stopped {
+        " It stopped at its maximum number of deletions."
+    } else {
+        ""
+    };
     let notice = format!(
-        "The policy {verb} {} tags and {} manifests.",
+        "{who} {verb} {} tags and {} manifests.{stopped}",
         report.deleted_tags, report.deleted_manifests
     );
     render_retention(place, lines, None, Some(notice))
-}
-
-#[derive(Template)]
-#[template(path = "activity.html", config = "src/http/portal/askama.toml")]
-struct ActivityPage {
-    chrome: Chrome,
-    name: String,
-    history: Vec<HistoryRow>,
-    show_repository: bool,
-}
-
-pub async fn activity(
-    State(app): State<AppState>,
-    viewer: Viewer,
-    Path(name): Path<String>,
-) -> Result<Response, PortalError> {
-    let place = Place::of(&app, &viewer, &name).await?;
-    let reg = app.tenant(place.reg.clone())?;
-    let changes = history::recent(&app.db, &reg, None, ACTIVITY_SHOWN).await?;
-    let history = changes
-        .iter()
-        .filter(|c| place.may(&c.repository, "pull"))
-        .map(|c| HistoryRow::of(&c.repository, &c.change))
-        .collect();
-    page(&ActivityPage {
-        chrome: place.chrome("activity"),
-        name: place.reg.name.clone(),
-        history,
-        show_repository: true,
-    })
 }

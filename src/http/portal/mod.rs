@@ -6,6 +6,7 @@
 mod access_control;
 mod access_keys;
 mod governance;
+mod history;
 mod registries;
 mod repositories;
 mod session;
@@ -67,7 +68,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/registries/{name}/retention",
             get(governance::retention).post(governance::change_retention),
         )
-        .route("/registries/{name}/activity", get(governance::activity))
+        .route(
+            "/registries/{name}/activity",
+            get(history::activity).post(history::restore),
+        )
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -202,6 +206,14 @@ impl Place {
         self.permissions
             .as_ref()
             .is_none_or(|p| p.actions_on(repo).contains(action))
+    }
+
+    /// Whether the viewer may push to some repository of the registry (and so restore there).
+    pub fn pushes_somewhere(&self) -> bool {
+        self.permissions.as_ref().is_none_or(|p| match p {
+            Permissions::Everything => true,
+            Permissions::Roles(roles) => roles.iter().any(|(_, role)| role.actions().contains(&"push")),
+        })
     }
 
     pub fn is_operator(&self) -> bool {

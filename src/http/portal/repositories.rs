@@ -1,6 +1,6 @@
 //! Repositories: the searchable, paginated list; a repository's tags (digest, media type, size, platforms
 //! of an index, times, referrers), its untagged manifests, deleting either after a confirmation, the locks
-//! of the repository, a tag or a manifest//! and its tag history.
+//! of the repository, a tag or a manifest, and its tag history.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -9,8 +9,9 @@ use axum::response::Response;
 use bytesize::ByteSize;
 use serde::Deserialize;
 
+use super::history::{self as history_table, HistoryRow};
 use super::session::{Submitted, Viewer};
-use super::{Chrome, Place, PortalError, form_error, page, see_other};
+use super::{Chrome, Place, PortalError, form_error, form_page, page, see_other};
 use crate::app::{App, AppState};
 use crate::http::actor;
 use crate::http::edge_auth::login_server_seen_from;
@@ -123,31 +124,6 @@ pub struct ManifestRow {
     media_type: String,
     size: String,
     subject: String,
-}
-
-pub struct HistoryRow {
-    pub at: String,
-    pub repository: String,
-    pub tag: String,
-    pub from: String,
-    pub to: String,
-    pub actor: String,
-    pub client: String,
-}
-
-impl HistoryRow {
-    pub fn of(repository: &str, change: &history::TagChange) -> HistoryRow {
-        let digest = |d: &Option<String>| d.clone().unwrap_or_else(|| "—".into());
-        HistoryRow {
-            at: rfc3339(change.at),
-            repository: repository.to_owned(),
-            tag: change.tag.clone(),
-            from: digest(&change.old_digest),
-            to: digest(&change.new_digest),
-            actor: change.actor.clone(),
-            client: change.client.clone().unwrap_or_default(),
-        }
-    }
 }
 
 /// A deletion waiting for its confirmation.
@@ -276,13 +252,11 @@ impl<'a> Opened<'a> {
         let can_delete = self.place.may(repo.as_str(), "delete");
         let confirm = if can_delete { self.confirmation(&query) } else { None };
         let changes = history::recent(db, reg, Some(repo), HISTORY_SHOWN).await?;
-        let history = changes
-            .iter()
-            .map(|c| HistoryRow::of(&c.repository, &c.change))
-            .collect();
+        let history = history_table::rows(&self.place, &changes);
         let login_server = login_server_seen_from(self.app, self.headers, &reg.row);
         let first_tag = tags.first().map_or("latest", |t| t.name.as_str());
-        page(&RepositoryPage {
+        let failed = error.is_some();
+        let repository = RepositoryPage {
             chrome: self.place.chrome("repositories"),
             name: reg.row.name.clone(),
             repo: repo.to_string(),
@@ -302,7 +276,8 @@ impl<'a> Opened<'a> {
             show_repository: false,
             error,
             notice,
-        })
+        };
+        form_page(&repository, failed)
     }
 
     /// One row of the tags table: the tag with its manifest's facts, an index's platforms and what
