@@ -135,9 +135,11 @@ pub async fn link(tx: &mut Tx, registry_id: i64, repository_id: i64, digest: &st
     Ok(())
 }
 
-/// Removes the link of blob `digest` from a repository; `false` if there was none.
+/// Removes the link of blob `digest` from a repository; `false` if there was none, or the repository is
+/// delete-locked (checked in the same statement).
 pub async fn unlink(db: &Db, repository_id: i64, digest: &str) -> sqlx::Result<bool> {
-    const SQL: &str = "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2";
+    const SQL: &str = "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2 \
+                       AND NOT EXISTS (SELECT 1 FROM repositories WHERE id = $1 AND NOT delete_enabled)";
     let done = on_writer!(db, Touches::Nothing, p => sqlx::query(SQL).bind(repository_id).bind(digest).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

@@ -73,15 +73,19 @@ pub async fn find(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest, touch
 /// of `repo` references it, or while the repository's delete lock is set.
 pub async fn unlink(db: &Db, reg: &Tenant, repo: &RepoName, digest: &Digest) -> Result<(), OciError> {
     let repository_id = reg.repository(db, repo).await?;
-    let locks = metadata::locks::get(db, metadata::locks::Target::Repository(repository_id)).await?;
-    if locks.is_some_and(|l| !l.delete_enabled) {
-        return Err(OciError::Locked(format!(
-            "delete of blob {digest} from {repo} refused by a lock: deleteEnabled is false on the repository"
-        )));
-    }
+    // The statement itself spares the links of a delete-locked repository; the lock is read again only
+    // to say why nothing was removed.
     match metadata::blobs::unlink(db, repository_id, &digest.to_string()).await {
         Ok(true) => Ok(()),
-        Ok(false) => Err(OciError::BlobUnknown),
+        Ok(false) => {
+            let locks = metadata::locks::get(db, metadata::locks::Target::Repository(repository_id)).await?;
+            if locks.is_some_and(|l| !l.delete_enabled) {
+                return Err(OciError::Locked(format!(
+                    "delete of blob {digest} from {repo} refused by a lock: deleteEnabled is false on the repository"
+                )));
+            }
+            Err(OciError::BlobUnknown)
+        }
         Err(e) if metadata::is_foreign_key_violation(&e) => Err(OciError::Conflict(format!(
             "blob {digest} is referenced by a manifest of repository {repo}: delete the manifest first"
         ))),
