@@ -1221,3 +1221,78 @@ async fn a_one_off_purge_runs_from_the_retention_page() {
         "a refused purge deletes nothing"
     );
 }
+
+#[tokio::test]
+async fn the_operator_deletes_a_principal_from_access_control() {
+    let server = TestServer::start().await;
+    let page = "/portal/registries/default/access-control";
+    let reader = principal_on(&server, "Reader", "default").await;
+    let reader_id = reader["appId"].as_str().unwrap();
+    let reader_cookie = member_cookie(&server, &reader).await;
+    let owner = principal_on(&server, "Owner", "default").await;
+    let owner = FormPoster::signed_in(&server, member_cookie(&server, &owner).await, page).await;
+    let operator = FormPoster::operator(&server).await;
+    let html = page_text(&server, &operator.cookie, page).await;
+    assert!(html.contains("Delete principal…"), "{html}");
+    let html = page_text(&server, &owner.cookie, page).await;
+    assert!(!html.contains("Delete principal…"), "{html}");
+
+    let fields = [("action", "delete-principal"), ("app_id", reader_id)];
+    owner.expect(StatusCode::FORBIDDEN, page, &fields).await;
+    assert_eq!(
+        status_of(&server, &reader_cookie, "/portal/registries/default/repositories").await,
+        StatusCode::OK
+    );
+    let html = operator.expect(StatusCode::OK, page, &fields).await;
+    assert!(!html.contains(reader_id), "{html}");
+    let gone = server
+        .api(Method::GET, &format!("/service-principals/{reader_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        status_of(&server, &reader_cookie, "/portal/registries/default/repositories").await,
+        StatusCode::SEE_OTHER,
+        "the deleted principal's session ends"
+    );
+
+    // Only principals holding a role here are deleted from here.
+    let created = server
+        .api(Method::POST, "/registries")
+        .json(&json!({"name": "elsewhere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let elsewhere = principal_on(&server, "Reader", "elsewhere").await;
+    let fields = [
+        ("action", "delete-principal"),
+        ("app_id", elsewhere["appId"].as_str().unwrap()),
+    ];
+    let html = operator.expect(StatusCode::BAD_REQUEST, page, &fields).await;
+    assert!(html.contains("has no role on default"), "{html}");
+}
+
+/// A new service principal with `role` on `registry`, as the API answers its creation.
+async fn principal_on(server: &TestServer, role: &str, registry: &str) -> Value {
+    let created = server
+        .api(Method::POST, "/service-principals/create-for-rbac")
+        .json(&json!({"scopes": [format!("/registries/{registry}")], "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    created.json().await.unwrap()
+}
+
+/// The session cookie of `principal` signed in to the default registry.
+async fn member_cookie(server: &TestServer, principal: &Value) -> String {
+    let fields = [
+        ("kind", "registry"),
+        ("registry", "default"),
+        ("username", principal["appId"].as_str().unwrap()),
+        ("password", principal["password"].as_str().unwrap()),
+    ];
+    sign_in(server, &fields).await.0.unwrap()
+}

@@ -1,6 +1,6 @@
 //! Access control (IAM): the registry's role assignments; the operator creates a service principal with
-//! a role on the registry or a repository prefix (its password shown once) and resets its credentials;
-//! the operator and Owners remove assignments.
+//! a role on the registry or a repository prefix (its password shown once), resets its credentials and
+//! deletes it; the operator and Owners remove assignments.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -12,7 +12,8 @@ use super::{Chrome, Place, PortalError, form_error, form_page};
 use crate::app::{App, AppState};
 use crate::auth::roles::{Role, Scope};
 use crate::errors::OciError;
-use crate::ops::{principals, roles};
+use crate::ops::principals::{self, PrincipalRow};
+use crate::ops::roles;
 
 pub struct AssignmentRow {
     id: i64,
@@ -106,7 +107,7 @@ pub async fn change(
             Ok(())
         } else {
             Err(PortalError::Forbidden(
-                "Only the operator creates service principals and resets their credentials.".into(),
+                "Only the operator creates, resets and deletes service principals.".into(),
             ))
         }
     };
@@ -118,6 +119,10 @@ pub async fn change(
         "reset" => {
             operator_only()?;
             reset(&app, &place, &form.app_id).await.map(Some)
+        }
+        "delete-principal" => {
+            operator_only()?;
+            delete(&app, &place, &form.app_id).await.map(|()| None)
         }
         "remove" => remove(&app, &place, &form.assignment).await.map(|()| None),
         other => return Err(PortalError::Invalid(format!("Unknown action {other:?}."))),
@@ -148,8 +153,8 @@ async fn create(app: &App, place: &Place, form: &ChangeForm) -> Result<ShownOnce
     })
 }
 
-/// A new password for a principal holding a role here; the old ones and its sessions stop working.
-async fn reset(app: &App, place: &Place, app_id: &str) -> Result<ShownOnce, OciError> {
+/// Principal `app_id`, when it holds a role on this registry (any other is unknown here).
+async fn principal_here(app: &App, place: &Place, app_id: &str) -> Result<PrincipalRow, OciError> {
     let unknown = || {
         OciError::NotFound(format!(
             "Service principal {app_id:?} has no role on {}.",
@@ -161,12 +166,25 @@ async fn reset(app: &App, place: &Place, app_id: &str) -> Result<ShownOnce, OciE
     if holds_role.is_empty() {
         return Err(unknown());
     }
+    Ok(principal)
+}
+
+/// A new password for a principal holding a role here; the old ones and its sessions stop working.
+async fn reset(app: &App, place: &Place, app_id: &str) -> Result<ShownOnce, OciError> {
+    let principal = principal_here(app, place, app_id).await?;
     let password = principals::reset(&app.db, &principal, None).await?;
     Ok(ShownOnce {
         what: format!("The credentials of {} were reset", principal.display_name),
         app_id: principal.app_id,
         password,
     })
+}
+
+/// Deletes a principal holding a role here, with its roles in every registry; its tokens and sessions
+/// stop working.
+async fn delete(app: &App, place: &Place, app_id: &str) -> Result<(), OciError> {
+    let principal = principal_here(app, place, app_id).await?;
+    principals::delete(&app.db, &principal).await
 }
 
 /// Removes role assignment `id` when it is one of this registry's.
