@@ -68,7 +68,11 @@ const HISTORY: &[Column] = &[
     col("CLIENT", "client"),
 ];
 
-const RESTORED: &[Column] = &[col("DIGEST", "digest"), col("TAGS", "tags")];
+const RESTORED: &[Column] = &[
+    col("DIGEST", "digest"),
+    col("TAGS", "tags"),
+    col("REFERRERS", "referrers"),
+];
 
 const MANIFESTS: &[Column] = &[
     col("DIGEST", "digest"),

@@ -80,10 +80,10 @@ pub(super) async fn record_deletions(
         .bind(place.repository).bind(actor.who).bind(actor.client).bind(now).execute(c).await.map(|_| ()))?;
     let Some(doomed) = doomed else { return Ok(()) };
     let keep = format!(
-        "INSERT INTO deleted_manifests (registry_id, repository, digest, media_type, content, deleted_at) \
-         SELECT $3, $4, m.digest, m.media_type, m.content, $5 FROM manifests m WHERE m.repository_id = $1 \
+        "INSERT INTO deleted_manifests (registry_id, repository, digest, media_type, content, subject_digest, deleted_at) \
+         SELECT $3, $4, m.digest, m.media_type, m.content, m.subject_digest, $5 FROM manifests m WHERE m.repository_id = $1 \
          AND {doomed} ON CONFLICT (registry_id, repository, digest) DO UPDATE SET deleted_at = excluded.deleted_at, \
-         media_type = excluded.media_type, content = excluded.content"
+         media_type = excluded.media_type, content = excluded.content, subject_digest = excluded.subject_digest"
     );
     on_tx!(tx, c => sqlx::query(&keep).bind(place.repository_id).bind(key).bind(place.registry_id)
         .bind(place.repository).bind(now).execute(c).await.map(|_| ()))
@@ -155,6 +155,19 @@ pub async fn tags_deleted_with(
     const SQL: &str = "SELECT DISTINCT tag FROM tag_history WHERE registry_id = $1 AND repository = $2 \
                        AND old_digest = $3 AND new_digest IS NULL AND at >= $4 ORDER BY tag";
     on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(repository).bind(digest).bind(deleted_at).fetch_all(p).await)
+}
+
+/// The referrers of manifest `subject` deleted with it (in the same deletion, at `deleted_at`), by digest.
+pub async fn referrers_deleted_with(
+    db: &Db,
+    registry_id: i64,
+    repository: &str,
+    subject: &str,
+    deleted_at: i64,
+) -> sqlx::Result<Vec<String>> {
+    const SQL: &str = "SELECT digest FROM deleted_manifests WHERE registry_id = $1 AND repository = $2 \
+                       AND subject_digest = $3 AND deleted_at = $4 ORDER BY digest";
+    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(repository).bind(subject).bind(deleted_at).fetch_all(p).await)
 }
 
 /// Forgets deleted manifest `digest` (restored).

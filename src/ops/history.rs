@@ -1,5 +1,6 @@
 //! The tag history of a repository, and restoring a deleted or moved tag, or a deleted manifest with the
-//! tags it had, while the manifest is kept (`retention.deleted_days`) and its blobs are not collected.
+//! tags and referrers deleted with it, while the manifest is kept (`retention.deleted_days`) and its blobs
+//! are not collected.
 
 use crate::errors::OciError;
 use crate::metadata::{self, Db};
@@ -36,10 +37,12 @@ pub enum Restore<'a> {
     Manifest(&'a Digest),
 }
 
-/// What a restore did: the manifest it (re)stored and the tags now pointing at it.
+/// What a restore did: the manifest it (re)stored, the tags now pointing at it, and the referrers deleted
+/// with it that came back too.
 pub struct Restored {
     pub digest: String,
     pub tags: Vec<String>,
+    pub referrers: Vec<String>,
 }
 
 pub async fn restore(
@@ -66,6 +69,7 @@ pub async fn restore(
             Ok(Restored {
                 digest,
                 tags: vec![tag.to_string()],
+                referrers: Vec::new(),
             })
         }
         Restore::Manifest(digest) => {
@@ -73,36 +77,66 @@ pub async fn restore(
             let deleted = metadata::history::deleted_manifest(db, reg.row.id, repo.as_str(), &text)
                 .await?
                 .ok_or_else(|| gone(repo, &text))?;
-            put_back(
-                db,
-                reg,
-                repo,
-                &Reference::Digest(digest.clone()),
-                &deleted.media_type,
-                &deleted.content,
-                actor,
-            )
-            .await?;
-            let tags =
-                metadata::history::tags_deleted_with(db, reg.row.id, repo.as_str(), &text, deleted.deleted_at).await?;
-            let mut restored = Vec::new();
-            for name in tags {
-                let Ok(tag) = name.parse::<Tag>() else { continue };
-                // A tag pushed again since points where its new push said.
-                let now = metadata::manifests::by_tag(db, reg.row.id, repo.as_str(), tag.as_str()).await?;
-                if now.is_none() {
-                    let reference = Reference::Tag(tag);
-                    put_back(db, reg, repo, &reference, &deleted.media_type, &deleted.content, actor).await?;
-                    restored.push(name);
+            let tags = bring_back(db, reg, repo, &text, &deleted, actor).await?;
+            // The referrers deleted with it (a signature, an SBOM, a signature of that SBOM) follow.
+            let mut referrers = Vec::new();
+            let mut subjects = vec![text.clone()];
+            while let Some(subject) = subjects.pop() {
+                let found = metadata::history::referrers_deleted_with(
+                    db,
+                    reg.row.id,
+                    repo.as_str(),
+                    &subject,
+                    deleted.deleted_at,
+                )
+                .await?;
+                for referrer in found {
+                    let kept = metadata::history::deleted_manifest(db, reg.row.id, repo.as_str(), &referrer).await?;
+                    let Some(kept) = kept else { continue };
+                    bring_back(db, reg, repo, &referrer, &kept, actor).await?;
+                    subjects.push(referrer.clone());
+                    referrers.push(referrer);
                 }
             }
-            metadata::history::forget_deleted(db, reg.row.id, repo.as_str(), &text).await?;
             Ok(Restored {
                 digest: text,
-                tags: restored,
+                tags,
+                referrers,
             })
         }
     }
+}
+
+/// Pushes deleted manifest `digest` back with the tags deleted with it (those not pushed again since),
+/// and forgets it; the tags restored.
+async fn bring_back(
+    db: &Db,
+    reg: &Tenant,
+    repo: &RepoName,
+    digest: &str,
+    deleted: &metadata::history::DeletedManifest,
+    actor: Actor<'_>,
+) -> Result<Vec<String>, OciError> {
+    let reference = Reference::Digest(
+        digest
+            .parse()
+            .map_err(|e: crate::oci::GrammarError| OciError::Internal(e.into()))?,
+    );
+    put_back(db, reg, repo, &reference, &deleted.media_type, &deleted.content, actor).await?;
+    let tags = metadata::history::tags_deleted_with(db, reg.row.id, repo.as_str(), digest, deleted.deleted_at).await?;
+    let mut restored = Vec::new();
+    for name in tags {
+        let Ok(tag) = name.parse::<Tag>() else { continue };
+        // A tag pushed again since points where its new push said.
+        let now = metadata::manifests::by_tag(db, reg.row.id, repo.as_str(), tag.as_str()).await?;
+        if now.is_none() {
+            let reference = Reference::Tag(tag);
+            put_back(db, reg, repo, &reference, &deleted.media_type, &deleted.content, actor).await?;
+            restored.push(name);
+        }
+    }
+    metadata::history::forget_deleted(db, reg.row.id, repo.as_str(), digest).await?;
+    Ok(restored)
 }
 
 /// The media type and bytes of manifest `digest` of `repo`: stored, or kept since its deletion (`true`).

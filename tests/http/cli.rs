@@ -667,7 +667,10 @@ async fn tag_history_is_shown_and_tags_and_manifests_restored() {
         &["repository", "restore", "-n", "default", "--image", "cli/app:v1"],
     )
     .await;
-    assert_eq!(restored.json(), json!({ "digest": v1, "tags": ["v1"] }));
+    assert_eq!(
+        restored.json(),
+        json!({ "digest": v1, "tags": ["v1"], "referrers": [] })
+    );
     let image = format!("cli/app@{v1}");
     let delete = server
         .req(Method::DELETE, &format!("/v2/cli/app/manifests/{v1}"))
@@ -677,7 +680,10 @@ async fn tag_history_is_shown_and_tags_and_manifests_restored() {
         .unwrap();
     assert_eq!(delete.status(), StatusCode::ACCEPTED);
     let restored = berth(&server, &["repository", "restore", "-n", "default", "--image", &image]).await;
-    assert_eq!(restored.json(), json!({ "digest": v1, "tags": ["v1"] }));
+    assert_eq!(
+        restored.json(),
+        json!({ "digest": v1, "tags": ["v1"], "referrers": [] })
+    );
     let gone = berth(&server, &["repository", "restore", "-n", "default", "--image", &image]).await;
     assert!(gone.error().contains("is not kept"), "{}", gone.stderr);
 }

@@ -1,6 +1,6 @@
 //! Tag history and restore: every tag push that moves it, every delete (of the tag, its manifest or its
 //! repository) and every restore is recorded with who and which client; a tag is restored to what it
-//! pointed at before, a deleted manifest with the tags it had, until its blobs are collected.
+//! pointed at before, a deleted manifest with the tags and referrers it had, until its blobs are collected.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -97,7 +97,7 @@ async fn every_tag_change_is_recorded_and_a_tag_is_restored_to_what_it_held() {
     assert_eq!(restored.status(), StatusCode::OK);
     assert_eq!(
         restored.json::<Value>().await.unwrap(),
-        json!({ "digest": second, "tags": ["v1"] })
+        json!({ "digest": second, "tags": ["v1"], "referrers": [] })
     );
     assert_eq!(pulled(&server, "v1").await.text().await.unwrap(), body);
     let history = server.api_get(&format!("{HISTORY}?tag=v1")).await;
@@ -143,7 +143,7 @@ async fn a_deleted_manifest_comes_back_with_its_tags_until_its_blobs_are_collect
     assert_eq!(restored.status(), StatusCode::OK);
     assert_eq!(
         restored.json::<Value>().await.unwrap(),
-        json!({ "digest": digest, "tags": ["latest", "v1"] })
+        json!({ "digest": digest, "tags": ["latest", "v1"], "referrers": [] })
     );
     for reference in ["v1", "latest", digest.as_str()] {
         assert_eq!(
@@ -184,4 +184,94 @@ async fn a_deleted_manifest_comes_back_with_its_tags_until_its_blobs_are_collect
     assert_eq!(late.status(), StatusCode::CONFLICT);
     let text = late.text().await.unwrap();
     assert!(text.contains("was collected since; push the image again"), "{text}");
+}
+
+/// The digests `GET /v2/app/referrers/<subject>` lists.
+async fn referrers_of(server: &TestServer, subject: &str) -> Vec<String> {
+    let index: Value = server
+        .req(Method::GET, &format!("/v2/app/referrers/{subject}"))
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manifests = index["manifests"].as_array().unwrap();
+    manifests
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_manifest_comes_back_with_the_referrers_deleted_with_it() {
+    let server = TestServer::start().await;
+    let put = |reference: String, body: String| {
+        let server = &server;
+        async move {
+            let pushed = server.put_manifest("app", &reference, OCI_MANIFEST, &body).await;
+            assert_eq!(pushed.status(), StatusCode::CREATED, "{}", pushed.text().await.unwrap());
+            sha256(body.as_bytes())
+        }
+    };
+    let referrer_of = |layer: &'static [u8], subject: String, size: usize| {
+        let server = &server;
+        async move {
+            let extra = format!(
+                r#","artifactType":"application/vnd.example.signature","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{subject}","size":{size}}}"#
+            );
+            server.image_manifest("app", layer, &extra).await
+        }
+    };
+    let image = server.image_manifest("app", b"the image", "").await;
+    let digest = put("v1".into(), image.clone()).await;
+    // A signature deleted on its own, earlier: it stays deleted when its subject comes back.
+    let older = referrer_of(b"an older signature", digest.clone(), image.len()).await;
+    let older = put(sha256(older.as_bytes()), older).await;
+    let deleted = server
+        .req(Method::DELETE, &format!("/v2/app/manifests/{older}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // A signature, tagged as cosign tags it, and an attestation of that signature.
+    let signature = referrer_of(b"a signature", digest.clone(), image.len()).await;
+    let signature_tag = digest.replace(':', "-") + ".sig";
+    let signature_size = signature.len();
+    let signature = put(signature_tag.clone(), signature).await;
+    let attestation = referrer_of(b"an attestation", signature.clone(), signature_size).await;
+    let attestation = put(sha256(attestation.as_bytes()), attestation).await;
+    assert_eq!(referrers_of(&server, &digest).await, [signature.as_str()]);
+
+    let deleted = server
+        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
+        .await
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    assert!(referrers_of(&server, &digest).await.is_empty());
+    assert_eq!(pulled(&server, &signature).await.status(), StatusCode::NOT_FOUND);
+
+    let restored = restore(&server, json!({ "digest": digest })).await;
+    assert_eq!(restored.status(), StatusCode::OK);
+    assert_eq!(
+        restored.json::<Value>().await.unwrap(),
+        json!({ "digest": digest, "tags": ["v1"], "referrers": [signature, attestation] })
+    );
+    assert_eq!(referrers_of(&server, &digest).await, [signature.as_str()]);
+    assert_eq!(referrers_of(&server, &signature).await, [attestation.as_str()]);
+    let by_tag = pulled(&server, &signature_tag).await;
+    assert_eq!(by_tag.status(), StatusCode::OK, "the signature's tag came back with it");
+    assert_eq!(by_tag.headers()["docker-content-digest"], signature.as_str());
+    assert_eq!(pulled(&server, &older).await.status(), StatusCode::NOT_FOUND);
+    let again = restore(&server, json!({ "digest": attestation })).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::NOT_FOUND,
+        "restored with its subject, no longer kept"
+    );
 }

@@ -1076,7 +1076,19 @@ async fn a_tag_or_a_deleted_manifest_is_restored_from_the_history() {
     assert_eq!(pulled.status(), StatusCode::OK);
     assert_eq!(pulled.headers()["docker-content-digest"], v1.as_str());
 
-    // A manifest deleted by digest comes back by digest, with the tag deleted with it.
+    // A manifest deleted by digest comes back by digest, with the tag and the signature deleted with it.
+    let signature = server
+        .image_manifest(
+            "team/app",
+            b"a signature",
+            &format!(r#","artifactType":"application/vnd.example.signature","subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{v2}","size":1}}"#),
+        )
+        .await;
+    let signature_digest = crate::common::sha256(signature.as_bytes());
+    let pushed = server
+        .put_manifest("team/app", &signature_digest, OCI_MANIFEST, &signature)
+        .await;
+    assert_eq!(pushed.status(), StatusCode::CREATED);
     let fields = [("action", "delete-manifest"), ("target", v2.as_str())];
     poster.expect(StatusCode::OK, repo_page, &fields).await;
     let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;
@@ -1084,7 +1096,7 @@ async fn a_tag_or_a_deleted_manifest_is_restored_from_the_history() {
     let fields = [("repository", "team/app"), ("reference", v2.as_str())];
     let html = poster.expect(StatusCode::OK, activity, &fields).await;
     assert!(
-        html.contains(&format!("Restored {v2} in team/app, with tags v2.")),
+        html.contains(&format!("Restored {v2} in team/app, with tags v2 and 1 referrer.")),
         "{html}"
     );
     let tags = server.api_get("/registries/default/repositories/team/app/_tags").await;

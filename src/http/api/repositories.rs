@@ -337,7 +337,7 @@ pub async fn delete(
 }
 
 /// What `<repo>/_restore` restores: a tag (to what it pointed at before its last change) or a deleted
-/// manifest (with its tags).
+/// manifest (with its tags and referrers).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RestoreRequest {
@@ -375,5 +375,6 @@ pub async fn restore(
     let restored = history::restore(&app.db, &reg, &repo, what, actor)
         .await
         .map_err(unknown_repository(&reg, &repo))?;
-    Ok(Json(json!({ "digest": restored.digest, "tags": restored.tags })).into_response())
+    let answer = json!({ "digest": restored.digest, "tags": restored.tags, "referrers": restored.referrers });
+    Ok(Json(answer).into_response())
 }

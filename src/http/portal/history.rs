@@ -147,7 +147,12 @@ pub async fn restore(
             } else {
                 format!("tags {}", restored.tags.join(", "))
             };
-            let notice = format!("Restored {} in {repo}, with {tags}.", restored.digest);
+            let referrers = match restored.referrers.len() {
+                0 => String::new(),
+                1 => " and 1 referrer".to_string(),
+                n => format!(" and {n} referrers"),
+            };
+            let notice = format!("Restored {} in {repo}, with {tags}{referrers}.", restored.digest);
             render_activity(&app, &place, None, Some(notice)).await
         }
         Err(e) => render_activity(&app, &place, Some(form_error(e)?), None).await,
