@@ -300,6 +300,14 @@ impl Permissions {
         }
     }
 
+    /// Whether `action` (pull, push, delete) is allowed on at least one repository.
+    pub fn allows_somewhere(&self, action: &str) -> bool {
+        match self {
+            Permissions::Everything => true,
+            Permissions::Roles(roles) => roles.iter().any(|(_, role)| role.actions().contains(&action)),
+        }
+    }
+
     /// Whether the identity holds any role here (and so may list the catalog, filtered).
     pub fn any(&self) -> bool {
         match self {

@@ -157,6 +157,14 @@ pub async fn tags_deleted_with(
     on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(repository).bind(digest).bind(deleted_at).fetch_all(p).await)
 }
 
+/// A deleted referrer of a deleted manifest.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeletedReferrer {
+    pub digest: String,
+    #[sqlx(flatten)]
+    pub manifest: DeletedManifest,
+}
+
 /// The referrers of manifest `subject` deleted with it (in the same deletion, at `deleted_at`), by digest.
 pub async fn referrers_deleted_with(
     db: &Db,
@@ -164,10 +172,11 @@ pub async fn referrers_deleted_with(
     repository: &str,
     subject: &str,
     deleted_at: i64,
-) -> sqlx::Result<Vec<String>> {
-    const SQL: &str = "SELECT digest FROM deleted_manifests WHERE registry_id = $1 AND repository = $2 \
-                       AND subject_digest = $3 AND deleted_at = $4 ORDER BY digest";
-    on_db!(db, p => sqlx::query_scalar(SQL).bind(registry_id).bind(repository).bind(subject).bind(deleted_at).fetch_all(p).await)
+) -> sqlx::Result<Vec<DeletedReferrer>> {
+    const SQL: &str = "SELECT digest, media_type, content, deleted_at FROM deleted_manifests \
+                       WHERE registry_id = $1 AND repository = $2 AND subject_digest = $3 AND deleted_at = $4 \
+                       ORDER BY digest";
+    on_db!(db, p => sqlx::query_as(SQL).bind(registry_id).bind(repository).bind(subject).bind(deleted_at).fetch_all(p).await)
 }
 
 /// Forgets deleted manifest `digest` (restored).

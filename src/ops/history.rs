@@ -91,11 +91,9 @@ pub async fn restore(
                 )
                 .await?;
                 for referrer in found {
-                    let kept = metadata::history::deleted_manifest(db, reg.row.id, repo.as_str(), &referrer).await?;
-                    let Some(kept) = kept else { continue };
-                    bring_back(db, reg, repo, &referrer, &kept, actor).await?;
-                    subjects.push(referrer.clone());
-                    referrers.push(referrer);
+                    bring_back(db, reg, repo, &referrer.digest, &referrer.manifest, actor).await?;
+                    subjects.push(referrer.digest.clone());
+                    referrers.push(referrer.digest);
                 }
             }
             Ok(Restored {

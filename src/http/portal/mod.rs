@@ -210,10 +210,7 @@ impl Place {
 
     /// Whether the viewer may push to some repository of the registry (and so restore there).
     pub fn pushes_somewhere(&self) -> bool {
-        self.permissions.as_ref().is_none_or(|p| match p {
-            Permissions::Everything => true,
-            Permissions::Roles(roles) => roles.iter().any(|(_, role)| role.actions().contains(&"push")),
-        })
+        self.permissions.as_ref().is_none_or(|p| p.allows_somewhere("push"))
     }
 
     pub fn is_operator(&self) -> bool {
