@@ -66,7 +66,8 @@ async fn blob_status(server: &TestServer, repo: &str, digest: &str) -> StatusCod
     server.req(Method::HEAD, &path).await.send().await.unwrap().status()
 }
 
-async fn delete_manifest(server: &TestServer, repo: &str, digest: &str) {
+/// Deletes manifest `digest` of `repo` through the data plane, expecting 202.
+pub(crate) async fn delete_manifest(server: &TestServer, repo: &str, digest: &str) {
     let path = format!("/v2/{repo}/manifests/{digest}");
     let resp = server.req(Method::DELETE, &path).await.send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);

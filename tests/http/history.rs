@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{OCI_MANIFEST, TestServer, bytes, sha256};
-use crate::gc::{collect, outlive_grace, quick_collector};
+use crate::gc::{collect, delete_manifest, outlive_grace, quick_collector};
 
 const HISTORY: &str = "/registries/default/repositories/app/_history";
 
@@ -130,13 +130,7 @@ async fn a_deleted_manifest_comes_back_with_its_tags_until_its_blobs_are_collect
             StatusCode::CREATED
         );
     }
-    let deleted = server
-        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
-        .await
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    delete_manifest(&server, "app", &digest).await;
     assert_eq!(pulled(&server, "v1").await.status(), StatusCode::NOT_FOUND);
 
     let restored = restore(&server, json!({ "digest": digest })).await;
@@ -171,13 +165,7 @@ async fn a_deleted_manifest_comes_back_with_its_tags_until_its_blobs_are_collect
     assert_eq!(pulled(&server, "latest").await.text().await.unwrap(), body);
 
     // Once the collector took its blobs, a deleted manifest cannot come back, and says why.
-    let deleted = server
-        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
-        .await
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    delete_manifest(&server, "app", &digest).await;
     outlive_grace().await;
     collect(&server, "default", false).await;
     let late = restore(&server, json!({ "digest": digest })).await;
@@ -229,13 +217,7 @@ async fn a_deleted_manifest_comes_back_with_the_referrers_deleted_with_it() {
     // A signature deleted on its own, earlier: it stays deleted when its subject comes back.
     let older = referrer_of(b"an older signature", digest.clone(), image.len()).await;
     let older = put(sha256(older.as_bytes()), older).await;
-    let deleted = server
-        .req(Method::DELETE, &format!("/v2/app/manifests/{older}"))
-        .await
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    delete_manifest(&server, "app", &older).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // A signature, tagged as cosign tags it, and an attestation of that signature.
     let signature = referrer_of(b"a signature", digest.clone(), image.len()).await;
@@ -246,13 +228,7 @@ async fn a_deleted_manifest_comes_back_with_the_referrers_deleted_with_it() {
     let attestation = put(sha256(attestation.as_bytes()), attestation).await;
     assert_eq!(referrers_of(&server, &digest).await, [signature.as_str()]);
 
-    let deleted = server
-        .req(Method::DELETE, &format!("/v2/app/manifests/{digest}"))
-        .await
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::ACCEPTED);
+    delete_manifest(&server, "app", &digest).await;
     assert!(referrers_of(&server, &digest).await.is_empty());
     assert_eq!(pulled(&server, &signature).await.status(), StatusCode::NOT_FOUND);
 

@@ -557,22 +557,9 @@ async fn a_session_ends_when_the_credentials_behind_it_change() {
         "a regenerated password ends the sessions opened with it"
     );
 
-    let created = server
-        .api(Method::POST, "/service-principals/create-for-rbac")
-        .json(&json!({"scopes": ["/registries/default"], "role": "Owner"}))
-        .send()
-        .await
-        .unwrap();
-    let principal: Value = created.json().await.unwrap();
+    let principal = principal_on(&server, "Owner", "default").await;
     let app_id = principal["appId"].as_str().unwrap();
-    let fields = [
-        ("kind", "registry"),
-        ("registry", "default"),
-        ("username", app_id),
-        ("password", principal["password"].as_str().unwrap()),
-    ];
-    let (owner, _) = sign_in(&server, &fields).await;
-    let owner = owner.unwrap();
+    let owner = member_cookie(&server, &principal).await;
     assert_eq!(
         status_of(&server, &owner, "/portal/registries/default").await,
         StatusCode::OK
@@ -1116,21 +1103,8 @@ async fn a_tag_or_a_deleted_manifest_is_restored_from_the_history() {
     }
 
     // A Reader sees the history and restores nothing.
-    let created = server
-        .api(Method::POST, "/service-principals/create-for-rbac")
-        .json(&json!({"scopes": ["/registries/default"], "role": "Reader"}))
-        .send()
-        .await
-        .unwrap();
-    let reader: Value = created.json().await.unwrap();
-    let fields = [
-        ("kind", "registry"),
-        ("registry", "default"),
-        ("username", reader["appId"].as_str().unwrap()),
-        ("password", reader["password"].as_str().unwrap()),
-    ];
-    let (cookie, _) = sign_in(&server, &fields).await;
-    let reader = FormPoster::signed_in(&server, cookie.unwrap(), activity).await;
+    let reader = principal_on(&server, "Reader", "default").await;
+    let reader = FormPoster::signed_in(&server, member_cookie(&server, &reader).await, activity).await;
     poster
         .expect(StatusCode::OK, repo_page, &[("action", "delete-tag"), ("target", "v2")])
         .await;
